@@ -1,0 +1,215 @@
+//! Carry out a plan. The only module of the fix path with side effects;
+//! each effect goes through one seam (systemd over D-Bus, swapoff(2),
+//! `files`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::fstab;
+use crate::hostroot::HostRoot;
+use crate::plan::{Plan, Step};
+use crate::systemd::UnitManager;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Planned,
+    Done,
+    Skipped,
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Done => "done",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// What happened to one action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionOutcome {
+    pub id: String,
+    pub subject: String,
+    pub outcome: Outcome,
+    pub detail: String,
+}
+
+/// The plan as a dry run: every action `planned`, every skip `skipped`.
+pub fn dry_run(plan: &Plan) -> Vec<ActionOutcome> {
+    let mut out: Vec<ActionOutcome> = plan
+        .actions
+        .iter()
+        .map(|a| ActionOutcome {
+            id: a.step.id().into(),
+            subject: a.step.subject(),
+            outcome: Outcome::Planned,
+            detail: a.reason.clone(),
+        })
+        .collect();
+    out.extend(skips(plan));
+    out
+}
+
+fn skips(plan: &Plan) -> impl Iterator<Item = ActionOutcome> + '_ {
+    plan.skipped.iter().map(|s| ActionOutcome {
+        id: s.id.into(),
+        subject: s.subject.clone(),
+        outcome: Outcome::Skipped,
+        detail: s.reason.clone(),
+    })
+}
+
+/// The marker comment put before each commented-out fstab line.
+pub fn fstab_marker(stamp: &str) -> String {
+    format!("taint-guard {stamp}: swap line commented out, kubelet refuses to start with swap on (original line below)")
+}
+
+/// The fstab edit a `CommentFstab` step would make: (old, new) contents.
+pub fn fstab_edit(
+    host: &HostRoot,
+    path: &str,
+    lines: &[usize],
+    stamp: &str,
+) -> anyhow::Result<(String, String)> {
+    let p = host.path(path);
+    let old =
+        std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+    let edit = fstab::comment_out(&old, lines, &fstab_marker(stamp));
+    Ok((old, edit.new_content))
+}
+
+/// Apply the plan in order. A failed swapoff holds back starting kubelet
+/// (it would only crash-loop); other failures do not stop later steps.
+pub async fn apply<S: UnitManager>(
+    plan: &Plan,
+    sd: Option<&S>,
+    host: &HostRoot,
+    cfg: &Config,
+    stamp: &str,
+) -> Vec<ActionOutcome> {
+    let mut out = Vec::new();
+    let mut swap_still_on = false;
+    for a in &plan.actions {
+        let (outcome, detail) = match (&a.step, sd) {
+            (Step::Swapoff { device }, _) => match crate::swap::swapoff(&host.path(device)) {
+                Ok(()) => (Outcome::Done, format!("swap on {device} turned off")),
+                Err(e) => {
+                    swap_still_on = true;
+                    (Outcome::Failed, format!("{e:#}"))
+                }
+            },
+            (Step::CommentFstab { path, lines }, _) => {
+                comment_fstab(host, path, lines, stamp, sd).await
+            }
+            (Step::Start { unit }, Some(sd)) if swap_still_on => {
+                let _ = sd;
+                (
+                    Outcome::Skipped,
+                    format!("swap is still on: not starting {unit}"),
+                )
+            }
+            (Step::Start { unit }, Some(sd)) => start(sd, unit, cfg).await,
+            (step, Some(sd)) => {
+                let r = match step {
+                    Step::DisableUnit { unit } => sd.disable(unit).await,
+                    Step::MaskUnit { unit } => sd.mask(unit).await,
+                    Step::UnmaskUnit { unit } => sd.unmask(unit).await,
+                    Step::ResetFailed { unit } => sd.reset_failed(unit).await,
+                    Step::Enable { unit } => sd.enable(unit).await,
+                    _ => unreachable!("handled above"),
+                };
+                match r {
+                    Ok(()) => (Outcome::Done, a.reason.clone()),
+                    Err(e) => (Outcome::Failed, format!("{e:#}")),
+                }
+            }
+            (_, None) => (Outcome::Failed, "no connection to systemd".into()),
+        };
+        tracing::info!(action = a.step.id(), subject = %a.step.subject(), outcome = outcome.as_str(), "{detail}");
+        out.push(ActionOutcome {
+            id: a.step.id().into(),
+            subject: a.step.subject(),
+            outcome,
+            detail,
+        });
+    }
+    out.extend(skips(plan));
+    out
+}
+
+async fn comment_fstab<S: UnitManager>(
+    host: &HostRoot,
+    path: &str,
+    lines: &[usize],
+    stamp: &str,
+    sd: Option<&S>,
+) -> (Outcome, String) {
+    let (old, new) = match fstab_edit(host, path, lines, stamp) {
+        Ok(x) => x,
+        Err(e) => return (Outcome::Failed, format!("{e:#}")),
+    };
+    if old == new {
+        return (
+            Outcome::Skipped,
+            format!("{path} has no live swap line at {lines:?} any more"),
+        );
+    }
+    let bak = match crate::files::rewrite(&host.path(path), new.as_bytes(), stamp) {
+        Ok(b) => b,
+        Err(e) => return (Outcome::Failed, format!("{e:#}")),
+    };
+    let bak_node = bak
+        .strip_prefix(host.root())
+        .map(|p| format!("/{}", p.display()))
+        .unwrap_or_else(|_| bak.display().to_string());
+    let mut detail =
+        format!("commented out line(s) {lines:?} of {path}; original saved as {bak_node}");
+    // Let systemd regenerate its units from the new fstab.
+    if let Some(sd) = sd {
+        if let Err(e) = sd.reload().await {
+            return (
+                Outcome::Failed,
+                format!("{detail}, but daemon-reload failed: {e:#}"),
+            );
+        }
+        detail.push_str("; systemd reloaded");
+    }
+    (Outcome::Done, detail)
+}
+
+async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, String) {
+    let t0 = std::time::Instant::now();
+    let job = match sd
+        .start(unit, Duration::from_secs(cfg.fix.start_timeout_secs))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return (Outcome::Failed, format!("{e:#}")),
+    };
+    let job_ms = t0.elapsed().as_millis();
+    if job != "done" {
+        let why = sd
+            .unit_state(unit)
+            .await
+            .map(|s| format!("Result={}, exit status {}", s.result, s.exec_main_status))
+            .unwrap_or_default();
+        return (Outcome::Failed, format!("start job for {unit} finished with result '{job}' {why}; see journalctl -u {unit} -b"));
+    }
+    // A crash-looping service passes its start job; make sure it stays up.
+    tokio::time::sleep(Duration::from_secs(cfg.fix.settle_secs)).await;
+    match sd.unit_state(unit).await {
+        Ok(s) if s.active_state == "active" => (Outcome::Done, format!("{unit} active ({}) {job_ms} ms after StartUnit, still active after {}s", s.sub_state, cfg.fix.settle_secs)),
+        Ok(s) => (
+            Outcome::Failed,
+            format!("{unit} started but is {}/{} after {}s: Result={}, exit status {}, {} restarts; see journalctl -u {unit} -b", s.active_state, s.sub_state, cfg.fix.settle_secs, s.result, s.exec_main_status, s.n_restarts),
+        ),
+        Err(e) => (Outcome::Failed, format!("{e:#}")),
+    }
+}

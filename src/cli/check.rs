@@ -1,0 +1,195 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::{exit, Context};
+use crate::apply::{self, ActionOutcome};
+use crate::config::Config;
+use crate::evaluate::{self, Assessment};
+use crate::observation::Observation;
+use crate::observe::{self, Sources};
+use crate::output::{self, CheckOutput};
+use crate::plan;
+use crate::report;
+use crate::systemd::Systemd;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+/// Check that kubelet runs now and will after a reboot; with --fix, repair
+/// it. Exit 0 ok, 1 warning, 2 critical, 3 unknown, 64 usage, 78 config.
+#[derive(Debug, Args)]
+pub struct CheckCmd {
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub output: Format,
+
+    /// Repair what can be repaired: swapoff, comment swap out of fstab,
+    /// disable swap units, reset-failed, enable and start the units.
+    #[arg(long)]
+    pub fix: bool,
+
+    /// With --fix: print the plan and the fstab diff, change nothing.
+    #[arg(long, requires = "fix")]
+    pub dry_run: bool,
+
+    /// Write the result to this node's Node object (annotations, the
+    /// KubeletHostProblem condition, Events). An unreachable API server is
+    /// reported and does not change the exit code.
+    #[arg(long)]
+    pub report: bool,
+
+    /// Node name (default: $NODE_NAME, kubelet's --hostname-override, the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// Kubeconfig (default: $KUBECONFIG, in-cluster, the kubelet's
+    /// /etc/kubernetes/kubelet.conf under --host-root).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Where to read active swap from (swap is kernel-global).
+    #[arg(long, default_value = "/proc/swaps", value_name = "PATH", hide = true)]
+    pub proc_swaps: PathBuf,
+}
+
+const BUS_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl CheckCmd {
+    pub fn run(self, ctx: &Context) -> u8 {
+        let cfg = match ctx.load_config() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("taint-guard: invalid config: {e}");
+                return exit::CONFIG;
+            }
+        };
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                eprintln!("taint-guard: cannot start runtime: {e}");
+                return exit::UNKNOWN;
+            }
+        };
+        rt.block_on(self.run_async(ctx, &cfg))
+    }
+
+    async fn run_async(self, ctx: &Context, cfg: &Config) -> u8 {
+        let src = Sources {
+            host: ctx.host.clone(),
+            proc_swaps: self.proc_swaps.clone(),
+        };
+        let conn = Systemd::connect(BUS_TIMEOUT)
+            .await
+            .map_err(|e| format!("{e:#}"));
+        let sd = conn.as_ref().map_err(String::as_str);
+
+        let mut obs = observe::observe(sd, &src, cfg).await;
+        let mut assessment = evaluate::evaluate(&obs, cfg);
+        let mut actions: Option<Vec<ActionOutcome>> = None;
+        let mut fstab_diff: Option<String> = None;
+
+        if self.fix {
+            let stamp = jiff::Timestamp::now()
+                .strftime("%Y%m%dT%H%M%SZ")
+                .to_string();
+            let pause = match crate::pause::active(&ctx.host, jiff::Timestamp::now()) {
+                Ok(p) => p,
+                Err(e) => Some(crate::pause::Pause {
+                    until: jiff::Timestamp::MAX,
+                    reason: Some(format!("{e:#}")),
+                }),
+            };
+            let p = plan::plan(&assessment, &obs, &cfg.fix, pause.as_ref());
+            if self.dry_run {
+                for a in &p.actions {
+                    if let plan::Step::CommentFstab { path, lines } = &a.step {
+                        if let Ok((old, new)) = apply::fstab_edit(&ctx.host, path, lines, &stamp) {
+                            fstab_diff = Some(crate::fstab::unified_diff(path, &old, &new));
+                        }
+                    }
+                }
+                actions = Some(apply::dry_run(&p));
+                assessment = with_plan_findings(assessment, &p, cfg);
+            } else {
+                let done = apply::apply(&p, sd.ok(), &ctx.host, cfg, &stamp).await;
+                if !p.actions.is_empty() {
+                    obs = observe::observe(sd, &src, cfg).await;
+                    assessment = evaluate::evaluate(&obs, cfg);
+                }
+                assessment = with_plan_findings(assessment, &p, cfg);
+                actions = Some(done);
+            }
+        }
+
+        let report_json = if self.report {
+            let opts = report::Options {
+                node_name: self.node_name.clone(),
+                kubeconfig: self.kubeconfig.clone(),
+                host: ctx.host.clone(),
+                timeout: Duration::from_secs(cfg.report.api_timeout_secs),
+                max_findings_bytes: cfg.report.findings_annotation_max_bytes,
+            };
+            let outcome = report::report(
+                &opts,
+                &assessment,
+                actions.as_deref().unwrap_or(&[]),
+                &obs,
+                self.dry_run,
+            )
+            .await;
+            Some(serde_json::to_value(&outcome).unwrap_or_default())
+        } else {
+            None
+        };
+
+        print(
+            self.output,
+            &assessment,
+            actions.as_deref(),
+            fstab_diff.as_deref(),
+            report_json.as_ref(),
+            &obs,
+        );
+        assessment.status.exit_code()
+    }
+}
+
+/// Findings the planner added (swapoff-unsafe) join the verdict.
+fn with_plan_findings(a: Assessment, p: &plan::Plan, cfg: &Config) -> Assessment {
+    if p.findings.is_empty() {
+        return a;
+    }
+    let mut f = a.findings;
+    f.extend(p.findings.iter().cloned());
+    evaluate::assess(f, cfg)
+}
+
+fn print(
+    format: Format,
+    a: &Assessment,
+    actions: Option<&[ActionOutcome]>,
+    diff: Option<&str>,
+    report: Option<&serde_json::Value>,
+    obs: &Observation,
+) {
+    let out = CheckOutput {
+        status: a.status.as_str(),
+        reboot_safe: a.reboot_safe,
+        findings: &a.findings,
+        actions,
+        fstab_diff: diff,
+        report,
+        observations: obs,
+    };
+    match format {
+        Format::Human => print!("{}", output::human(&out)),
+        Format::Json => println!("{}", output::json(&out)),
+    }
+}

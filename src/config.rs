@@ -1,0 +1,412 @@
+//! Configuration: TOML fragments merged from /usr/lib, /run and /etc
+//! (later overrides earlier, drop-ins in `config.d/*.toml` after the main
+//! file, ordered by file name), then validated into typed settings.
+//!
+//! Unknown keys are errors, reported with file, line and column.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::evaluate::{Severity, FINDING_IDS};
+
+/// Directories searched, lowest precedence first.
+pub const CONFIG_DIRS: [&str; 3] = [
+    "/usr/lib/taint-guard",
+    "/run/taint-guard",
+    "/etc/taint-guard",
+];
+
+/// Known alternatives to kubelet.service, tried in order.
+pub const KUBELET_ALTERNATIVES: [&str; 5] = [
+    "k3s.service",
+    "k3s-agent.service",
+    "rke2-server.service",
+    "rke2-agent.service",
+    "snap.microk8s.daemon-kubelite.service",
+];
+
+/// A configuration file that could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub required_units: Vec<String>,
+    pub kubelet_alternatives: Vec<String>,
+    pub severity: BTreeMap<String, Severity>,
+    pub fix: FixPolicy,
+    pub report: ReportSettings,
+    /// Files merged, in order (for `--verbose` and errors).
+    pub sources: Vec<PathBuf>,
+}
+
+/// What `check --fix` may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FixPolicy {
+    pub swapoff: bool,
+    pub fstab: bool,
+    pub swap_units: bool,
+    pub mask_swap_units: bool,
+    pub enable: bool,
+    pub start: bool,
+    pub unmask: bool,
+    pub swapoff_min_free_mib: u64,
+    pub start_timeout_secs: u64,
+    pub settle_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSettings {
+    pub api_timeout_secs: u64,
+    pub findings_annotation_max_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::from_fragments(&[]).expect("defaults are valid")
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fragment {
+    required_units: Option<Vec<String>>,
+    kubelet_alternatives: Option<Vec<String>>,
+    #[serde(default)]
+    severity: BTreeMap<String, toml::Spanned<String>>,
+    #[serde(default)]
+    fix: FixFragment,
+    #[serde(default)]
+    report: ReportFragment,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FixFragment {
+    swapoff: Option<bool>,
+    fstab: Option<bool>,
+    swap_units: Option<bool>,
+    mask_swap_units: Option<bool>,
+    enable: Option<bool>,
+    start: Option<bool>,
+    unmask: Option<bool>,
+    swapoff_min_free_mib: Option<u64>,
+    start_timeout_secs: Option<u64>,
+    settle_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportFragment {
+    api_timeout_secs: Option<u64>,
+    findings_annotation_max_bytes: Option<usize>,
+}
+
+impl Config {
+    /// Load from an explicit file (`--config PATH`), or from the standard
+    /// directories when `explicit` is None. A missing explicit file is an error.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let files = match explicit {
+            Some(p) => {
+                if !p.exists() {
+                    return Err(ConfigError {
+                        path: p.display().to_string(),
+                        line: 0,
+                        column: 0,
+                        message: "no such file".into(),
+                    });
+                }
+                vec![p.to_path_buf()]
+            }
+            None => discover(&CONFIG_DIRS.map(PathBuf::from)),
+        };
+        let mut frags = Vec::new();
+        for f in &files {
+            let text = std::fs::read_to_string(f).map_err(|e| ConfigError {
+                path: f.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read: {e}"),
+            })?;
+            frags.push((f.clone(), text));
+        }
+        Config::from_texts(&frags)
+    }
+
+    /// Parse and merge `(path, text)` pairs in order.
+    pub fn from_texts(texts: &[(PathBuf, String)]) -> Result<Config, ConfigError> {
+        let mut frags = Vec::new();
+        for (path, text) in texts {
+            let frag: Fragment = toml::from_str(text).map_err(|e| {
+                let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+                ConfigError {
+                    path: path.display().to_string(),
+                    line,
+                    column,
+                    message: e.message().to_string(),
+                }
+            })?;
+            frags.push((path.clone(), text.as_str(), frag));
+        }
+        let mut cfg = Config::from_fragments(&frags)?;
+        cfg.sources = texts.iter().map(|(p, _)| p.clone()).collect();
+        Ok(cfg)
+    }
+
+    fn from_fragments(frags: &[(PathBuf, &str, Fragment)]) -> Result<Config, ConfigError> {
+        let mut c = Config {
+            required_units: vec!["kubelet.service".into()],
+            kubelet_alternatives: KUBELET_ALTERNATIVES.map(String::from).to_vec(),
+            severity: BTreeMap::new(),
+            fix: FixPolicy {
+                swapoff: true,
+                fstab: true,
+                swap_units: true,
+                mask_swap_units: false,
+                enable: true,
+                start: true,
+                unmask: false,
+                swapoff_min_free_mib: 256,
+                start_timeout_secs: 60,
+                settle_secs: 3,
+            },
+            report: ReportSettings {
+                api_timeout_secs: 10,
+                findings_annotation_max_bytes: 4096,
+            },
+            sources: vec![],
+        };
+        for (path, text, f) in frags {
+            macro_rules! set {
+                ($dst:expr, $src:expr) => {
+                    if let Some(v) = $src.clone() {
+                        $dst = v;
+                    }
+                };
+            }
+            set!(c.required_units, f.required_units);
+            set!(c.kubelet_alternatives, f.kubelet_alternatives);
+            set!(c.fix.swapoff, f.fix.swapoff);
+            set!(c.fix.fstab, f.fix.fstab);
+            set!(c.fix.swap_units, f.fix.swap_units);
+            set!(c.fix.mask_swap_units, f.fix.mask_swap_units);
+            set!(c.fix.enable, f.fix.enable);
+            set!(c.fix.start, f.fix.start);
+            set!(c.fix.unmask, f.fix.unmask);
+            set!(c.fix.swapoff_min_free_mib, f.fix.swapoff_min_free_mib);
+            set!(c.fix.start_timeout_secs, f.fix.start_timeout_secs);
+            set!(c.fix.settle_secs, f.fix.settle_secs);
+            set!(c.report.api_timeout_secs, f.report.api_timeout_secs);
+            set!(
+                c.report.findings_annotation_max_bytes,
+                f.report.findings_annotation_max_bytes
+            );
+            for (id, sev) in &f.severity {
+                let err = |message: String| {
+                    let (line, column) = line_col(text, sev.span().start);
+                    ConfigError {
+                        path: path.display().to_string(),
+                        line,
+                        column,
+                        message,
+                    }
+                };
+                if !FINDING_IDS.contains(&id.as_str()) {
+                    return Err(err(format!(
+                        "unknown finding id `{id}` in [severity], expected one of: {}",
+                        FINDING_IDS.join(", ")
+                    )));
+                }
+                let s: Severity = sev
+                    .get_ref()
+                    .parse()
+                    .map_err(|_| err(format!("invalid severity `{}` for `{id}`, expected info, warning, critical or unknown", sev.get_ref())))?;
+                c.severity.insert(id.clone(), s);
+            }
+            if c.required_units.is_empty() {
+                return Err(ConfigError {
+                    path: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: "required_units must name at least one unit".into(),
+                });
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Main files then drop-ins, as zincati does: for `config.toml` and each
+/// `config.d/NAME.toml`, the highest-precedence directory's copy wins;
+/// drop-ins are applied in file-name order after the main files.
+pub fn discover(dirs: &[PathBuf]) -> Vec<PathBuf> {
+    let mut main = Vec::new();
+    for d in dirs {
+        let p = d.join("config.toml");
+        if p.is_file() {
+            main.push(p);
+        }
+    }
+    let mut dropins: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for d in dirs {
+        let Ok(rd) = std::fs::read_dir(d.join("config.d")) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".toml") && e.path().is_file() {
+                dropins.insert(name, e.path());
+            }
+        }
+    }
+    main.extend(dropins.into_values());
+    main
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(texts: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_texts(
+            &texts
+                .iter()
+                .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::default();
+        assert_eq!(c.required_units, vec!["kubelet.service"]);
+        assert!(c.fix.swapoff && c.fix.fstab && c.fix.enable && c.fix.start && c.fix.swap_units);
+        assert!(!c.fix.unmask && !c.fix.mask_swap_units);
+        assert_eq!(c.kubelet_alternatives.len(), 5);
+    }
+
+    #[test]
+    fn example_file_parses_and_equals_defaults() {
+        let text = include_str!("../config/config.toml");
+        let c = parse(&[("config/config.toml", text)]).unwrap();
+        let d = Config::default();
+        assert_eq!(
+            (c.required_units, c.fix, c.report, c.severity),
+            (d.required_units, d.fix, d.report, d.severity)
+        );
+    }
+
+    #[test]
+    fn later_fragments_override() {
+        let c = parse(&[
+            ("/usr/lib/taint-guard/config.toml", "required_units = [\"kubelet.service\", \"containerd.service\"]\n[fix]\nstart = false\n"),
+            ("/etc/taint-guard/config.d/10-x.toml", "[fix]\nstart = true\nfstab = false\n[severity]\nswap-active = \"warning\"\n"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.required_units,
+            vec!["kubelet.service", "containerd.service"]
+        );
+        assert!(c.fix.start);
+        assert!(!c.fix.fstab);
+        assert_eq!(c.severity["swap-active"], Severity::Warning);
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column() {
+        let e = parse(&[(
+            "/etc/taint-guard/config.toml",
+            "required_units = []\n[fix]\n  swapof = true\n",
+        )])
+        .unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.line, e.column),
+            ("/etc/taint-guard/config.toml", 3, 3),
+            "{e}"
+        );
+        assert!(e.message.contains("unknown field `swapof`"), "{e}");
+        assert!(e
+            .to_string()
+            .starts_with("/etc/taint-guard/config.toml:3:3: "));
+    }
+
+    #[test]
+    fn wrong_type_and_syntax_errors_are_located() {
+        let e = parse(&[("c.toml", "[fix]\nsettle_secs = \"three\"\n")]).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 15), "{e}");
+        let e = parse(&[("c.toml", "[fix\n")]).unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn bad_severity_values_and_ids() {
+        let e = parse(&[("c.toml", "[severity]\nswap-active = \"loud\"\n")]).unwrap_err();
+        assert_eq!((e.line, e.column), (2, 15), "{e}");
+        assert!(e.message.contains("invalid severity `loud`"));
+        let e = parse(&[("c.toml", "\n[severity]\nno-such-id = \"info\"\n")]).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.message.contains("unknown finding id `no-such-id`"));
+    }
+
+    #[test]
+    fn empty_required_units_rejected() {
+        let e = parse(&[("c.toml", "required_units = []\n")]).unwrap_err();
+        assert!(e.message.contains("at least one unit"));
+    }
+
+    #[test]
+    fn discover_orders_and_masks_dropins() {
+        let t = tempfile::tempdir().unwrap();
+        let dirs: Vec<PathBuf> = ["usr", "run", "etc"]
+            .iter()
+            .map(|d| t.path().join(d))
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d.join("config.d")).unwrap();
+        }
+        std::fs::write(dirs[0].join("config.toml"), "").unwrap();
+        std::fs::write(dirs[2].join("config.toml"), "").unwrap();
+        std::fs::write(dirs[0].join("config.d/20-b.toml"), "").unwrap();
+        std::fs::write(dirs[2].join("config.d/20-b.toml"), "").unwrap();
+        std::fs::write(dirs[1].join("config.d/10-a.toml"), "").unwrap();
+        std::fs::write(dirs[1].join("config.d/ignored.conf"), "").unwrap();
+        let got = discover(&dirs);
+        let rel: Vec<String> = got
+            .iter()
+            .map(|p| p.strip_prefix(t.path()).unwrap().display().to_string())
+            .collect();
+        assert_eq!(
+            rel,
+            vec![
+                "usr/config.toml",
+                "etc/config.toml",
+                "run/config.d/10-a.toml",
+                "etc/config.d/20-b.toml"
+            ]
+        );
+    }
+
+    #[test]
+    fn line_col_math() {
+        assert_eq!(line_col("abc\ndef", 0), (1, 1));
+        assert_eq!(line_col("abc\ndef", 5), (2, 2));
+    }
+}

@@ -1,0 +1,767 @@
+//! Pure judgement: observation + config → findings, status, reboot safety.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::observation::{Observation, Probe, UnitObservation, UnitState};
+
+/// Every finding id, stable across releases (config keys refer to them).
+pub const FINDING_IDS: [&str; 11] = [
+    "unit-missing",
+    "unit-masked",
+    "unit-broken",
+    "unit-disabled",
+    "unit-inactive",
+    "unit-failed",
+    "swap-active",
+    "swap-in-fstab",
+    "swap-unit-enabled",
+    "swapoff-unsafe",
+    "probe-failed",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Unknown,
+    Critical,
+}
+
+impl FromStr for Severity {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "info" => Severity::Info,
+            "warning" => Severity::Warning,
+            "unknown" => Severity::Unknown,
+            "critical" => Severity::Critical,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Unknown => "unknown",
+            Severity::Critical => "critical",
+        })
+    }
+}
+
+/// Overall status, with the monitoring-plugins exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Warning,
+    Critical,
+    Unknown,
+}
+
+impl Status {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Status::Ok => 0,
+            Status::Warning => 1,
+            Status::Critical => 2,
+            Status::Unknown => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Warning => "warning",
+            Status::Critical => "critical",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+/// One thing wrong (or worth knowing) on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub id: String,
+    pub severity: Severity,
+    /// What it is about: a unit, a swap device, `/etc/fstab:LINE`, a probe.
+    pub subject: String,
+    pub message: String,
+    /// The exact command an operator would run.
+    pub remedy: Option<String>,
+    /// `check --fix` can repair it (under the default policy).
+    pub fixable: bool,
+}
+
+/// Findings plus the verdict drawn from them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assessment {
+    pub status: Status,
+    pub reboot_safe: bool,
+    pub findings: Vec<Finding>,
+}
+
+/// Ids whose critical findings mean the node will not come back by itself
+/// after a reboot.
+const BOOT_IDS: [&str; 7] = [
+    "unit-missing",
+    "unit-masked",
+    "unit-broken",
+    "unit-disabled",
+    "unit-failed",
+    "swap-in-fstab",
+    "swap-unit-enabled",
+];
+
+pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
+    let mut f = Vec::new();
+    for u in &obs.units {
+        unit_findings(u, &mut f);
+    }
+    swap_findings(obs, &mut f);
+    assess(f, cfg)
+}
+
+/// Apply severity overrides, sort, and draw the verdict.
+pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
+    for x in &mut findings {
+        if let Some(s) = cfg.severity.get(&x.id) {
+            x.severity = *s;
+        }
+    }
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    let worst = findings.iter().map(|x| x.severity).max();
+    let status = match worst {
+        None | Some(Severity::Info) => Status::Ok,
+        Some(Severity::Warning) => Status::Warning,
+        Some(Severity::Unknown) => Status::Unknown,
+        Some(Severity::Critical) => Status::Critical,
+    };
+    let reboot_safe = !findings.iter().any(|x| {
+        (x.severity == Severity::Critical && BOOT_IDS.contains(&x.id.as_str()))
+            || (x.id == "probe-failed" && x.severity >= Severity::Unknown)
+    });
+    Assessment {
+        status,
+        reboot_safe,
+        findings,
+    }
+}
+
+fn finding(
+    id: &str,
+    severity: Severity,
+    subject: &str,
+    message: String,
+    remedy: Option<String>,
+    fixable: bool,
+) -> Finding {
+    Finding {
+        id: id.into(),
+        severity,
+        subject: subject.into(),
+        message,
+        remedy,
+        fixable,
+    }
+}
+
+/// Unit file states that survive a reboot.
+fn boots(ufs: &str) -> bool {
+    matches!(ufs, "enabled" | "alias" | "generated" | "static")
+}
+
+fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
+    let name = u.name.as_str();
+    let s: &UnitState = match &u.state {
+        Probe::Ok(s) => s,
+        Probe::Failed(e) => {
+            out.push(finding(
+                "probe-failed",
+                Severity::Unknown,
+                name,
+                format!("cannot read {name} from systemd: {e}"),
+                None,
+                false,
+            ));
+            return;
+        }
+    };
+    let alt = if u.name != u.required {
+        format!(" (used in place of {}, which is not installed)", u.required)
+    } else {
+        String::new()
+    };
+    match s.load_state.as_str() {
+        "not-found" => {
+            let msg = if u.required == "kubelet.service" {
+                format!("{name} is not installed, and neither is any known alternative (k3s, rke2, microk8s)")
+            } else {
+                format!("{name} is not installed")
+            };
+            out.push(finding("unit-missing", Severity::Critical, name, msg, Some(format!("install the package that ships {name}, or remove it from required_units in /etc/taint-guard/config.toml")), false));
+            return;
+        }
+        "masked" => {
+            out.push(finding(
+                "unit-masked",
+                Severity::Critical,
+                name,
+                format!("{name}{alt} is masked: systemd will not start it, now or at boot"),
+                Some(format!(
+                    "systemctl unmask {name} && systemctl enable --now {name}"
+                )),
+                false,
+            ));
+            return;
+        }
+        "loaded" => {}
+        other => {
+            out.push(finding(
+                "unit-broken",
+                Severity::Critical,
+                name,
+                format!(
+                    "{name}{alt} failed to load (LoadState={other}); see `systemctl status {name}`"
+                ),
+                Some(format!(
+                    "systemctl status {name}; fix the unit file, then systemctl daemon-reload"
+                )),
+                false,
+            ));
+            return;
+        }
+    }
+    let inactive = matches!(s.active_state.as_str(), "inactive" | "deactivating");
+    if !boots(&s.unit_file_state) {
+        let how = if s.unit_file_state == "enabled-runtime" {
+            "is enabled only until the next reboot (enabled-runtime)".to_string()
+        } else {
+            format!(
+                "is not enabled (UnitFileState={}): it will not start at boot",
+                if s.unit_file_state.is_empty() {
+                    "unknown"
+                } else {
+                    &s.unit_file_state
+                }
+            )
+        };
+        let remedy = if inactive {
+            format!("systemctl enable --now {name}")
+        } else {
+            format!("systemctl enable {name}")
+        };
+        out.push(finding(
+            "unit-disabled",
+            Severity::Critical,
+            name,
+            format!("{name}{alt} {how}"),
+            Some(remedy),
+            true,
+        ));
+    }
+    let crash_loop = s.active_state == "activating" && s.sub_state == "auto-restart";
+    if s.active_state == "failed" || crash_loop {
+        let what = if crash_loop {
+            format!("is crash-looping (restarted {} times)", s.n_restarts)
+        } else {
+            "has failed".to_string()
+        };
+        out.push(finding(
+            "unit-failed",
+            Severity::Critical,
+            name,
+            format!("{name}{alt} {what}: Result={}, exit status {}; see `journalctl -u {name} -b -n 50`", s.result, s.exec_main_status),
+            Some(format!("journalctl -u {name} -b -n 50; systemctl reset-failed {name} && systemctl restart {name}")),
+            true,
+        ));
+    } else if inactive {
+        out.push(finding(
+            "unit-inactive",
+            Severity::Critical,
+            name,
+            format!(
+                "{name}{alt} is not running ({}/{})",
+                s.active_state, s.sub_state
+            ),
+            Some(format!("systemctl start {name}")),
+            true,
+        ));
+    }
+}
+
+fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
+    // Would kubelet refuse to start with swap on? Unknown policy: assume
+    // kubelet's default (it refuses).
+    let (refuses, why) = match &obs.kubelet_policy {
+        None => (false, "no kubelet unit found".to_string()),
+        Some(Probe::Ok(p)) => (p.fail_swap_on, p.decided_by.clone()),
+        Some(Probe::Failed(e)) => {
+            out.push(finding(
+                "probe-failed",
+                Severity::Unknown,
+                "kubelet-config",
+                format!("cannot determine kubelet's swap policy: {e}; assuming failSwapOn: true"),
+                None,
+                false,
+            ));
+            (true, "assumed default".into())
+        }
+    };
+    let sev = if refuses {
+        Severity::Critical
+    } else {
+        Severity::Info
+    };
+    let judgement = if refuses {
+        format!("kubelet refuses to start while swap is on ({why})")
+    } else if obs.kubelet_policy.is_some() {
+        format!("kubelet tolerates swap ({why})")
+    } else {
+        why
+    };
+
+    match &obs.swap_now {
+        Probe::Ok(now) => {
+            for d in &now.devices {
+                out.push(finding(
+                    "swap-active",
+                    sev,
+                    &d.device,
+                    format!(
+                        "swap {} {} is active ({} MiB, {} MiB used); {judgement}",
+                        d.kind,
+                        d.device,
+                        d.size_kib / 1024,
+                        d.used_kib / 1024
+                    ),
+                    Some(format!("swapoff {}", d.device)),
+                    refuses,
+                ));
+            }
+        }
+        Probe::Failed(e) => out.push(finding(
+            "probe-failed",
+            Severity::Unknown,
+            "/proc/swaps",
+            format!("cannot read active swap: {e}"),
+            None,
+            false,
+        )),
+    }
+
+    match &obs.fstab {
+        Probe::Ok(fs) => {
+            for e in &fs.entries {
+                out.push(finding(
+                    "swap-in-fstab",
+                    sev,
+                    &format!("{}:{}", fs.path, e.line),
+                    format!(
+                        "{} line {} turns swap on at boot ({}); {judgement}",
+                        fs.path, e.line, e.spec
+                    ),
+                    Some(format!(
+                        "sed -i.bak '{}s/^/#/' {} && systemctl daemon-reload",
+                        e.line, fs.path
+                    )),
+                    refuses,
+                ));
+            }
+        }
+        Probe::Failed(e) => out.push(finding(
+            "probe-failed",
+            Severity::Unknown,
+            "/etc/fstab",
+            format!("cannot read fstab: {e}"),
+            None,
+            false,
+        )),
+    }
+
+    match &obs.swap_units {
+        Probe::Ok(units) => {
+            let fstab_devices: Vec<&str> = obs
+                .fstab
+                .ok()
+                .map(|f| f.entries.iter().map(|e| e.device.as_str()).collect())
+                .unwrap_or_default();
+            for u in units {
+                let explained = u.path.starts_with("/run/systemd/generator")
+                    || u.what
+                        .as_deref()
+                        .is_some_and(|w| fstab_devices.contains(&w))
+                    || fstab_devices
+                        .iter()
+                        .any(|d| crate::swap::unit_name_for(d) == u.name);
+                if explained {
+                    continue;
+                }
+                out.push(finding(
+                    "swap-unit-enabled",
+                    sev,
+                    &u.name,
+                    format!(
+                        "swap unit {} ({}, {}) activates {} at boot outside fstab; {judgement}",
+                        u.name,
+                        u.path,
+                        u.state,
+                        u.what.as_deref().unwrap_or("?")
+                    ),
+                    Some(format!("systemctl disable {}", u.name)),
+                    refuses,
+                ));
+            }
+        }
+        Probe::Failed(e) => out.push(finding(
+            "probe-failed",
+            Severity::Unknown,
+            "swap-units",
+            format!("cannot list swap units: {e}"),
+            None,
+            false,
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fstab::SwapEntry;
+    use crate::kubelet::SwapPolicy;
+    use crate::observation::FstabSwap;
+    use crate::swap::{ActiveSwap, SwapNow, SwapUnit};
+
+    fn unit(load: &str, active: &str, sub: &str, ufs: &str) -> UnitObservation {
+        UnitObservation {
+            required: "kubelet.service".into(),
+            name: "kubelet.service".into(),
+            state: Probe::Ok(UnitState {
+                load_state: load.into(),
+                active_state: active.into(),
+                sub_state: sub.into(),
+                unit_file_state: ufs.into(),
+                result: "success".into(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn policy(fail: bool) -> Option<Probe<SwapPolicy>> {
+        Some(Probe::Ok(SwapPolicy {
+            fail_swap_on: fail,
+            decided_by: "default".into(),
+            config_file: None,
+            swap_behavior: None,
+            hostname_override: None,
+            argv: vec![],
+        }))
+    }
+
+    fn healthy() -> Observation {
+        Observation {
+            units: vec![unit("loaded", "active", "running", "enabled")],
+            swap_now: Probe::Ok(SwapNow::default()),
+            fstab: Probe::Ok(FstabSwap {
+                path: "/etc/fstab".into(),
+                entries: vec![],
+            }),
+            swap_units: Probe::Ok(vec![]),
+            kubelet_policy: policy(true),
+        }
+    }
+
+    fn with_swap(mut o: Observation) -> Observation {
+        o.swap_now = Probe::Ok(SwapNow {
+            devices: vec![ActiveSwap {
+                device: "/swapfile".into(),
+                kind: "file".into(),
+                size_kib: 65532,
+                used_kib: 0,
+                priority: -2,
+            }],
+            memory: Default::default(),
+        });
+        o.fstab = Probe::Ok(FstabSwap {
+            path: "/etc/fstab".into(),
+            entries: vec![SwapEntry {
+                line: 3,
+                spec: "/swapfile".into(),
+                device: "/swapfile".into(),
+                options: "sw".into(),
+                text: "/swapfile none swap sw 0 0".into(),
+            }],
+        });
+        o
+    }
+
+    fn ids(a: &Assessment) -> Vec<(&str, Severity, &str)> {
+        a.findings
+            .iter()
+            .map(|f| (f.id.as_str(), f.severity, f.subject.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn healthy_is_ok_and_reboot_safe() {
+        let a = evaluate(&healthy(), &Config::default());
+        assert_eq!(a.status, Status::Ok);
+        assert!(a.reboot_safe);
+        assert!(a.findings.is_empty());
+    }
+
+    #[test]
+    fn seed_incident_disabled_and_inactive() {
+        let mut o = healthy();
+        o.units = vec![unit("loaded", "inactive", "dead", "disabled")];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(a.status, Status::Critical);
+        assert!(!a.reboot_safe);
+        assert_eq!(
+            ids(&a),
+            vec![
+                ("unit-disabled", Severity::Critical, "kubelet.service"),
+                ("unit-inactive", Severity::Critical, "kubelet.service")
+            ]
+        );
+        assert_eq!(
+            a.findings[0].remedy.as_deref(),
+            Some("systemctl enable --now kubelet.service")
+        );
+        assert!(a.findings.iter().all(|f| f.fixable));
+    }
+
+    #[test]
+    fn enabled_but_stopped_is_critical_yet_reboot_safe() {
+        let mut o = healthy();
+        o.units = vec![unit("loaded", "inactive", "dead", "enabled")];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("unit-inactive", Severity::Critical, "kubelet.service")]
+        );
+        assert!(a.reboot_safe);
+    }
+
+    #[test]
+    fn enabled_runtime_is_not_reboot_safe() {
+        let mut o = healthy();
+        o.units = vec![unit("loaded", "active", "running", "enabled-runtime")];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("unit-disabled", Severity::Critical, "kubelet.service")]
+        );
+        assert!(a.findings[0].message.contains("until the next reboot"));
+        assert_eq!(
+            a.findings[0].remedy.as_deref(),
+            Some("systemctl enable kubelet.service")
+        );
+    }
+
+    #[test]
+    fn masked_missing_broken_say_one_thing() {
+        for (load, id) in [
+            ("masked", "unit-masked"),
+            ("not-found", "unit-missing"),
+            ("bad-setting", "unit-broken"),
+        ] {
+            let mut o = healthy();
+            o.units = vec![unit(
+                load,
+                "inactive",
+                "dead",
+                if load == "masked" { "masked" } else { "" },
+            )];
+            let a = evaluate(&o, &Config::default());
+            assert_eq!(
+                ids(&a),
+                vec![(id, Severity::Critical, "kubelet.service")],
+                "{load}"
+            );
+            assert!(!a.reboot_safe);
+            assert!(!a.findings[0].fixable);
+        }
+    }
+
+    #[test]
+    fn crash_loop_and_failed() {
+        let mut o = healthy();
+        let mut u = unit("loaded", "activating", "auto-restart", "enabled");
+        if let Probe::Ok(s) = &mut u.state {
+            s.result = "exit-code".into();
+            s.exec_main_status = 1;
+            s.n_restarts = 7;
+        }
+        o.units = vec![u];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("unit-failed", Severity::Critical, "kubelet.service")]
+        );
+        assert!(
+            a.findings[0]
+                .message
+                .contains("crash-looping (restarted 7 times): Result=exit-code, exit status 1"),
+            "{}",
+            a.findings[0].message
+        );
+        o.units = vec![unit("loaded", "failed", "failed", "enabled")];
+        assert_eq!(
+            evaluate(&o, &Config::default()).findings[0].id,
+            "unit-failed"
+        );
+        // Starting normally is fine.
+        o.units = vec![unit("loaded", "activating", "start", "enabled")];
+        assert!(evaluate(&o, &Config::default()).findings.is_empty());
+    }
+
+    #[test]
+    fn alternative_unit_is_named() {
+        let mut o = healthy();
+        let mut u = unit("loaded", "inactive", "dead", "enabled");
+        u.name = "k3s.service".into();
+        o.units = vec![u];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(a.findings[0].subject, "k3s.service");
+        assert!(a.findings[0]
+            .message
+            .contains("in place of kubelet.service"));
+    }
+
+    #[test]
+    fn swap_critical_when_kubelet_refuses() {
+        let a = evaluate(&with_swap(healthy()), &Config::default());
+        assert_eq!(a.status, Status::Critical);
+        assert!(!a.reboot_safe);
+        assert_eq!(
+            ids(&a),
+            vec![
+                ("swap-active", Severity::Critical, "/swapfile"),
+                ("swap-in-fstab", Severity::Critical, "/etc/fstab:3")
+            ]
+        );
+        assert_eq!(
+            a.findings[1].remedy.as_deref(),
+            Some("sed -i.bak '3s/^/#/' /etc/fstab && systemctl daemon-reload")
+        );
+    }
+
+    #[test]
+    fn swap_only_active_is_reboot_safe() {
+        let mut o = with_swap(healthy());
+        o.fstab = Probe::Ok(FstabSwap {
+            path: "/etc/fstab".into(),
+            entries: vec![],
+        });
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(a.status, Status::Critical);
+        assert!(a.reboot_safe);
+    }
+
+    #[test]
+    fn swap_info_when_kubelet_tolerates() {
+        let mut o = with_swap(healthy());
+        o.kubelet_policy = policy(false);
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(a.status, Status::Ok);
+        assert!(a.reboot_safe);
+        assert!(a
+            .findings
+            .iter()
+            .all(|f| f.severity == Severity::Info && !f.fixable));
+        assert!(a.findings[0].message.contains("kubelet tolerates swap"));
+    }
+
+    #[test]
+    fn unknown_policy_assumes_refusal_and_says_so() {
+        let mut o = with_swap(healthy());
+        o.kubelet_policy = Some(Probe::Failed(
+            "/var/lib/kubelet/config.yaml:2:13: bad".into(),
+        ));
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(a.status, Status::Critical);
+        assert!(a
+            .findings
+            .iter()
+            .any(|f| f.id == "probe-failed" && f.message.contains("config.yaml:2:13")));
+    }
+
+    #[test]
+    fn swap_units_outside_fstab() {
+        let mut o = with_swap(healthy());
+        o.swap_units = Probe::Ok(vec![
+            SwapUnit {
+                name: "swapfile.swap".into(),
+                path: "/etc/systemd/system/swapfile.swap".into(),
+                state: "enabled".into(),
+                what: Some("/swapfile".into()),
+            },
+            SwapUnit {
+                name: "dev-sdb2.swap".into(),
+                path: "/etc/systemd/system/dev-sdb2.swap".into(),
+                state: "enabled".into(),
+                what: Some("/dev/sdb2".into()),
+            },
+            SwapUnit {
+                name: "dev-sdc.swap".into(),
+                path: "/run/systemd/generator/dev-sdc.swap".into(),
+                state: "generated".into(),
+                what: Some("/dev/sdc".into()),
+            },
+        ]);
+        let a = evaluate(&o, &Config::default());
+        let units: Vec<_> = a
+            .findings
+            .iter()
+            .filter(|f| f.id == "swap-unit-enabled")
+            .map(|f| f.subject.as_str())
+            .collect();
+        assert_eq!(units, vec!["dev-sdb2.swap"]);
+    }
+
+    #[test]
+    fn no_bus_is_unknown() {
+        let mut o = healthy();
+        o.units[0].state =
+            Probe::Failed("connecting to the system bus: No such file or directory".into());
+        o.kubelet_policy = Some(Probe::Failed("no bus".into()));
+        o.swap_units = Probe::Failed("no bus".into());
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(a.status, Status::Unknown);
+        assert_eq!(a.status.exit_code(), 3);
+        assert!(!a.reboot_safe);
+        assert!(a.findings.iter().all(|f| f.severity == Severity::Unknown));
+    }
+
+    #[test]
+    fn severity_override() {
+        let mut cfg = Config::default();
+        cfg.severity.insert("swap-active".into(), Severity::Warning);
+        let mut o = with_swap(healthy());
+        o.fstab = Probe::Ok(FstabSwap {
+            path: "/etc/fstab".into(),
+            entries: vec![],
+        });
+        let a = evaluate(&o, &cfg);
+        assert_eq!(a.status, Status::Warning);
+        assert_eq!(a.status.exit_code(), 1);
+    }
+
+    #[test]
+    fn every_emitted_id_is_declared() {
+        let mut o = with_swap(healthy());
+        o.units.push(unit("masked", "inactive", "dead", "masked"));
+        o.swap_units = Probe::Failed("x".into());
+        for f in evaluate(&o, &Config::default()).findings {
+            assert!(FINDING_IDS.contains(&f.id.as_str()), "{}", f.id);
+        }
+    }
+}

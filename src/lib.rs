@@ -1,0 +1,22 @@
+//! taint-guard: keeps Kubernetes nodes from silently staying NotReady.
+//!
+//! Data flows one way: [`observe`] (D-Bus, /proc, files under the host
+//! root) → [`evaluate`] (pure) → [`plan`] (pure) → [`apply`] (effects) →
+//! [`output`] / [`report`] (stdout, journal, the Node object).
+
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod evaluate;
+pub mod files;
+pub mod fstab;
+pub mod hostroot;
+pub mod kubelet;
+pub mod observation;
+pub mod observe;
+pub mod output;
+pub mod pause;
+pub mod plan;
+pub mod report;
+pub mod swap;
+pub mod systemd;

@@ -1,0 +1,12 @@
+//! Wiring only: parse, log, dispatch, exit.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = match taint_guard::cli::parse() {
+        Ok(cli) => cli,
+        Err(code) => return ExitCode::from(code),
+    };
+    taint_guard::cli::init_logging(cli.verbose);
+    ExitCode::from(cli.run())
+}

@@ -1,0 +1,88 @@
+//! What `observe` saw on the node: plain data, serialisable, so evaluate and
+//! plan are tested from JSON/struct fixtures and `--output json` shows it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kubelet::{ServiceSpec, SwapPolicy};
+use crate::swap::{SwapNow, SwapUnit};
+
+/// The result of one probe: what it saw, or why it could not look.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Probe<T> {
+    Ok(T),
+    Failed(String),
+}
+
+impl<T> Probe<T> {
+    pub fn ok(&self) -> Option<&T> {
+        match self {
+            Probe::Ok(v) => Some(v),
+            Probe::Failed(_) => None,
+        }
+    }
+
+    pub fn from_result(r: anyhow::Result<T>) -> Self {
+        match r {
+            Ok(v) => Probe::Ok(v),
+            Err(e) => Probe::Failed(format!("{e:#}")),
+        }
+    }
+}
+
+/// A unit's state as systemd reports it over D-Bus.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitState {
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    pub unit_file_state: String,
+    /// Service `Result` (`success`, `exit-code`, `start-limit-hit`…).
+    pub result: String,
+    pub n_restarts: u32,
+    pub exec_main_status: i32,
+    /// Microseconds since the epoch; 0 when never.
+    pub active_enter_timestamp: u64,
+    pub inactive_enter_timestamp: u64,
+    pub fragment_path: String,
+    /// ExecStart/Environment for kubelet's policy (services only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub service: Option<ServiceSpec>,
+}
+
+/// One required unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitObservation {
+    /// The unit the config requires (`kubelet.service`).
+    pub required: String,
+    /// The unit actually checked: `required`, or the alternative found
+    /// (`k3s.service`) when `required` is kubelet.service and not found.
+    pub name: String,
+    pub state: Probe<UnitState>,
+}
+
+/// Live swap lines of /etc/fstab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FstabSwap {
+    /// Node path of the file (`/etc/fstab`).
+    pub path: String,
+    pub entries: Vec<crate::fstab::SwapEntry>,
+}
+
+/// Everything `check` looks at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Observation {
+    pub units: Vec<UnitObservation>,
+    pub swap_now: Probe<SwapNow>,
+    pub fstab: Probe<FstabSwap>,
+    pub swap_units: Probe<Vec<SwapUnit>>,
+    /// kubelet's swap policy; `None` when no kubelet unit was found.
+    pub kubelet_policy: Option<Probe<SwapPolicy>>,
+}
+
+impl Observation {
+    /// The kubelet unit's observation, if kubelet is among the required units.
+    pub fn kubelet(&self) -> Option<&UnitObservation> {
+        self.units.iter().find(|u| u.required == "kubelet.service")
+    }
+}

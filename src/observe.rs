@@ -1,0 +1,157 @@
+//! Gather an [`Observation`]: units over D-Bus, swap from /proc, files
+//! under the host root. Probes fail independently: one that cannot run is
+//! recorded as `Probe::Failed`, never a panic or an early return.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::config::Config;
+use crate::fstab;
+use crate::hostroot::HostRoot;
+use crate::kubelet::{self, SwapPolicy};
+use crate::observation::{FstabSwap, Observation, Probe, UnitObservation};
+use crate::swap::{self, SwapUnit};
+use crate::systemd::UnitManager;
+
+pub const FSTAB: &str = "/etc/fstab";
+
+/// Where to look.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub host: HostRoot,
+    /// /proc/swaps of this kernel (swap is kernel-global, so the agent's own
+    /// /proc serves in a pod too).
+    pub proc_swaps: std::path::PathBuf,
+}
+
+/// Observe the node. `systemd` is the bus connection, or why there is none.
+pub async fn observe<S: UnitManager>(
+    systemd: Result<&S, &str>,
+    src: &Sources,
+    cfg: &Config,
+) -> Observation {
+    let mut units = Vec::new();
+    for required in &cfg.required_units {
+        units.push(observe_unit(systemd, required, cfg).await);
+    }
+    let kubelet_policy = units
+        .iter()
+        .find(|u| u.required == "kubelet.service")
+        .and_then(|u| match &u.state {
+            Probe::Failed(e) => Some(Probe::Failed(format!("kubelet unit unreadable: {e}"))),
+            Probe::Ok(s) if s.load_state == "not-found" => None,
+            Probe::Ok(s) => Some(Probe::from_result(policy_for(
+                &u.name,
+                s.service.as_ref(),
+                &src.host,
+            ))),
+        });
+    let swap_units = match systemd {
+        Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
+        Err(e) => Probe::Failed(e.to_string()),
+    };
+    Observation {
+        units,
+        swap_now: Probe::from_result(swap::observe_now(&src.proc_swaps)),
+        fstab: Probe::from_result(read_fstab(&src.host)),
+        swap_units,
+        kubelet_policy,
+    }
+}
+
+async fn observe_unit<S: UnitManager>(
+    systemd: Result<&S, &str>,
+    required: &str,
+    cfg: &Config,
+) -> UnitObservation {
+    let sd = match systemd {
+        Ok(sd) => sd,
+        Err(e) => {
+            return UnitObservation {
+                required: required.into(),
+                name: required.into(),
+                state: Probe::Failed(e.to_string()),
+            }
+        }
+    };
+    let state = Probe::from_result(sd.unit_state(required).await);
+    let missing = matches!(&state, Probe::Ok(s) if s.load_state == "not-found");
+    if missing && required == "kubelet.service" {
+        for alt in &cfg.kubelet_alternatives {
+            if let Ok(s) = sd.unit_state(alt).await {
+                if s.load_state != "not-found" {
+                    return UnitObservation {
+                        required: required.into(),
+                        name: alt.clone(),
+                        state: Probe::Ok(s),
+                    };
+                }
+            }
+        }
+    }
+    UnitObservation {
+        required: required.into(),
+        name: required.into(),
+        state,
+    }
+}
+
+/// k3s and rke2 run an embedded kubelet with `fail-swap-on=false` unless
+/// told otherwise; upstream kubelet refuses swap by default.
+fn default_fail_swap_on(unit: &str) -> bool {
+    !(unit.starts_with("k3s") || unit.starts_with("rke2"))
+}
+
+fn policy_for(
+    unit: &str,
+    spec: Option<&kubelet::ServiceSpec>,
+    host: &HostRoot,
+) -> Result<SwapPolicy> {
+    let empty = kubelet::ServiceSpec::default();
+    let spec = spec.unwrap_or(&empty);
+    kubelet::swap_policy(spec, default_fail_swap_on(unit), &|p: &str| {
+        read_optional(host, p)
+    })
+}
+
+/// Read a node file; `Ok(None)` when it does not exist.
+pub fn read_optional(host: &HostRoot, node_path: &str) -> Result<Option<String>> {
+    let p = host.path(node_path);
+    match std::fs::read_to_string(&p) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
+}
+
+fn read_fstab(host: &HostRoot) -> Result<FstabSwap> {
+    let text = read_optional(host, FSTAB)?.unwrap_or_default();
+    Ok(FstabSwap {
+        path: FSTAB.into(),
+        entries: fstab::swap_entries(&text),
+    })
+}
+
+async fn swap_units<S: UnitManager>(sd: &S, host: &HostRoot) -> Result<Vec<SwapUnit>> {
+    let mut out = Vec::new();
+    for (path, state) in sd.boot_swap_unit_files().await? {
+        let name = Path::new(&path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.clone());
+        let what = read_optional(host, &path)
+            .ok()
+            .flatten()
+            .as_deref()
+            .and_then(swap::unit_what);
+        out.push(SwapUnit {
+            name,
+            path,
+            state,
+            what,
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}

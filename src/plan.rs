@@ -1,0 +1,535 @@
+//! Pure: findings + observation + policy → an ordered list of actions.
+//!
+//! Order matters: kubelet refuses to start while swap is on, so swap goes
+//! first (now, then at boot), then the units (unmask, reset-failed, enable,
+//! start).
+
+use serde::Serialize;
+
+use crate::config::FixPolicy;
+use crate::evaluate::{Assessment, Finding, Severity};
+use crate::observation::{Observation, Probe};
+use crate::pause::Pause;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Step {
+    /// swapoff(2) on the device (node path).
+    Swapoff {
+        device: String,
+    },
+    /// Comment out these fstab lines.
+    CommentFstab {
+        path: String,
+        lines: Vec<usize>,
+    },
+    DisableUnit {
+        unit: String,
+    },
+    MaskUnit {
+        unit: String,
+    },
+    UnmaskUnit {
+        unit: String,
+    },
+    ResetFailed {
+        unit: String,
+    },
+    Enable {
+        unit: String,
+    },
+    /// Start and wait for the unit to stay active.
+    Start {
+        unit: String,
+    },
+}
+
+impl Step {
+    /// Stable action id for output and events.
+    pub fn id(&self) -> &'static str {
+        match self {
+            Step::Swapoff { .. } => "swapoff",
+            Step::CommentFstab { .. } => "fstab-comment",
+            Step::DisableUnit { .. } => "swap-unit-disable",
+            Step::MaskUnit { .. } => "swap-unit-mask",
+            Step::UnmaskUnit { .. } => "unmask",
+            Step::ResetFailed { .. } => "reset-failed",
+            Step::Enable { .. } => "enable",
+            Step::Start { .. } => "start",
+        }
+    }
+
+    pub fn subject(&self) -> String {
+        match self {
+            Step::Swapoff { device } => device.clone(),
+            Step::CommentFstab { path, lines } => {
+                format!(
+                    "{path}:{}",
+                    lines
+                        .iter()
+                        .map(|l| l.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                )
+            }
+            Step::DisableUnit { unit }
+            | Step::MaskUnit { unit }
+            | Step::UnmaskUnit { unit }
+            | Step::ResetFailed { unit }
+            | Step::Enable { unit }
+            | Step::Start { unit } => unit.clone(),
+        }
+    }
+}
+
+/// A step, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Action {
+    pub step: Step,
+    pub reason: String,
+}
+
+/// Something a finding asked for that will not be done, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    pub id: &'static str,
+    pub subject: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub actions: Vec<Action>,
+    pub skipped: Vec<Skip>,
+    /// Findings the planner adds (`swapoff-unsafe`).
+    pub findings: Vec<Finding>,
+}
+
+fn critical<'a>(a: &'a Assessment, id: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
+    a.findings
+        .iter()
+        .filter(move |f| f.id == id && f.fixable && f.severity == Severity::Critical)
+}
+
+const MIB: u64 = 1024 * 1024;
+
+pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option<&Pause>) -> Plan {
+    let mut p = Plan::default();
+    let has = |id: &str, subject: &str| {
+        a.findings
+            .iter()
+            .any(|f| f.id == id && f.subject == subject && f.fixable)
+    };
+
+    if let Some(pause) = pause {
+        for f in a.findings.iter().filter(|f| f.fixable) {
+            p.skipped.push(Skip {
+                id: "paused",
+                subject: f.subject.clone(),
+                reason: pause.describe(),
+            });
+        }
+        return p;
+    }
+
+    // 1. Swap now.
+    let active: Vec<&Finding> = critical(a, "swap-active").collect();
+    let mut swap_stays_on = false;
+    if !active.is_empty() {
+        if !policy.swapoff {
+            swap_stays_on = true;
+            for f in &active {
+                p.skipped.push(Skip {
+                    id: "swapoff",
+                    subject: f.subject.clone(),
+                    reason: "fix.swapoff is off in config".into(),
+                });
+            }
+        } else if let Some(now) = obs.swap_now.ok() {
+            let devices: Vec<_> = now
+                .devices
+                .iter()
+                .filter(|d| active.iter().any(|f| f.subject == d.device))
+                .collect();
+            let used: u64 = devices.iter().map(|d| d.used_kib * 1024).sum();
+            let margin = policy.swapoff_min_free_mib * MIB;
+            let avail = now.memory.available_bytes;
+            if used.saturating_add(margin) > avail {
+                swap_stays_on = true;
+                let msg = format!(
+                    "refusing swapoff: {} MiB of swap in use would not fit in {} MiB of available memory with a {} MiB margin (fix.swapoff_min_free_mib)",
+                    used / MIB,
+                    avail / MIB,
+                    policy.swapoff_min_free_mib
+                );
+                p.findings.push(Finding {
+                    id: "swapoff-unsafe".into(),
+                    severity: Severity::Critical,
+                    subject: devices
+                        .iter()
+                        .map(|d| d.device.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    message: msg.clone(),
+                    remedy: Some("free memory (stop workloads), then swapoff -a".into()),
+                    fixable: false,
+                });
+                for d in &devices {
+                    p.skipped.push(Skip {
+                        id: "swapoff",
+                        subject: d.device.clone(),
+                        reason: msg.clone(),
+                    });
+                }
+            } else {
+                for d in devices {
+                    p.actions.push(Action {
+                        step: Step::Swapoff { device: d.device.clone() },
+                        reason: format!("kubelet refuses to start while swap is on; {} MiB in use, {} MiB available", d.used_kib / 1024, avail / MIB),
+                    });
+                }
+            }
+        }
+    }
+
+    // 2. Swap at next boot: fstab.
+    let lines: Vec<usize> = critical(a, "swap-in-fstab")
+        .filter_map(|f| f.subject.rsplit_once(':').and_then(|(_, l)| l.parse().ok()))
+        .collect();
+    if !lines.is_empty() {
+        let path = obs
+            .fstab
+            .ok()
+            .map(|f| f.path.clone())
+            .unwrap_or_else(|| crate::observe::FSTAB.into());
+        if policy.fstab {
+            p.actions.push(Action {
+                step: Step::CommentFstab { path, lines },
+                reason: "these lines turn swap on at boot, and kubelet refuses swap".into(),
+            });
+        } else {
+            p.skipped.push(Skip {
+                id: "fstab-comment",
+                subject: path,
+                reason: "fix.fstab is off in config".into(),
+            });
+        }
+    }
+
+    // 3. Swap units outside fstab.
+    for f in critical(a, "swap-unit-enabled") {
+        if !policy.swap_units {
+            p.skipped.push(Skip {
+                id: "swap-unit-disable",
+                subject: f.subject.clone(),
+                reason: "fix.swap_units is off in config".into(),
+            });
+        } else if policy.mask_swap_units {
+            p.actions.push(Action {
+                step: Step::MaskUnit {
+                    unit: f.subject.clone(),
+                },
+                reason: "activates swap at boot (fix.mask_swap_units is on)".into(),
+            });
+        } else {
+            p.actions.push(Action {
+                step: Step::DisableUnit {
+                    unit: f.subject.clone(),
+                },
+                reason: "activates swap at boot".into(),
+            });
+        }
+    }
+
+    // 4–6. Units.
+    for u in &obs.units {
+        let name = u.name.as_str();
+        let Probe::Ok(st) = &u.state else { continue };
+        let masked = a
+            .findings
+            .iter()
+            .any(|f| f.id == "unit-masked" && f.subject == name);
+        if masked && !policy.unmask {
+            p.skipped.push(Skip {
+                id: "unmask",
+                subject: name.into(),
+                reason: "unit is masked; taint-guard never unmasks unless fix.unmask is on".into(),
+            });
+            continue;
+        }
+        if masked {
+            p.actions.push(Action {
+                step: Step::UnmaskUnit { unit: name.into() },
+                reason: "masked (fix.unmask is on)".into(),
+            });
+        }
+        let failed = has("unit-failed", name);
+        let disabled = masked || has("unit-disabled", name);
+        let stopped = masked || failed || has("unit-inactive", name);
+        if failed && policy.start {
+            p.actions.push(Action {
+                step: Step::ResetFailed { unit: name.into() },
+                reason: format!(
+                    "clear the failed state (Result={}) and start limit before starting",
+                    st.result
+                ),
+            });
+        }
+        if disabled {
+            if policy.enable {
+                p.actions.push(Action {
+                    step: Step::Enable { unit: name.into() },
+                    reason: "not enabled: would not start at boot".into(),
+                });
+            } else {
+                p.skipped.push(Skip {
+                    id: "enable",
+                    subject: name.into(),
+                    reason: "fix.enable is off in config".into(),
+                });
+            }
+        }
+        if stopped {
+            if !policy.start {
+                p.skipped.push(Skip {
+                    id: "start",
+                    subject: name.into(),
+                    reason: "fix.start is off in config".into(),
+                });
+            } else if swap_stays_on && u.required == "kubelet.service" {
+                p.skipped.push(Skip {
+                    id: "start",
+                    subject: name.into(),
+                    reason: "swap stays on and kubelet refuses it: starting would only crash-loop"
+                        .into(),
+                });
+            } else {
+                p.actions.push(Action {
+                    step: Step::Start { unit: name.into() },
+                    reason: format!("not running ({}/{})", st.active_state, st.sub_state),
+                });
+            }
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::evaluate::evaluate;
+    use crate::fstab::SwapEntry;
+    use crate::kubelet::SwapPolicy;
+    use crate::observation::{FstabSwap, UnitObservation, UnitState};
+    use crate::swap::{ActiveSwap, Memory, SwapNow, SwapUnit};
+
+    fn obs(
+        load: &str,
+        active: &str,
+        sub: &str,
+        ufs: &str,
+        swap_used_mib: Option<u64>,
+        avail_mib: u64,
+    ) -> Observation {
+        let devices = swap_used_mib
+            .map(|u| {
+                vec![ActiveSwap {
+                    device: "/swapfile".into(),
+                    kind: "file".into(),
+                    size_kib: 1 << 20,
+                    used_kib: u * 1024,
+                    priority: -2,
+                }]
+            })
+            .unwrap_or_default();
+        let entries = if swap_used_mib.is_some() {
+            vec![SwapEntry {
+                line: 4,
+                spec: "/swapfile".into(),
+                device: "/swapfile".into(),
+                options: "sw".into(),
+                text: "/swapfile none swap sw 0 0".into(),
+            }]
+        } else {
+            vec![]
+        };
+        Observation {
+            units: vec![UnitObservation {
+                required: "kubelet.service".into(),
+                name: "kubelet.service".into(),
+                state: Probe::Ok(UnitState {
+                    load_state: load.into(),
+                    active_state: active.into(),
+                    sub_state: sub.into(),
+                    unit_file_state: ufs.into(),
+                    result: "exit-code".into(),
+                    ..Default::default()
+                }),
+            }],
+            swap_now: Probe::Ok(SwapNow {
+                devices,
+                memory: Memory {
+                    available_bytes: avail_mib * MIB,
+                    ..Default::default()
+                },
+            }),
+            fstab: Probe::Ok(FstabSwap {
+                path: "/etc/fstab".into(),
+                entries,
+            }),
+            swap_units: Probe::Ok(vec![]),
+            kubelet_policy: Some(Probe::Ok(SwapPolicy {
+                fail_swap_on: true,
+                decided_by: "default".into(),
+                config_file: None,
+                swap_behavior: None,
+                hostname_override: None,
+                argv: vec![],
+            })),
+        }
+    }
+
+    fn steps(o: &Observation, policy: &FixPolicy) -> (Vec<String>, Plan) {
+        let a = evaluate(o, &Config::default());
+        let p = plan(&a, o, policy, None);
+        (
+            p.actions
+                .iter()
+                .map(|a| format!("{} {}", a.step.id(), a.step.subject()))
+                .collect(),
+            p,
+        )
+    }
+
+    #[test]
+    fn seed_incident_full_order() {
+        let o = obs("loaded", "inactive", "dead", "disabled", Some(10), 4096);
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec![
+                "swapoff /swapfile",
+                "fstab-comment /etc/fstab:4",
+                "enable kubelet.service",
+                "start kubelet.service"
+            ]
+        );
+        assert!(p.skipped.is_empty());
+    }
+
+    #[test]
+    fn healthy_plans_nothing() {
+        let o = obs("loaded", "active", "running", "enabled", None, 4096);
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert!(s.is_empty() && p.skipped.is_empty());
+    }
+
+    #[test]
+    fn crash_loop_resets_then_starts_once() {
+        let o = obs(
+            "loaded",
+            "activating",
+            "auto-restart",
+            "enabled",
+            None,
+            4096,
+        );
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec!["reset-failed kubelet.service", "start kubelet.service"]
+        );
+    }
+
+    #[test]
+    fn masked_is_left_alone_unless_allowed() {
+        let o = obs("masked", "inactive", "dead", "masked", None, 4096);
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert!(s.is_empty());
+        assert_eq!(p.skipped[0].id, "unmask");
+        let mut pol = Config::default().fix;
+        pol.unmask = true;
+        let (s, _) = steps(&o, &pol);
+        assert_eq!(
+            s,
+            vec![
+                "unmask kubelet.service",
+                "enable kubelet.service",
+                "start kubelet.service"
+            ]
+        );
+    }
+
+    #[test]
+    fn swapoff_guard_refuses_with_numbers_and_holds_start() {
+        let o = obs("loaded", "inactive", "dead", "enabled", Some(900), 1000);
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert_eq!(s, vec!["fstab-comment /etc/fstab:4"]);
+        assert_eq!(p.findings.len(), 1);
+        assert_eq!(p.findings[0].id, "swapoff-unsafe");
+        assert!(p.findings[0].message.contains("900 MiB of swap in use would not fit in 1000 MiB of available memory with a 256 MiB margin"), "{}", p.findings[0].message);
+        assert!(p
+            .skipped
+            .iter()
+            .any(|k| k.id == "start" && k.reason.contains("crash-loop")));
+    }
+
+    #[test]
+    fn policy_switches_turn_steps_into_skips() {
+        let o = obs("loaded", "inactive", "dead", "disabled", Some(10), 4096);
+        let mut pol = Config::default().fix;
+        pol.swapoff = false;
+        pol.fstab = false;
+        pol.enable = false;
+        let (s, p) = steps(&o, &pol);
+        assert!(s.is_empty(), "{s:?}");
+        let ids: Vec<_> = p.skipped.iter().map(|k| k.id).collect();
+        assert_eq!(ids, vec!["swapoff", "fstab-comment", "enable", "start"]);
+    }
+
+    #[test]
+    fn tolerated_swap_is_not_touched() {
+        let mut o = obs("loaded", "active", "running", "enabled", Some(10), 4096);
+        o.kubelet_policy = Some(Probe::Ok(SwapPolicy {
+            fail_swap_on: false,
+            decided_by: "x".into(),
+            config_file: None,
+            swap_behavior: None,
+            hostname_override: None,
+            argv: vec![],
+        }));
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn swap_units_disabled_or_masked() {
+        let mut o = obs("loaded", "active", "running", "enabled", None, 4096);
+        o.swap_units = Probe::Ok(vec![SwapUnit {
+            name: "dev-sdb2.swap".into(),
+            path: "/etc/systemd/system/dev-sdb2.swap".into(),
+            state: "enabled".into(),
+            what: Some("/dev/sdb2".into()),
+        }]);
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert_eq!(s, vec!["swap-unit-disable dev-sdb2.swap"]);
+        let mut pol = Config::default().fix;
+        pol.mask_swap_units = true;
+        assert_eq!(steps(&o, &pol).0, vec!["swap-unit-mask dev-sdb2.swap"]);
+    }
+
+    #[test]
+    fn pause_skips_everything() {
+        let o = obs("loaded", "inactive", "dead", "disabled", Some(10), 4096);
+        let a = evaluate(&o, &Config::default());
+        let pause = Pause {
+            until: "2030-01-01T00:00:00Z".parse().unwrap(),
+            reason: Some("kernel upgrade".into()),
+        };
+        let p = plan(&a, &o, &Config::default().fix, Some(&pause));
+        assert!(p.actions.is_empty());
+        assert_eq!(p.skipped.len(), 4);
+        assert!(p.skipped[0].reason.contains("kernel upgrade"));
+    }
+}

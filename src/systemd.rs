@@ -1,0 +1,269 @@
+//! systemd over D-Bus: the one seam for reading and changing units.
+//!
+//! Connects to the system bus (`DBUS_SYSTEM_BUS_ADDRESS` honoured). Only the
+//! few Manager/Unit/Service members that systemd 252 and later all have are
+//! declared here.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use futures_util::StreamExt;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+use crate::kubelet::ServiceSpec;
+use crate::observation::UnitState;
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_blocking = false
+)]
+trait Manager {
+    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn enable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<(bool, Vec<(String, String, String)>)>;
+    fn disable_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn mask_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+        force: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn unmask_unit_files(
+        &self,
+        files: &[&str],
+        runtime: bool,
+    ) -> zbus::Result<Vec<(String, String, String)>>;
+    fn list_unit_files_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<Vec<(String, String)>>;
+    fn reload(&self) -> zbus::Result<()>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: zbus::zvariant::ObjectPath<'_>,
+        unit: &str,
+        result: &str,
+    ) -> zbus::Result<()>;
+    #[zbus(property)]
+    fn system_state(&self) -> zbus::Result<String>;
+}
+
+/// Operations on units that observe and apply need. Implemented by
+/// [`Systemd`]; the daemon and tests can supply their own.
+#[allow(async_fn_in_trait)]
+pub trait UnitManager {
+    async fn unit_state(&self, name: &str) -> Result<UnitState>;
+    /// Swap unit files in states that make them activate at boot: (path, state).
+    async fn boot_swap_unit_files(&self) -> Result<Vec<(String, String)>>;
+    async fn enable(&self, unit: &str) -> Result<()>;
+    async fn disable(&self, unit: &str) -> Result<()>;
+    async fn mask(&self, unit: &str) -> Result<()>;
+    async fn unmask(&self, unit: &str) -> Result<()>;
+    async fn reload(&self) -> Result<()>;
+    async fn reset_failed(&self, unit: &str) -> Result<()>;
+    /// StartUnit(mode=replace) and wait for the job; returns the job result
+    /// (`done`, `failed`, `timeout`…). Errors when systemd refuses the job.
+    async fn start(&self, unit: &str, timeout: Duration) -> Result<String>;
+}
+
+/// A connection to systemd on the system bus.
+pub struct Systemd {
+    conn: zbus::Connection,
+    manager: ManagerProxy<'static>,
+}
+
+impl Systemd {
+    /// Connect to the system bus, with a bounded wait.
+    pub async fn connect(timeout: Duration) -> Result<Systemd> {
+        let addr = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+            .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into());
+        let fut = async {
+            let conn = zbus::Connection::system().await?;
+            let manager = ManagerProxy::builder(&conn)
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await?;
+            Ok::<_, zbus::Error>(Systemd { conn, manager })
+        };
+        tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| anyhow!("timed out after {timeout:?}"))
+            .and_then(|r| r.map_err(anyhow::Error::from))
+            .with_context(|| format!("connecting to the system bus at {addr}"))
+    }
+
+    /// `Manager.SystemState` (`running`, `degraded`, `starting`…).
+    pub async fn system_state(&self) -> Result<String> {
+        Ok(self.manager.system_state().await?)
+    }
+
+    async fn get_all(
+        &self,
+        path: &OwnedObjectPath,
+        iface: &str,
+    ) -> Result<HashMap<String, OwnedValue>> {
+        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination("org.freedesktop.systemd1")?
+            .path(path.as_ref())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let iface = zbus::names::InterfaceName::try_from(iface)?;
+        Ok(props.get_all(iface).await?)
+    }
+}
+
+fn take<T: TryFrom<OwnedValue>>(m: &mut HashMap<String, OwnedValue>, key: &str) -> Option<T> {
+    m.remove(key).and_then(|v| T::try_from(v).ok())
+}
+
+fn string(m: &mut HashMap<String, OwnedValue>, key: &str) -> String {
+    take::<String>(m, key).unwrap_or_default()
+}
+
+type ExecCommand = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+
+impl UnitManager for Systemd {
+    async fn unit_state(&self, name: &str) -> Result<UnitState> {
+        let path = self
+            .manager
+            .load_unit(name)
+            .await
+            .with_context(|| format!("LoadUnit({name})"))?;
+        let mut u = self
+            .get_all(&path, "org.freedesktop.systemd1.Unit")
+            .await
+            .with_context(|| format!("reading properties of {name}"))?;
+        let mut st = UnitState {
+            load_state: string(&mut u, "LoadState"),
+            active_state: string(&mut u, "ActiveState"),
+            sub_state: string(&mut u, "SubState"),
+            unit_file_state: string(&mut u, "UnitFileState"),
+            active_enter_timestamp: take(&mut u, "ActiveEnterTimestamp").unwrap_or(0),
+            inactive_enter_timestamp: take(&mut u, "InactiveEnterTimestamp").unwrap_or(0),
+            fragment_path: string(&mut u, "FragmentPath"),
+            ..Default::default()
+        };
+        if name.ends_with(".service") && st.load_state == "loaded" {
+            let mut s = self
+                .get_all(&path, "org.freedesktop.systemd1.Service")
+                .await
+                .with_context(|| format!("reading service properties of {name}"))?;
+            st.result = string(&mut s, "Result");
+            st.n_restarts = take(&mut s, "NRestarts").unwrap_or(0);
+            st.exec_main_status = take(&mut s, "ExecMainStatus").unwrap_or(0);
+            let exec: Vec<ExecCommand> = take(&mut s, "ExecStart").unwrap_or_default();
+            st.service = Some(ServiceSpec {
+                exec_start: exec.last().map(|c| c.1.clone()).unwrap_or_default(),
+                environment: take(&mut s, "Environment").unwrap_or_default(),
+                environment_files: take(&mut s, "EnvironmentFiles").unwrap_or_default(),
+            });
+        }
+        Ok(st)
+    }
+
+    async fn boot_swap_unit_files(&self) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .manager
+            .list_unit_files_by_patterns(&["enabled", "generated"], &["*.swap"])
+            .await
+            .context("ListUnitFilesByPatterns(*.swap)")?)
+    }
+
+    async fn enable(&self, unit: &str) -> Result<()> {
+        self.manager
+            .enable_unit_files(&[unit], false, false)
+            .await
+            .with_context(|| format!("EnableUnitFiles({unit})"))?;
+        self.reload().await
+    }
+
+    async fn disable(&self, unit: &str) -> Result<()> {
+        self.manager
+            .disable_unit_files(&[unit], false)
+            .await
+            .with_context(|| format!("DisableUnitFiles({unit})"))?;
+        self.reload().await
+    }
+
+    async fn mask(&self, unit: &str) -> Result<()> {
+        self.manager
+            .mask_unit_files(&[unit], false, false)
+            .await
+            .with_context(|| format!("MaskUnitFiles({unit})"))?;
+        self.reload().await
+    }
+
+    async fn unmask(&self, unit: &str) -> Result<()> {
+        self.manager
+            .unmask_unit_files(&[unit], false)
+            .await
+            .with_context(|| format!("UnmaskUnitFiles({unit})"))?;
+        self.reload().await
+    }
+
+    async fn reload(&self) -> Result<()> {
+        Ok(self
+            .manager
+            .reload()
+            .await
+            .context("Reload (daemon-reload)")?)
+    }
+
+    async fn reset_failed(&self, unit: &str) -> Result<()> {
+        Ok(self
+            .manager
+            .reset_failed_unit(unit)
+            .await
+            .with_context(|| format!("ResetFailedUnit({unit})"))?)
+    }
+
+    async fn start(&self, unit: &str, timeout: Duration) -> Result<String> {
+        // Subscribe before starting so the JobRemoved signal cannot be missed.
+        let _ = self.manager.subscribe().await;
+        let mut removed = self
+            .manager
+            .receive_job_removed()
+            .await
+            .context("subscribing to JobRemoved")?;
+        let job = self
+            .manager
+            .start_unit(unit, "replace")
+            .await
+            .map_err(|e| match e {
+                zbus::Error::MethodError(name, Some(msg), _) => {
+                    anyhow!("systemd refused to start {unit}: {msg} ({name})")
+                }
+                other => anyhow!("StartUnit({unit}): {other}"),
+            })?;
+        let wait = async {
+            while let Some(sig) = removed.next().await {
+                let args = sig.args()?;
+                if args.job().as_str() == job.as_str() {
+                    return Ok::<_, anyhow::Error>(args.result().to_string());
+                }
+            }
+            bail!("the bus closed while waiting for the start job of {unit}")
+        };
+        tokio::time::timeout(timeout, wait)
+            .await
+            .map_err(|_| anyhow!("start job for {unit} did not finish within {timeout:?}"))?
+    }
+}
