@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::config::Config;
@@ -67,8 +68,13 @@ fn skips(plan: &Plan) -> impl Iterator<Item = ActionOutcome> + '_ {
 }
 
 /// The marker comment put before each commented-out fstab line.
-pub fn fstab_marker(stamp: &str) -> String {
-    format!("taint-guard {stamp}: swap line commented out, kubelet refuses to start with swap on (original line below)")
+pub fn fstab_marker(now: Timestamp) -> String {
+    format!("taint-guard {}: swap line commented out, kubelet refuses to start with swap on (original line below)", now.round(jiff::Unit::Second).unwrap_or(now))
+}
+
+/// The suffix for backup file names (`20261127T233915Z`).
+pub fn stamp(now: Timestamp) -> String {
+    now.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
 /// The fstab edit a `CommentFstab` step would make: (old, new) contents.
@@ -76,12 +82,12 @@ pub fn fstab_edit(
     host: &HostRoot,
     path: &str,
     lines: &[usize],
-    stamp: &str,
+    now: Timestamp,
 ) -> anyhow::Result<(String, String)> {
     let p = host.path(path);
     let old =
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
-    let edit = fstab::comment_out(&old, lines, &fstab_marker(stamp));
+    let edit = fstab::comment_out(&old, lines, &fstab_marker(now));
     Ok((old, edit.new_content))
 }
 
@@ -92,7 +98,7 @@ pub async fn apply<S: UnitManager>(
     sd: Option<&S>,
     host: &HostRoot,
     cfg: &Config,
-    stamp: &str,
+    now: Timestamp,
 ) -> Vec<ActionOutcome> {
     let mut out = Vec::new();
     let mut swap_still_on = false;
@@ -106,7 +112,7 @@ pub async fn apply<S: UnitManager>(
                 }
             },
             (Step::CommentFstab { path, lines }, _) => {
-                comment_fstab(host, path, lines, stamp, sd).await
+                comment_fstab(host, path, lines, now, sd).await
             }
             (Step::Start { unit }, Some(sd)) if swap_still_on => {
                 let _ = sd;
@@ -148,10 +154,10 @@ async fn comment_fstab<S: UnitManager>(
     host: &HostRoot,
     path: &str,
     lines: &[usize],
-    stamp: &str,
+    now: Timestamp,
     sd: Option<&S>,
 ) -> (Outcome, String) {
-    let (old, new) = match fstab_edit(host, path, lines, stamp) {
+    let (old, new) = match fstab_edit(host, path, lines, now) {
         Ok(x) => x,
         Err(e) => return (Outcome::Failed, format!("{e:#}")),
     };
@@ -161,7 +167,7 @@ async fn comment_fstab<S: UnitManager>(
             format!("{path} has no live swap line at {lines:?} any more"),
         );
     }
-    let bak = match crate::files::rewrite(&host.path(path), new.as_bytes(), stamp) {
+    let bak = match crate::files::rewrite(&host.path(path), new.as_bytes(), &stamp(now)) {
         Ok(b) => b,
         Err(e) => return (Outcome::Failed, format!("{e:#}")),
     };

@@ -96,10 +96,8 @@ impl CheckCmd {
         let mut fstab_diff: Option<String> = None;
 
         if self.fix {
-            let stamp = jiff::Timestamp::now()
-                .strftime("%Y%m%dT%H%M%SZ")
-                .to_string();
-            let pause = match crate::pause::active(&ctx.host, jiff::Timestamp::now()) {
+            let now = jiff::Timestamp::now();
+            let pause = match crate::pause::active(&ctx.host, now) {
                 Ok(p) => p,
                 Err(e) => Some(crate::pause::Pause {
                     until: jiff::Timestamp::MAX,
@@ -110,7 +108,7 @@ impl CheckCmd {
             if self.dry_run {
                 for a in &p.actions {
                     if let plan::Step::CommentFstab { path, lines } = &a.step {
-                        if let Ok((old, new)) = apply::fstab_edit(&ctx.host, path, lines, &stamp) {
+                        if let Ok((old, new)) = apply::fstab_edit(&ctx.host, path, lines, now) {
                             fstab_diff = Some(crate::fstab::unified_diff(path, &old, &new));
                         }
                     }
@@ -118,7 +116,7 @@ impl CheckCmd {
                 actions = Some(apply::dry_run(&p));
                 assessment = with_plan_findings(assessment, &p, cfg);
             } else {
-                let done = apply::apply(&p, sd.ok(), &ctx.host, cfg, &stamp).await;
+                let done = apply::apply(&p, sd.ok(), &ctx.host, cfg, now).await;
                 if !p.actions.is_empty() {
                     obs = observe::observe(sd, &src, cfg).await;
                     assessment = evaluate::evaluate(&obs, cfg);

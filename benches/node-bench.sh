@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Benchmarks on a real systemd node (systemd-nspawn), printing figures:
+#  1. `taint-guard check` vs the shell equivalent (systemctl is-active;
+#     is-enabled; swapon --show; grep swap /etc/fstab), both run inside the
+#     node through nsenter, in the seed-incident state (hyperfine).
+#  2. `taint-guard check` from the host over the bus with --host-root.
+#  3. `taint-guard check --fix` on the seed incident (kubelet disabled and
+#     stopped, swap on and in fstab): time from the command's start to
+#     kubelet's ActiveEnterTimestamp, and whole-process wall time; median
+#     of RUNS runs.
+# Needs root, debootstrap, systemd-container, hyperfine. Uses
+# $TG_ROOTFS_CACHE or target/tmp/rootfs-bookworm as the base rootfs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-9}
+fixtures=tests/fixtures/node
+base=${TG_ROOTFS_CACHE:-target/tmp/rootfs-bookworm}
+[ -x "$base/usr/lib/systemd/systemd" ] || {
+  echo "no base rootfs at $base: run the test suite once (it builds it) or set TG_ROOTFS_CACHE" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
+
+cargo build --release --quiet
+bin=$PWD/target/release/taint-guard
+work=$PWD/target/tmp/bench-node
+root=$work/root
+rm -rf "$work"; mkdir -p "$work/bus"
+cp -a "$base" "$root"
+install -D -m644 $fixtures/kubelet.service "$root/usr/lib/systemd/system/kubelet.service"
+install -D -m644 $fixtures/10-kubeadm.conf "$root/usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf"
+install -D -m755 $fixtures/kubelet "$root/usr/bin/kubelet"
+install -D -m644 $fixtures/kubeadm-flags.env "$root/var/lib/kubelet/kubeadm-flags.env"
+install -D -m644 $fixtures/config.yaml "$root/var/lib/kubelet/config.yaml"
+install -D -m755 "$bin" "$root/usr/local/bin/taint-guard"
+mkdir -p "$root/etc/taint-guard"
+cp $fixtures/fstab "$root/etc/fstab"
+
+setsid timeout -k 20 1800 systemd-nspawn -q --keep-unit --register=no -b -D "$root" \
+  --bind="$work/bus:/run/dbus" --system-call-filter=@swap --machine=tg-bench >"$work/nspawn.log" 2>&1 </dev/null &
+tpid=$!
+addr="unix:path=$work/bus/system_bus_socket"
+cleanup() {
+  swapoff "$root/swapfile" 2>/dev/null || true
+  kill "$tpid" 2>/dev/null || true; wait "$tpid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+for _ in $(seq 600); do
+  busctl --address="$addr" get-property org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+    org.freedesktop.systemd1.Manager SystemState 2>/dev/null | grep -qE 'running|degraded' && break
+  sleep 0.05
+done
+read -r nspawn _ < /proc/$tpid/task/$tpid/children
+read -r leader _ < /proc/$nspawn/task/$nspawn/children
+in_node() { env -u DBUS_SYSTEM_BUS_ADDRESS nsenter -t "$leader" -a "$@"; }
+in_node sh -c 'dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile && mkswap /swapfile >/dev/null'
+
+seed() {
+  in_node sh -c 'systemctl disable --now kubelet.service 2>/dev/null; systemctl reset-failed kubelet.service 2>/dev/null; swapon /swapfile 2>/dev/null; true'
+  cp $fixtures/fstab "$root/etc/fstab"
+  rm -f "$root"/etc/fstab.taint-guard.*
+}
+seed
+
+echo "== 1. check vs shell equivalent, inside the node (seed-incident state)"
+hyperfine -N -i --warmup 5 --runs 100 \
+  -n "taint-guard check" "nsenter -t $leader -a /usr/local/bin/taint-guard check" \
+  -n "shell equivalent" "nsenter -t $leader -a sh -c 'systemctl is-active kubelet; systemctl is-enabled kubelet; swapon --show; grep swap /etc/fstab'" \
+  -n "nsenter baseline" "nsenter -t $leader -a true"
+
+echo "== 2. check from the host over the bus (--host-root)"
+DBUS_SYSTEM_BUS_ADDRESS=$addr hyperfine -N -i --warmup 5 --runs 100 \
+  -n "taint-guard check --host-root" "$bin --host-root $root --config /dev/null check"
+
+echo "== 3. check --fix on the seed incident: command start -> kubelet active ($RUNS runs, settle_secs=3)"
+to_active=(); wall=()
+for i in $(seq "$RUNS"); do
+  seed
+  t0=$(date +%s%6N)
+  code=0; in_node /usr/local/bin/taint-guard check --fix >/dev/null || code=$?
+  t1=$(date +%s%6N)
+  [ "$code" = 0 ] || { echo "run $i: exit $code" >&2; exit 1; }
+  ae=$(busctl --address="$addr" get-property org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/kubelet_2eservice \
+        org.freedesktop.systemd1.Unit ActiveEnterTimestamp | awk '{print $2}')
+  to_active+=($(( (ae - t0) / 1000 ))); wall+=($(( (t1 - t0) / 1000 )))
+done
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+echo "command start -> kubelet active (ms): ${to_active[*]}  median $(median "${to_active[@]}")"
+echo "whole process incl. 3 s settle (ms):  ${wall[*]}  median $(median "${wall[@]}")"

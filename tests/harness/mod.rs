@@ -1,0 +1,332 @@
+//! A real systemd to test against: a debootstrap'd Debian rootfs booted
+//! with systemd-nspawn, its /run/dbus bound to a host folder so the agent
+//! on the host reaches the container's systemd through
+//! DBUS_SYSTEM_BUS_ADDRESS and reads its files through --host-root.
+//!
+//! Needs Linux and root; installs debootstrap and systemd-container with
+//! apt when missing. Elsewhere the tests are skipped with a message, unless
+//! TG_REQUIRE_SYSTEMD=1, which makes a skip a failure.
+//!
+//! The base rootfs is cached under the cargo target dir (or at
+//! $TG_ROOTFS_CACHE) and copied per node.
+
+#![allow(dead_code)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/node");
+
+fn tmp() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+fn sh(cmd: &str) -> Output {
+    Command::new("sh").arg("-c").arg(cmd).output().expect("running sh")
+}
+
+fn have(bin: &str) -> bool {
+    sh(&format!("command -v {bin}")).status.success()
+}
+
+/// Why this machine cannot run the real-systemd tests, if it cannot.
+fn unsupported() -> Option<String> {
+    if !cfg!(target_os = "linux") {
+        return Some("not Linux".into());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("not root (systemd-nspawn needs root)".into());
+    }
+    None
+}
+
+/// Skip (or fail under TG_REQUIRE_SYSTEMD=1) when the machine cannot boot
+/// a node. Returns the serialising guard when it can.
+pub fn require() -> Option<MutexGuard<'static, ()>> {
+    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(why) = unsupported() {
+        if std::env::var("TG_REQUIRE_SYSTEMD").as_deref() == Ok("1") {
+            panic!("real-systemd tests cannot run here ({why}) and TG_REQUIRE_SYSTEMD=1");
+        }
+        eprintln!("SKIPPED: real-systemd test: {why}");
+        return None;
+    }
+    ensure_prerequisites();
+    let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
+    assert!(swaps.lines().count() <= 1, "the host has swap on; these tests need a host without swap of its own:\n{swaps}");
+    Some(guard)
+}
+
+fn ensure_prerequisites() {
+    if have("debootstrap") && have("systemd-nspawn") {
+        return;
+    }
+    eprintln!("installing debootstrap and systemd-container with apt-get");
+    let o = sh("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq debootstrap systemd-container");
+    assert!(o.status.success(), "apt-get install failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The cached base rootfs, built once (under a file lock, so parallel
+/// test processes do not race).
+fn base_rootfs() -> PathBuf {
+    if let Ok(p) = std::env::var("TG_ROOTFS_CACHE") {
+        return PathBuf::from(p);
+    }
+    let base = tmp().join("rootfs-bookworm");
+    let lock = fs::File::create(tmp().join("rootfs.lock")).expect("lock file");
+    // SAFETY: flock on an open fd; released when `lock` is dropped.
+    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+    if !base.join("usr/lib/systemd/systemd").exists() {
+        let partial = tmp().join("rootfs-bookworm.partial");
+        let _ = fs::remove_dir_all(&partial);
+        eprintln!("debootstrap: building the base rootfs (~1 min, once)");
+        let t = Instant::now();
+        let o = Command::new("debootstrap")
+            .args(["--variant=minbase", "--include=systemd,dbus,systemd-sysv,mount,util-linux", "bookworm"])
+            .arg(&partial)
+            .arg("http://deb.debian.org/debian")
+            .output()
+            .expect("running debootstrap");
+        assert!(o.status.success(), "debootstrap failed: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        let _ = fs::remove_dir_all(&base);
+        fs::rename(&partial, &base).expect("renaming rootfs");
+        eprintln!("debootstrap: done in {:?}", t.elapsed());
+    }
+    base
+}
+
+/// How to lay out kubelet on a node.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kubelet {
+    /// kubeadm's unit, drop-in, env file and config, not enabled.
+    Kubeadm,
+    /// No kubelet at all.
+    None,
+}
+
+/// A booted node.
+pub struct Node {
+    pub name: String,
+    pub dir: PathBuf,
+    pub root: PathBuf,
+    pub bus: PathBuf,
+    pub config: PathBuf,
+    child: Child,
+    leader: u32,
+    _guard: MutexGuard<'static, ()>,
+}
+
+impl Node {
+    /// Copy the base rootfs, lay out kubelet, run `prepare` on the rootfs,
+    /// boot it and wait for systemd to be up. None when skipped.
+    pub fn boot(name: &str, kubelet: Kubelet, prepare: impl FnOnce(&Path)) -> Option<Node> {
+        let guard = require()?;
+        let base = base_rootfs();
+        let dir = tmp().join("nodes").join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let root = dir.join("root");
+        let o = Command::new("cp").arg("-a").arg(&base).arg(&root).output().unwrap();
+        assert!(o.status.success(), "cp -a rootfs: {}", String::from_utf8_lossy(&o.stderr));
+        if kubelet == Kubelet::Kubeadm {
+            install_kubeadm_kubelet(&root);
+        }
+        prepare(&root);
+        let bus = dir.join("bus");
+        fs::create_dir_all(&bus).unwrap();
+        let config = dir.join("config.toml");
+        fs::write(&config, "[fix]\nsettle_secs = 1\n").unwrap();
+
+        let log = fs::File::create(dir.join("nspawn.log")).unwrap();
+        let child = Command::new("setsid")
+            .args(["timeout", "-k", "20", "1800", "systemd-nspawn", "-q", "--keep-unit", "--register=no", "-b"])
+            .arg("-D")
+            .arg(&root)
+            .arg(format!("--bind={}:/run/dbus", bus.display()))
+            .arg("--system-call-filter=@swap")
+            .arg(format!("--machine=tg-{name}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("spawning systemd-nspawn");
+        let mut node = Node { name: name.into(), dir, root, bus, config, child, leader: 0, _guard: guard };
+        node.wait_booted();
+        Some(node)
+    }
+
+    pub fn bus_address(&self) -> String {
+        format!("unix:path={}", self.bus.join("system_bus_socket").display())
+    }
+
+    fn wait_booted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                panic!("systemd-nspawn exited early ({st}); log:\n{}", fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default());
+            }
+            if self.bus.join("system_bus_socket").exists() {
+                let o = Command::new("busctl")
+                    .arg(format!("--address={}", self.bus_address()))
+                    .args(["get-property", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "SystemState"])
+                    .output()
+                    .unwrap();
+                let out = String::from_utf8_lossy(&o.stdout);
+                if out.contains("\"running\"") || out.contains("\"degraded\"") {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "node {} did not boot within 60s; log:\n{}", self.name, fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // timeout → systemd-nspawn → the container's systemd (the leader).
+        let nspawn = children(self.child.id()).into_iter().next().expect("nspawn pid");
+        self.leader = children(nspawn).into_iter().next().expect("container leader pid");
+    }
+
+    /// Run a shell command inside the container; returns stdout, panics on failure.
+    pub fn exec(&self, cmd: &str) -> String {
+        let o = self.try_exec(cmd);
+        assert!(o.status.success(), "in node {}: `{cmd}` failed: {}{}", self.name, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    pub fn try_exec(&self, cmd: &str) -> Output {
+        Command::new("nsenter")
+            .args(["-t", &self.leader.to_string(), "-a", "sh", "-c", cmd])
+            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .output()
+            .unwrap()
+    }
+
+    /// `systemctl show -p PROP --value UNIT` inside the node.
+    pub fn prop(&self, unit: &str, prop: &str) -> String {
+        self.exec(&format!("systemctl show -p {prop} --value {unit}")).trim().to_string()
+    }
+
+    /// Wait until `cond` holds for the unit's properties (polling systemctl).
+    pub fn wait_for(&self, what: &str, cond: impl Fn(&Node) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !cond(self) {
+            assert!(Instant::now() < deadline, "node {}: timed out waiting for {what}", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A command running the taint-guard binary against this node.
+    pub fn tg_command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_taint-guard"));
+        c.env("DBUS_SYSTEM_BUS_ADDRESS", self.bus_address())
+            .env_remove("KUBECONFIG")
+            .env_remove("NODE_NAME")
+            .arg("--host-root")
+            .arg(&self.root)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args);
+        c
+    }
+
+    /// Run taint-guard; returns (exit code, stdout, stderr).
+    pub fn tg(&self, args: &[&str]) -> (i32, String, String) {
+        let o = self.tg_command(args).output().expect("running taint-guard");
+        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    }
+
+    /// Run `check --output json` (plus `extra`) and parse it.
+    pub fn check_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let mut args = vec!["check", "--output", "json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = self.tg(&args);
+        let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("invalid JSON ({e}): {out}\nstderr: {err}"));
+        (code, v)
+    }
+
+    /// Create, mkswap and swapon a swap file inside the node.
+    pub fn swap_on(&self, path: &str, mib: u32) {
+        self.exec(&format!("dd if=/dev/zero of={path} bs=1M count={mib} status=none && chmod 600 {path} && mkswap {path} >/dev/null && swapon {path}"));
+    }
+
+    pub fn write(&self, node_path: &str, content: &str) {
+        let p = self.root.join(node_path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, content).unwrap();
+    }
+
+    pub fn read(&self, node_path: &str) -> String {
+        fs::read_to_string(self.root.join(node_path.trim_start_matches('/'))).unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        // Swap is kernel-global: turn off every swap area living in this
+        // rootfs before it is deleted (the kernel shows the container's path).
+        if let Ok(swaps) = fs::read_to_string("/proc/swaps") {
+            for line in swaps.lines().skip(1) {
+                if let Some(dev) = line.split_whitespace().next() {
+                    let candidate = self.root.join(dev.trim_start_matches('/'));
+                    if candidate.is_file() {
+                        let _ = Command::new("swapoff").arg(&candidate).status();
+                    }
+                }
+            }
+        }
+        // SIGTERM to timeout, which passes it on to systemd-nspawn.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("TG_KEEP_NODES").is_none() && !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn children(pid: u32) -> Vec<u32> {
+    for _ in 0..200 {
+        let s = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+        let v: Vec<u32> = s.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        if !v.is_empty() {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    vec![]
+}
+
+/// Install kubeadm's kubelet unit, drop-in, env file, config and a stand-in
+/// kubelet binary (not enabled, as after `apt-get install kubelet`).
+pub fn install_kubeadm_kubelet(root: &Path) {
+    let put = |rel: &str, fixture: &str, mode: u32| {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::copy(Path::new(FIXTURES).join(fixture), &p).unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    };
+    put("usr/lib/systemd/system/kubelet.service", "kubelet.service", 0o644);
+    put("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", "10-kubeadm.conf", 0o644);
+    put("usr/bin/kubelet", "kubelet", 0o755);
+    put("var/lib/kubelet/kubeadm-flags.env", "kubeadm-flags.env", 0o644);
+    put("var/lib/kubelet/config.yaml", "config.yaml", 0o644);
+}
+
+/// Put the fixture fstab (with a live /swapfile line) in place.
+pub fn install_fstab(root: &Path) {
+    fs::copy(Path::new(FIXTURES).join("fstab"), root.join("etc/fstab")).unwrap();
+}
+
+pub fn fixture(name: &str) -> String {
+    fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap()
+}

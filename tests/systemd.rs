@@ -1,0 +1,356 @@
+//! End-to-end scenarios against a real systemd (see harness/mod.rs): the
+//! taint-guard binary on the host, the node's systemd over D-Bus, its files
+//! through --host-root.
+
+mod harness;
+
+use harness::{Kubelet, Node};
+use serde_json::Value;
+
+fn ids(v: &Value) -> Vec<(String, String, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string(), f["subject"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn has(v: &Value, id: &str, severity: &str, subject: &str) -> bool {
+    ids(v).contains(&(id.into(), severity.into(), subject.into()))
+}
+
+fn actions(v: &Value) -> Vec<(String, String, String)> {
+    v["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap().to_string(), a["subject"].as_str().unwrap().to_string(), a["outcome"].as_str().unwrap().to_string()))
+        .collect()
+}
+
+fn a(id: &str, subject: &str, outcome: &str) -> (String, String, String) {
+    (id.into(), subject.into(), outcome.into())
+}
+
+// ---------------------------------------------------------------- check
+
+/// The seed incident: kubelet installed by kubeadm but never enabled, and
+/// not running after the reboot.
+#[test]
+fn check_seed_incident_disabled_and_inactive() {
+    let Some(node) = Node::boot("seed", Kubelet::Kubeadm, |_| {}) else { return };
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(v["status"], "critical");
+    assert_eq!(v["reboot_safe"], false);
+    assert_eq!(
+        ids(&v),
+        vec![
+            ("unit-disabled".into(), "critical".into(), "kubelet.service".into()),
+            ("unit-inactive".into(), "critical".into(), "kubelet.service".into())
+        ]
+    );
+    let f = &v["findings"][0];
+    assert_eq!(f["remedy"], "systemctl enable --now kubelet.service");
+    assert_eq!(f["fixable"], true);
+    // Kubelet's effective config came from the unit over D-Bus plus files.
+    let pol = &v["observations"]["kubelet_policy"]["ok"];
+    assert_eq!(pol["fail_swap_on"], true);
+    assert_eq!(pol["config_file"], "/var/lib/kubelet/config.yaml");
+    assert!(pol["argv"].as_array().unwrap().iter().any(|a| a == "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock"), "{pol}");
+    let unit = &v["observations"]["units"][0]["state"]["ok"];
+    assert_eq!(unit["unit_file_state"], "disabled");
+    assert_eq!(unit["active_state"], "inactive");
+
+    // The human report says the same, with the remedy, in one screen.
+    let (code, out, _) = node.tg(&["check"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("CRITICAL kubelet.service"), "{out}");
+    assert!(out.contains("remedy: systemctl enable --now kubelet.service"), "{out}");
+    assert!(out.contains("NOT reboot-safe"), "{out}");
+    assert!(out.lines().count() < 25, "{out}");
+}
+
+#[test]
+fn check_healthy_node_is_ok() {
+    let Some(node) = Node::boot("healthy", Kubelet::Kubeadm, |_| {}) else { return };
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("kubelet active", |n| n.prop("kubelet.service", "ActiveState") == "active");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["reboot_safe"], true);
+    assert_eq!(v["findings"], serde_json::json!([]));
+    let (code, out, _) = node.tg(&["check"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("OK: no problems found; reboot-safe"), "{out}");
+}
+
+#[test]
+fn check_masked_kubelet() {
+    let Some(node) = Node::boot("masked", Kubelet::Kubeadm, |_| {}) else { return };
+    node.exec("systemctl mask kubelet.service");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2);
+    assert_eq!(ids(&v), vec![("unit-masked".into(), "critical".into(), "kubelet.service".into())]);
+}
+
+#[test]
+fn check_missing_kubelet_and_k3s_alternative() {
+    let Some(node) = Node::boot("missing", Kubelet::None, |_| {}) else { return };
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2);
+    assert_eq!(ids(&v), vec![("unit-missing".into(), "critical".into(), "kubelet.service".into())]);
+
+    // A k3s agent node: k3s-agent.service is checked in kubelet's place.
+    node.write("/etc/systemd/system/k3s-agent.service", "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n");
+    node.exec("systemctl daemon-reload && systemctl enable k3s-agent.service");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(ids(&v), vec![("unit-inactive".into(), "critical".into(), "k3s-agent.service".into())]);
+    assert_eq!(v["observations"]["units"][0]["name"], "k3s-agent.service");
+    let (_, out, _) = node.tg(&["check"]);
+    assert!(out.contains("unit k3s-agent.service (in place of kubelet.service, not installed)"), "{out}");
+}
+
+#[test]
+fn check_crash_looping_kubelet() {
+    let Some(node) = Node::boot("crashloop", Kubelet::Kubeadm, |root| {
+        let d = root.join("etc/systemd/system/kubelet.service.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("20-false.conf"), "[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\n").unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("auto-restart", |n| n.prop("kubelet.service", "SubState") == "auto-restart");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(ids(&v), vec![("unit-failed".into(), "critical".into(), "kubelet.service".into())]);
+    let msg = v["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("crash-looping") && msg.contains("Result=exit-code, exit status 1"), "{msg}");
+}
+
+#[test]
+fn check_swap_active_and_in_fstab() {
+    let Some(node) = Node::boot("swap", Kubelet::Kubeadm, harness::install_fstab) else { return };
+    node.exec("systemctl enable --now kubelet.service");
+    node.swap_on("/swapfile", 16);
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert!(has(&v, "swap-active", "critical", "/swapfile"), "{v:#}");
+    assert!(has(&v, "swap-in-fstab", "critical", "/etc/fstab:5"), "{v:#}");
+    assert_eq!(v["reboot_safe"], false);
+    let sw = &v["observations"]["swap_now"]["ok"]["devices"][0];
+    assert_eq!(sw["kind"], "file");
+    assert_eq!(sw["size_kib"], 16 * 1024 - 4);
+}
+
+#[test]
+fn check_swap_tolerated_by_fail_swap_on_false() {
+    let Some(node) = Node::boot("swapok", Kubelet::Kubeadm, |root| {
+        harness::install_fstab(root);
+        std::fs::write(root.join("var/lib/kubelet/config.yaml"), "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailSwapOn: false\nmemorySwap:\n  swapBehavior: LimitedSwap\n").unwrap();
+    }) else {
+        return;
+    };
+    node.swap_on("/swapfile", 16);
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("kubelet active", |n| n.prop("kubelet.service", "SubState") == "running");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(has(&v, "swap-active", "info", "/swapfile"));
+    assert!(has(&v, "swap-in-fstab", "info", "/etc/fstab:5"));
+    assert_eq!(v["reboot_safe"], true);
+    assert_eq!(v["observations"]["kubelet_policy"]["ok"]["swap_behavior"], "LimitedSwap");
+}
+
+#[test]
+fn check_swap_unit_outside_fstab() {
+    let Some(node) = Node::boot("swapunit", Kubelet::Kubeadm, |root| {
+        std::fs::write(root.join("etc/systemd/system/extra.swap"), "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n").unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable --now kubelet.service && systemctl enable extra.swap");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(ids(&v), vec![("swap-unit-enabled".into(), "critical".into(), "extra.swap".into())]);
+    assert!(v["findings"][0]["message"].as_str().unwrap().contains("/dev/vdb2"));
+}
+
+#[test]
+fn check_without_dbus_is_unknown() {
+    let Some(node) = Node::boot("nobus", Kubelet::Kubeadm, |_| {}) else { return };
+    let o = node.tg_command(&["check"]).env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus").output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("UNKNOWN"), "{out}");
+    assert!(out.contains("connecting to the system bus at unix:path=/nonexistent/bus"), "{out}");
+    let o = node.tg_command(&["check", "--output", "json"]).env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus").output().unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["status"], "unknown");
+    assert!(has(&v, "probe-failed", "unknown", "kubelet.service"), "{v:#}");
+}
+
+#[test]
+fn check_config_errors_exit_78_and_usage_64() {
+    let Some(node) = Node::boot("config", Kubelet::Kubeadm, |_| {}) else { return };
+    std::fs::write(&node.config, "[fix]\nswapof = true\n").unwrap();
+    let (code, _, err) = node.tg(&["check"]);
+    assert_eq!(code, 78);
+    assert!(err.contains(&format!("{}:2:1: unknown field `swapof`", node.config.display())), "{err}");
+    let (code, _, err) = node.tg(&["check", "--frobnicate"]);
+    assert_eq!(code, 64, "{err}");
+}
+
+// ---------------------------------------------------------------- fix
+
+/// The seed incident with swap: exit 2 → one `check --fix` → exit 0.
+#[test]
+fn fix_seed_incident_end_to_end() {
+    let Some(node) = Node::boot("fixseed", Kubelet::Kubeadm, harness::install_fstab) else { return };
+    node.swap_on("/swapfile", 16);
+    let fstab_before = node.read("/etc/fstab");
+    let (code, _) = node.check_json(&[]);
+    assert_eq!(code, 2);
+
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["status"], "ok");
+    assert_eq!(v["reboot_safe"], true);
+    assert_eq!(
+        actions(&v),
+        vec![a("swapoff", "/swapfile", "done"), a("fstab-comment", "/etc/fstab:5", "done"), a("enable", "kubelet.service", "done"), a("start", "kubelet.service", "done")]
+    );
+
+    // Swap is off, kubelet enabled and running.
+    assert_eq!(std::fs::read_to_string("/proc/swaps").unwrap().lines().count(), 1);
+    assert_eq!(node.prop("kubelet.service", "UnitFileState"), "enabled");
+    assert_eq!(node.prop("kubelet.service", "ActiveState"), "active");
+    assert_eq!(node.prop("kubelet.service", "SubState"), "running");
+
+    // fstab: line 5 commented with a marker before it; every other byte unchanged.
+    let after = node.read("/etc/fstab");
+    let old: Vec<&str> = fstab_before.split_inclusive('\n').collect();
+    let new: Vec<&str> = after.split_inclusive('\n').collect();
+    assert_eq!(new.len(), old.len() + 1);
+    assert_eq!(&new[..4], &old[..4]);
+    assert!(new[4].starts_with("# taint-guard ") && new[4].contains("kubelet refuses to start with swap on"), "{}", new[4]);
+    assert_eq!(new[5], format!("#{}", old[4]));
+    assert_eq!(&new[6..], &old[5..]);
+    // Backup with the original bytes, and mode/owner kept.
+    let baks: Vec<_> = std::fs::read_dir(node.root.join("etc")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains("fstab.taint-guard.")).collect();
+    assert_eq!(baks.len(), 1, "{baks:?}");
+    assert_eq!(std::fs::read_to_string(&baks[0]).unwrap(), fstab_before);
+
+    // A second --fix is a no-op.
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["actions"], serde_json::json!([]));
+    assert_eq!(node.read("/etc/fstab"), after);
+    let baks2 = std::fs::read_dir(node.root.join("etc")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("fstab.taint-guard.")).count();
+    assert_eq!(baks2, 1);
+}
+
+#[test]
+fn fix_dry_run_changes_nothing() {
+    let Some(node) = Node::boot("dryrun", Kubelet::Kubeadm, harness::install_fstab) else { return };
+    node.swap_on("/swapfile", 16);
+    let fstab_before = node.read("/etc/fstab");
+    let state = |n: &Node| (n.prop("kubelet.service", "UnitFileState"), n.prop("kubelet.service", "ActiveState"), std::fs::read_to_string("/proc/swaps").unwrap());
+    let before = state(&node);
+
+    let (code, v) = node.check_json(&["--fix", "--dry-run"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        actions(&v),
+        vec![a("swapoff", "/swapfile", "planned"), a("fstab-comment", "/etc/fstab:5", "planned"), a("enable", "kubelet.service", "planned"), a("start", "kubelet.service", "planned")]
+    );
+    let diff = v["fstab_diff"].as_str().unwrap();
+    assert!(diff.contains("-/swapfile\tnone\tswap\tsw\t0\t0\n+# taint-guard "), "{diff}");
+    assert!(diff.contains("\n+#/swapfile\tnone\tswap\tsw\t0\t0\n"), "{diff}");
+
+    let (code, out, _) = node.tg(&["check", "--fix", "--dry-run"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("fix planned  swapoff"), "{out}");
+    assert!(out.contains("--- /etc/fstab"), "{out}");
+
+    assert_eq!(node.read("/etc/fstab"), fstab_before);
+    assert_eq!(state(&node), before);
+    assert_eq!(std::fs::read_dir(node.root.join("etc")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("taint-guard")).count(), 0);
+}
+
+#[test]
+fn fix_leaves_masked_kubelet_alone() {
+    let Some(node) = Node::boot("fixmasked", Kubelet::Kubeadm, |_| {}) else { return };
+    node.exec("systemctl mask kubelet.service");
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(actions(&v), vec![a("unmask", "kubelet.service", "skipped")]);
+    assert_eq!(node.prop("kubelet.service", "LoadState"), "masked");
+    assert_eq!(node.prop("kubelet.service", "ActiveState"), "inactive");
+}
+
+#[test]
+fn fix_crash_loop_tries_once_and_reports_failure() {
+    let Some(node) = Node::boot("fixcrash", Kubelet::Kubeadm, |root| {
+        let d = root.join("etc/systemd/system/kubelet.service.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("20-false.conf"), "[Service]\nExecStart=\nExecStart=/bin/false\n").unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("auto-restart", |n| n.prop("kubelet.service", "SubState") == "auto-restart");
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(actions(&v), vec![a("reset-failed", "kubelet.service", "done"), a("start", "kubelet.service", "failed")]);
+    let detail = v["actions"][1]["detail"].as_str().unwrap();
+    assert!(detail.contains("Result=exit-code, exit status 1"), "{detail}");
+    assert!(has(&v, "unit-failed", "critical", "kubelet.service"));
+}
+
+#[test]
+fn fix_start_refused_by_systemd_reports_reason() {
+    let Some(node) = Node::boot("fixrefused", Kubelet::Kubeadm, |root| {
+        let d = root.join("etc/systemd/system/kubelet.service.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("20-exec.conf"), "[Service]\nType=exec\nExecStart=\nExecStart=/usr/bin/no-such-kubelet\n").unwrap();
+    }) else {
+        return;
+    };
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(actions(&v), vec![a("enable", "kubelet.service", "done"), a("start", "kubelet.service", "failed")]);
+    let detail = v["actions"][1]["detail"].as_str().unwrap();
+    assert!(detail.contains("result 'failed'") && detail.contains("Result=exit-code, exit status 203"), "{detail}");
+}
+
+#[test]
+fn fix_disables_swap_units_and_respects_pause() {
+    let Some(node) = Node::boot("fixunits", Kubelet::Kubeadm, |root| {
+        std::fs::write(root.join("etc/systemd/system/extra.swap"), "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n").unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable --now kubelet.service && systemctl enable extra.swap");
+
+    // A maintenance pause holds every action back.
+    let (code, out, err) = node.tg(&["pause", "--for", "1h", "--reason", "kernel upgrade"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(node.root.join("run/taint-guard/pause").exists());
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2);
+    assert_eq!(actions(&v), vec![a("paused", "extra.swap", "skipped")]);
+    assert!(v["actions"][0]["detail"].as_str().unwrap().contains("kernel upgrade"));
+    assert_eq!(node.prop("extra.swap", "UnitFileState"), "enabled");
+
+    let (code, _, _) = node.tg(&["resume"]);
+    assert_eq!(code, 0);
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(actions(&v), vec![a("swap-unit-disable", "extra.swap", "done")]);
+    assert_eq!(node.prop("extra.swap", "UnitFileState"), "disabled");
+}
