@@ -112,6 +112,10 @@ pub fn human(out: &CheckOutput) -> String {
             "\nreport: {}",
             r.get("summary").and_then(|v| v.as_str()).unwrap_or("-")
         );
+        let taints = r.get("taints").and_then(|v| v.as_array());
+        for t in taints.into_iter().flatten().filter_map(|t| t.as_str()) {
+            let _ = writeln!(s, "  {t}");
+        }
     }
     let n = |sev| out.findings.iter().filter(|f| f.severity == sev).count();
     let counts: Vec<String> = [Severity::Critical, Severity::Unknown, Severity::Warning]

@@ -1,0 +1,435 @@
+//! Which Node is ours and whose credentials to use. Pure resolution from the
+//! flags, environment values (read once by the caller and passed in, so tests
+//! never touch the real environment) and files under the host root.
+
+use std::path::{Path, PathBuf};
+
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+use crate::hostroot::HostRoot;
+
+/// The kubelet's own kubeconfig, a node path (read under the host root).
+pub const KUBELET_KUBECONFIG: &str = "/etc/kubernetes/kubelet.conf";
+const SA_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// The environment values resolution looks at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Env {
+    /// `NODE_NAME` (a DaemonSet sets it from `spec.nodeName`).
+    pub node_name: Option<String>,
+    /// `KUBECONFIG`.
+    pub kubeconfig: Option<String>,
+    /// `KUBERNETES_SERVICE_HOST` is set and a service-account token exists.
+    pub in_cluster: bool,
+    /// This machine's hostname.
+    pub hostname: Option<String>,
+}
+
+impl Env {
+    pub fn from_process() -> Env {
+        let var = |k| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Env {
+            node_name: var("NODE_NAME"),
+            kubeconfig: var("KUBECONFIG"),
+            in_cluster: var("KUBERNETES_SERVICE_HOST").is_some() && Path::new(SA_TOKEN).exists(),
+            hostname: gethostname::gethostname().into_string().ok(),
+        }
+    }
+}
+
+/// The Node's name and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeName {
+    pub name: String,
+    pub source: &'static str,
+}
+
+/// `--node-name`, else `NODE_NAME`, else kubelet's `--hostname-override`,
+/// else the hostname. The last two are trimmed and lowercased, as kubelet
+/// does when it registers the Node.
+pub fn node_name(
+    flag: Option<&str>,
+    env: &Env,
+    hostname_override: Option<&str>,
+) -> Option<NodeName> {
+    let given = |v: Option<&str>, source| {
+        let v = v?.trim();
+        (!v.is_empty()).then(|| NodeName {
+            name: v.to_string(),
+            source,
+        })
+    };
+    let derived = |v: Option<&str>, source| {
+        given(v, source).map(|n| NodeName {
+            name: n.name.to_lowercase(),
+            ..n
+        })
+    };
+    given(flag, "--node-name")
+        .or_else(|| given(env.node_name.as_deref(), "NODE_NAME"))
+        .or_else(|| derived(hostname_override, "kubelet --hostname-override"))
+        .or_else(|| derived(env.hostname.as_deref(), "hostname"))
+}
+
+/// Where the client configuration comes from, in order of preference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `--kubeconfig PATH` (a path for this process).
+    Flag(PathBuf),
+    /// `KUBECONFIG` (a `:`-separated list, merged like kubectl does).
+    Env(String),
+    /// The pod's service account.
+    InCluster,
+    /// The kubelet's kubeconfig: a node path, read under the host root.
+    Kubelet(PathBuf),
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Flag(p) | Source::Kubelet(p) => write!(f, "{}", p.display()),
+            Source::Env(v) => write!(f, "$KUBECONFIG ({v})"),
+            Source::InCluster => f.write_str("in-cluster service account"),
+        }
+    }
+}
+
+pub fn source(flag: Option<&Path>, env: &Env) -> Source {
+    match (flag, &env.kubeconfig) {
+        (Some(p), _) => Source::Flag(p.to_path_buf()),
+        (None, Some(v)) => Source::Env(v.clone()),
+        (None, None) if env.in_cluster => Source::InCluster,
+        (None, None) => Source::Kubelet(KUBELET_KUBECONFIG.into()),
+    }
+}
+
+/// Who the API server will take us for, and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `system:node:worker-1` (client certificate CN), a service account
+    /// (token `sub`), or `user NAME` from the kubeconfig when neither can be read.
+    pub name: String,
+    pub source: String,
+}
+
+/// Read a kubeconfig file source with every file it names turned into a
+/// path for this process. `None` for [`Source::InCluster`].
+pub fn load(source: &Source, host: &HostRoot) -> Result<Option<Kubeconfig>, String> {
+    let read = |p: &Path| Kubeconfig::read_from(p).map_err(|e| format!("{}: {e}", p.display()));
+    match source {
+        Source::Flag(p) => read(p).map(Some),
+        Source::Env(list) => std::env::split_paths(list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(|p| read(&p))
+            .try_fold(None, |acc: Option<Kubeconfig>, kc| match acc {
+                None => Ok(Some(kc?)),
+                Some(a) => a.merge(kc?).map(Some).map_err(|e| e.to_string()),
+            }),
+        Source::InCluster => Ok(None),
+        Source::Kubelet(node_path) => {
+            let file = host.path(node_path);
+            let text =
+                std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let mut kc =
+                Kubeconfig::from_yaml(&text).map_err(|e| format!("{}: {e}", file.display()))?;
+            let dir = node_path.parent().unwrap_or(Path::new("/"));
+            map_paths(&mut kc, host, dir);
+            Ok(Some(kc))
+        }
+    }
+}
+
+/// Files named in the kubelet's kubeconfig are node paths: relative ones are
+/// relative to the kubeconfig's directory; all of them live under the host root.
+fn map_paths(kc: &mut Kubeconfig, host: &HostRoot, dir: &Path) {
+    let map = |p: &mut Option<String>| {
+        if let Some(v) = p {
+            *v = host.path(dir.join(&*v)).to_string_lossy().into_owned();
+        }
+    };
+    for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
+        map(&mut c.certificate_authority);
+    }
+    for a in kc
+        .auth_infos
+        .iter_mut()
+        .filter_map(|a| a.auth_info.as_mut())
+    {
+        map(&mut a.client_certificate);
+        map(&mut a.client_key);
+        map(&mut a.token_file);
+    }
+}
+
+/// The identity the current context authenticates as: the CN of its client
+/// certificate, else the `sub` of its token file, else its user name.
+pub fn identity_of(kc: &Kubeconfig) -> Option<String> {
+    let ctx = kc.current_context.as_deref()?;
+    let user = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == ctx)?
+        .context
+        .as_ref()?
+        .user
+        .clone()?;
+    let auth = kc
+        .auth_infos
+        .iter()
+        .find(|a| a.name == user)
+        .and_then(|a| a.auth_info.as_ref());
+    let cert = auth.and_then(
+        |a| match (&a.client_certificate_data, &a.client_certificate) {
+            (Some(data), _) => String::from_utf8(base64(data)?).ok(),
+            (None, Some(path)) => std::fs::read_to_string(path).ok(),
+            (None, None) => None,
+        },
+    );
+    let token = auth.and_then(|a| std::fs::read_to_string(a.token_file.as_ref()?).ok());
+    Some(
+        cert.as_deref()
+            .and_then(cert_cn)
+            .or_else(|| jwt_sub(token.as_deref()?))
+            .unwrap_or(format!("user {user}")),
+    )
+}
+
+/// Build the client configuration for `source`, with its identity.
+pub async fn client_config(
+    source: &Source,
+    host: &HostRoot,
+) -> Result<(kube::Config, Identity), String> {
+    let shown = source.to_string();
+    let Some(kc) = load(source, host)? else {
+        let config = kube::Config::incluster().map_err(|e| format!("in-cluster config: {e}"))?;
+        let token = config
+            .auth_info
+            .token_file
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok());
+        let name = token
+            .as_deref()
+            .and_then(jwt_sub)
+            .unwrap_or("service account".into());
+        return Ok((
+            config,
+            Identity {
+                name,
+                source: shown,
+            },
+        ));
+    };
+    let name = identity_of(&kc).unwrap_or("unknown user".into());
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok((
+        config,
+        Identity {
+            name,
+            source: shown,
+        },
+    ))
+}
+
+/// Standard or URL-safe base64, padding and whitespace ignored.
+fn base64(s: &str) -> Option<Vec<u8>> {
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            b'=' | b'\n' | b'\r' | b' ' | b'\t' => continue,
+            _ => return None,
+        };
+        acc = (acc << 6 | u32::from(v)) & 0xffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The `sub` claim of a JWT (not verified: only shown to the operator).
+fn jwt_sub(token: &str) -> Option<String> {
+    let payload = base64(token.trim().split('.').nth(1)?)?;
+    let v: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    Some(v.get("sub")?.as_str()?.to_string())
+}
+
+/// One DER element: (tag, contents, rest).
+fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, d) = d.split_first()?;
+    let (&l, mut d) = d.split_first()?;
+    let len = if l < 0x80 {
+        usize::from(l)
+    } else {
+        let n = usize::from(l & 0x7f);
+        if n == 0 || n > 4 || d.len() < n {
+            return None;
+        }
+        let len = d[..n].iter().fold(0, |a, &b| a << 8 | usize::from(b));
+        d = &d[n..];
+        len
+    };
+    (d.len() >= len).then(|| (tag, &d[..len], &d[len..]))
+}
+
+/// The subject CN of the first certificate in a PEM bundle. A minimal DER
+/// walk: Certificate → TBSCertificate → subject → RDNs → CN (2.5.4.3).
+fn cert_cn(pem: &str) -> Option<String> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    let body = &pem[pem.find(BEGIN)? + BEGIN.len()..];
+    let der = base64(&body[..body.find("-----END")?])?;
+    let (_, cert, _) = tlv(&der)?;
+    let (_, mut tbs, _) = tlv(cert)?;
+    let mut fields = Vec::new();
+    while let Some((tag, c, rest)) = tlv(tbs) {
+        fields.push((tag, c));
+        tbs = rest;
+    }
+    // [0] version (optional), serial, signature, issuer, validity, subject.
+    let skip = usize::from(fields.first()?.0 == 0xa0);
+    let mut rdns = fields.get(skip + 4)?.1;
+    let mut cn = None;
+    while let Some((_, mut set, rest)) = tlv(rdns) {
+        while let Some((_, atv, more)) = tlv(set) {
+            let (_, oid, value) = tlv(atv)?;
+            if oid == [0x55, 0x04, 0x03] {
+                cn = String::from_utf8(tlv(value)?.1.to_vec()).ok();
+            }
+            set = more;
+        }
+        rdns = rest;
+    }
+    cn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
+    }
+
+    #[test]
+    fn node_name_precedence() {
+        let env = Env {
+            node_name: Some("from-env".into()),
+            hostname: Some("Host-1".into()),
+            ..Env::default()
+        };
+        let n = |flag, env: &Env, ov| node_name(flag, env, ov).map(|n| (n.name, n.source));
+        assert_eq!(
+            n(Some("w1"), &env, Some("ov")),
+            Some(("w1".into(), "--node-name"))
+        );
+        assert_eq!(
+            n(Some(" "), &env, Some("ov")),
+            Some(("from-env".into(), "NODE_NAME"))
+        );
+        let env = Env {
+            node_name: None,
+            ..env
+        };
+        assert_eq!(
+            n(None, &env, Some("Node-7 ")),
+            Some(("node-7".into(), "kubelet --hostname-override"))
+        );
+        assert_eq!(n(None, &env, None), Some(("host-1".into(), "hostname")));
+        assert_eq!(n(None, &Env::default(), None), None);
+    }
+
+    #[test]
+    fn source_precedence() {
+        let env = Env {
+            kubeconfig: Some("/k".into()),
+            in_cluster: true,
+            ..Env::default()
+        };
+        assert_eq!(
+            source(Some(Path::new("/f")), &env),
+            Source::Flag("/f".into())
+        );
+        assert_eq!(source(None, &env), Source::Env("/k".into()));
+        let env = Env {
+            kubeconfig: None,
+            ..env
+        };
+        assert_eq!(source(None, &env), Source::InCluster);
+        assert_eq!(
+            source(None, &Env::default()),
+            Source::Kubelet("/etc/kubernetes/kubelet.conf".into())
+        );
+    }
+
+    #[tokio::test]
+    async fn kubelet_conf_paths_resolve_under_host_root() {
+        let root = fixtures().join("host");
+        let host = HostRoot::new(&root);
+        let src = source(None, &Env::default());
+        let kc = load(&src, &host).unwrap().unwrap();
+        let cluster = kc.clusters[0].cluster.as_ref().unwrap();
+        // Relative: to the kubeconfig's directory, under the host root.
+        assert_eq!(
+            cluster.certificate_authority.as_deref(),
+            Some(root.join("etc/kubernetes/pki/ca.crt").to_str().unwrap())
+        );
+        // Absolute node path: under the host root.
+        let auth = kc.auth_infos[0].auth_info.as_ref().unwrap();
+        let pem = root.join("var/lib/kubelet/pki/kubelet-client-current.pem");
+        assert_eq!(
+            auth.client_certificate.as_deref(),
+            Some(pem.to_str().unwrap())
+        );
+        assert_eq!(auth.client_key.as_deref(), Some(pem.to_str().unwrap()));
+
+        // The identity is the certificate's CN, not the kubeconfig user name.
+        assert_eq!(identity_of(&kc).as_deref(), Some("system:node:worker-1"));
+
+        // And the whole thing loads: CA, certificate and key are found.
+        let (config, id) = client_config(&src, &host).await.unwrap();
+        assert_eq!(id.source, "/etc/kubernetes/kubelet.conf");
+        assert_eq!(id.name, "system:node:worker-1");
+        assert_eq!(config.cluster_url.to_string(), "https://10.0.0.1:6443/");
+        assert!(config.root_cert.is_some());
+        kube::Client::try_from(config).expect("client from kubelet.conf");
+    }
+
+    #[test]
+    fn kubelet_conf_missing_is_an_error() {
+        let host = HostRoot::new(fixtures().join("no-such-host"));
+        let err = load(&source(None, &Env::default()), &host).unwrap_err();
+        assert!(err.contains("etc/kubernetes/kubelet.conf"), "{err}");
+    }
+
+    #[test]
+    fn user_kubeconfig_from_env_is_read_as_is() {
+        let path = fixtures().join("admin.conf");
+        let env = Env {
+            kubeconfig: Some(path.to_str().unwrap().into()),
+            ..Env::default()
+        };
+        // The host root does not apply to a kubeconfig the user named.
+        let host = HostRoot::new("/nonexistent");
+        let kc = load(&source(None, &env), &host).unwrap().unwrap();
+        assert_eq!(identity_of(&kc).as_deref(), Some("user admin"));
+    }
+
+    #[test]
+    fn jwt_subject() {
+        // {"alg":"none"} . {"sub":"system:serviceaccount:kube-system:taint-guard"}
+        let tok = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZS1zeXN0ZW06dGFpbnQtZ3VhcmQifQ.";
+        assert_eq!(
+            jwt_sub(tok).as_deref(),
+            Some("system:serviceaccount:kube-system:taint-guard")
+        );
+        assert_eq!(jwt_sub("garbage"), None);
+    }
+}
