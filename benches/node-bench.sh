@@ -20,7 +20,7 @@ base=${TG_ROOTFS_CACHE:-target/tmp/rootfs-bookworm}
 command -v hyperfine >/dev/null || { echo "hyperfine missing: apt-get install hyperfine" >&2; exit 1; }
 
 cargo build --release --quiet
-bin=$PWD/target/release/taint-guard
+bin=${CARGO_TARGET_DIR:-$PWD/target}/release/taint-guard
 work=$PWD/target/tmp/bench-node
 root=$work/root
 rm -rf "$work"; mkdir -p "$work/bus"
@@ -49,8 +49,9 @@ for _ in $(seq 600); do
     org.freedesktop.systemd1.Manager SystemState 2>/dev/null | grep -qE 'running|degraded' && break
   sleep 0.05
 done
-read -r nspawn _ < /proc/$tpid/task/$tpid/children
-read -r leader _ < /proc/$nspawn/task/$nspawn/children
+first_child() { awk '{print $1}' "/proc/$1/task/$1/children"; }
+nspawn=$(first_child "$tpid")
+leader=$(first_child "$nspawn")
 in_node() { env -u DBUS_SYSTEM_BUS_ADDRESS nsenter -t "$leader" -a "$@"; }
 in_node sh -c 'dd if=/dev/zero of=/swapfile bs=1M count=64 status=none && chmod 600 /swapfile && mkswap /swapfile >/dev/null'
 

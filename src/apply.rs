@@ -69,10 +69,11 @@ fn skips(plan: &Plan) -> impl Iterator<Item = ActionOutcome> + '_ {
 
 /// The marker comment put before each commented-out fstab line.
 pub fn fstab_marker(now: Timestamp) -> String {
-    format!("taint-guard {}: swap line commented out, kubelet refuses to start with swap on (original line below)", now.round(jiff::Unit::Second).unwrap_or(now))
+    let now = now.round(jiff::Unit::Second).unwrap_or(now);
+    format!("taint-guard {now}: swap line commented out, kubelet refuses to start with swap on (original line below)")
 }
 
-/// The suffix for backup file names (`20261127T233915Z`).
+/// The suffix of backup file names (`20261127T233915Z`).
 pub fn stamp(now: Timestamp) -> String {
     now.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
@@ -91,8 +92,8 @@ pub fn fstab_edit(
     Ok((old, edit.new_content))
 }
 
-/// Apply the plan in order. A failed swapoff holds back starting kubelet
-/// (it would only crash-loop); other failures do not stop later steps.
+/// Apply the plan in order. A failed swapoff holds back starting the units
+/// (kubelet would only crash-loop); other failures do not stop later steps.
 pub async fn apply<S: UnitManager>(
     plan: &Plan,
     sd: Option<&S>,
@@ -111,16 +112,11 @@ pub async fn apply<S: UnitManager>(
                     (Outcome::Failed, format!("{e:#}"))
                 }
             },
-            (Step::CommentFstab { path, lines }, _) => {
-                comment_fstab(host, path, lines, now, sd).await
-            }
-            (Step::Start { unit }, Some(sd)) if swap_still_on => {
-                let _ = sd;
-                (
-                    Outcome::Skipped,
-                    format!("swap is still on: not starting {unit}"),
-                )
-            }
+            (Step::CommentFstab { path, lines }, _) => comment_fstab(host, path, lines, now),
+            (Step::Start { unit }, Some(_)) if swap_still_on => (
+                Outcome::Skipped,
+                format!("swap is still on: not starting {unit}"),
+            ),
             (Step::Start { unit }, Some(sd)) => start(sd, unit, cfg).await,
             (step, Some(sd)) => {
                 let r = match step {
@@ -129,7 +125,10 @@ pub async fn apply<S: UnitManager>(
                     Step::UnmaskUnit { unit } => sd.unmask(unit).await,
                     Step::ResetFailed { unit } => sd.reset_failed(unit).await,
                     Step::Enable { unit } => sd.enable(unit).await,
-                    _ => unreachable!("handled above"),
+                    Step::Reload => sd.reload().await,
+                    Step::Swapoff { .. } | Step::CommentFstab { .. } | Step::Start { .. } => {
+                        unreachable!("handled above")
+                    }
                 };
                 match r {
                     Ok(()) => (Outcome::Done, a.reason.clone()),
@@ -150,44 +149,40 @@ pub async fn apply<S: UnitManager>(
     out
 }
 
-async fn comment_fstab<S: UnitManager>(
+fn comment_fstab(
     host: &HostRoot,
     path: &str,
     lines: &[usize],
     now: Timestamp,
-    sd: Option<&S>,
 ) -> (Outcome, String) {
     let (old, new) = match fstab_edit(host, path, lines, now) {
         Ok(x) => x,
         Err(e) => return (Outcome::Failed, format!("{e:#}")),
     };
+    let list = lines
+        .iter()
+        .map(|l| l.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     if old == new {
         return (
             Outcome::Skipped,
-            format!("{path} has no live swap line at {lines:?} any more"),
+            format!("{path} has no live swap line at line {list} any more"),
         );
     }
-    let bak = match crate::files::rewrite(&host.path(path), new.as_bytes(), &stamp(now)) {
-        Ok(b) => b,
-        Err(e) => return (Outcome::Failed, format!("{e:#}")),
-    };
-    let bak_node = bak
-        .strip_prefix(host.root())
-        .map(|p| format!("/{}", p.display()))
-        .unwrap_or_else(|_| bak.display().to_string());
-    let mut detail =
-        format!("commented out line(s) {lines:?} of {path}; original saved as {bak_node}");
-    // Let systemd regenerate its units from the new fstab.
-    if let Some(sd) = sd {
-        if let Err(e) = sd.reload().await {
-            return (
-                Outcome::Failed,
-                format!("{detail}, but daemon-reload failed: {e:#}"),
-            );
+    match crate::files::rewrite(&host.path(path), new.as_bytes(), &stamp(now)) {
+        Ok(bak) => {
+            let bak = bak
+                .strip_prefix(host.root())
+                .map(|p| format!("/{}", p.display()))
+                .unwrap_or_else(|_| bak.display().to_string());
+            (
+                Outcome::Done,
+                format!("commented out {path} line {list}; original saved as {bak}"),
+            )
         }
-        detail.push_str("; systemd reloaded");
+        Err(e) => (Outcome::Failed, format!("{e:#}")),
     }
-    (Outcome::Done, detail)
 }
 
 async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, String) {
@@ -206,15 +201,27 @@ async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, St
             .await
             .map(|s| format!("Result={}, exit status {}", s.result, s.exec_main_status))
             .unwrap_or_default();
-        return (Outcome::Failed, format!("start job for {unit} finished with result '{job}' {why}; see journalctl -u {unit} -b"));
+        return (
+            Outcome::Failed,
+            format!("start job for {unit} finished with result '{job}' ({why}); see journalctl -u {unit} -b"),
+        );
     }
     // A crash-looping service passes its start job; make sure it stays up.
     tokio::time::sleep(Duration::from_secs(cfg.fix.settle_secs)).await;
     match sd.unit_state(unit).await {
-        Ok(s) if s.active_state == "active" => (Outcome::Done, format!("{unit} active ({}) {job_ms} ms after StartUnit, still active after {}s", s.sub_state, cfg.fix.settle_secs)),
+        Ok(s) if s.active_state == "active" => (
+            Outcome::Done,
+            format!(
+                "{unit} active ({}) {job_ms} ms after StartUnit, still active after {}s",
+                s.sub_state, cfg.fix.settle_secs
+            ),
+        ),
         Ok(s) => (
             Outcome::Failed,
-            format!("{unit} started but is {}/{} after {}s: Result={}, exit status {}, {} restarts; see journalctl -u {unit} -b", s.active_state, s.sub_state, cfg.fix.settle_secs, s.result, s.exec_main_status, s.n_restarts),
+            format!(
+                "{unit} started but is {}/{} after {}s: Result={}, exit status {}; see journalctl -u {unit} -b",
+                s.active_state, s.sub_state, cfg.fix.settle_secs, s.result, s.exec_main_status
+            ),
         ),
         Err(e) => (Outcome::Failed, format!("{e:#}")),
     }

@@ -136,7 +136,7 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
             x.severity = *s;
         }
     }
-    findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let worst = findings.iter().map(|x| x.severity).max();
     let status = match worst {
         None | Some(Severity::Info) => Status::Ok,
@@ -269,10 +269,12 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     }
     let crash_loop = s.active_state == "activating" && s.sub_state == "auto-restart";
     if s.active_state == "failed" || crash_loop {
+        // No restart count in the message: it lands in Node annotations,
+        // which must not change on every run while the loop goes on.
         let what = if crash_loop {
-            format!("is crash-looping (restarted {} times)", s.n_restarts)
+            "is crash-looping"
         } else {
-            "has failed".to_string()
+            "has failed"
         };
         out.push(finding(
             "unit-failed",
@@ -609,7 +611,7 @@ mod tests {
         assert!(
             a.findings[0]
                 .message
-                .contains("crash-looping (restarted 7 times): Result=exit-code, exit status 1"),
+                .contains("crash-looping: Result=exit-code, exit status 1"),
             "{}",
             a.findings[0].message
         );

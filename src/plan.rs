@@ -38,6 +38,8 @@ pub enum Step {
     Enable {
         unit: String,
     },
+    /// daemon-reload, once, after every file change.
+    Reload,
     /// Start and wait for the unit to stay active.
     Start {
         unit: String,
@@ -55,8 +57,21 @@ impl Step {
             Step::UnmaskUnit { .. } => "unmask",
             Step::ResetFailed { .. } => "reset-failed",
             Step::Enable { .. } => "enable",
+            Step::Reload => "daemon-reload",
             Step::Start { .. } => "start",
         }
+    }
+
+    /// Changes files systemd reads (so a daemon-reload must follow).
+    pub fn changes_files(&self) -> bool {
+        matches!(
+            self,
+            Step::CommentFstab { .. }
+                | Step::DisableUnit { .. }
+                | Step::MaskUnit { .. }
+                | Step::UnmaskUnit { .. }
+                | Step::Enable { .. }
+        )
     }
 
     pub fn subject(&self) -> String {
@@ -78,6 +93,7 @@ impl Step {
             | Step::ResetFailed { unit }
             | Step::Enable { unit }
             | Step::Start { unit } => unit.clone(),
+            Step::Reload => "systemd".into(),
         }
     }
 }
@@ -241,7 +257,10 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
     }
 
-    // 4–6. Units.
+    // 4–6. Units: unit-file changes first, then one daemon-reload (so the
+    // manager sees fstab, unmask and enable changes), then reset-failed and
+    // start.
+    let mut run: Vec<Action> = Vec::new();
     for u in &obs.units {
         let name = u.name.as_str();
         let Probe::Ok(st) = &u.state else { continue };
@@ -267,7 +286,7 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         let disabled = masked || has("unit-disabled", name);
         let stopped = masked || failed || has("unit-inactive", name);
         if failed && policy.start {
-            p.actions.push(Action {
+            run.push(Action {
                 step: Step::ResetFailed { unit: name.into() },
                 reason: format!(
                     "clear the failed state (Result={}) and start limit before starting",
@@ -304,13 +323,20 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                         .into(),
                 });
             } else {
-                p.actions.push(Action {
+                run.push(Action {
                     step: Step::Start { unit: name.into() },
                     reason: format!("not running ({}/{})", st.active_state, st.sub_state),
                 });
             }
         }
     }
+    if p.actions.iter().any(|a| a.step.changes_files()) {
+        p.actions.push(Action {
+            step: Step::Reload,
+            reason: "unit files or fstab changed: reload systemd (daemon-reload)".into(),
+        });
+    }
+    p.actions.extend(run);
     p
 }
 
@@ -412,10 +438,31 @@ mod tests {
                 "swapoff /swapfile",
                 "fstab-comment /etc/fstab:4",
                 "enable kubelet.service",
+                "daemon-reload systemd",
                 "start kubelet.service"
             ]
         );
         assert!(p.skipped.is_empty());
+    }
+
+    #[test]
+    fn file_changes_for_all_units_then_one_reload_then_starts() {
+        let mut o = obs("loaded", "inactive", "dead", "disabled", None, 4096);
+        let mut second = o.units[0].clone();
+        second.required = "containerd.service".into();
+        second.name = "containerd.service".into();
+        o.units.push(second);
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec![
+                "enable kubelet.service",
+                "enable containerd.service",
+                "daemon-reload systemd",
+                "start kubelet.service",
+                "start containerd.service"
+            ]
+        );
     }
 
     #[test]
@@ -456,6 +503,7 @@ mod tests {
             vec![
                 "unmask kubelet.service",
                 "enable kubelet.service",
+                "daemon-reload systemd",
                 "start kubelet.service"
             ]
         );
@@ -465,7 +513,10 @@ mod tests {
     fn swapoff_guard_refuses_with_numbers_and_holds_start() {
         let o = obs("loaded", "inactive", "dead", "enabled", Some(900), 1000);
         let (s, p) = steps(&o, &Config::default().fix);
-        assert_eq!(s, vec!["fstab-comment /etc/fstab:4"]);
+        assert_eq!(
+            s,
+            vec!["fstab-comment /etc/fstab:4", "daemon-reload systemd"]
+        );
         assert_eq!(p.findings.len(), 1);
         assert_eq!(p.findings[0].id, "swapoff-unsafe");
         assert!(p.findings[0].message.contains("900 MiB of swap in use would not fit in 1000 MiB of available memory with a 256 MiB margin"), "{}", p.findings[0].message);
@@ -513,10 +564,16 @@ mod tests {
             what: Some("/dev/sdb2".into()),
         }]);
         let (s, _) = steps(&o, &Config::default().fix);
-        assert_eq!(s, vec!["swap-unit-disable dev-sdb2.swap"]);
+        assert_eq!(
+            s,
+            vec!["swap-unit-disable dev-sdb2.swap", "daemon-reload systemd"]
+        );
         let mut pol = Config::default().fix;
         pol.mask_swap_units = true;
-        assert_eq!(steps(&o, &pol).0, vec!["swap-unit-mask dev-sdb2.swap"]);
+        assert_eq!(
+            steps(&o, &pol).0,
+            vec!["swap-unit-mask dev-sdb2.swap", "daemon-reload systemd"]
+        );
     }
 
     #[test]

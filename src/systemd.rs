@@ -72,6 +72,8 @@ pub trait UnitManager {
     async fn unit_state(&self, name: &str) -> Result<UnitState>;
     /// Swap unit files in states that make them activate at boot: (path, state).
     async fn boot_swap_unit_files(&self) -> Result<Vec<(String, String)>>;
+    /// Unit-file changes (enable, disable, mask, unmask) take effect in the
+    /// manager after [`UnitManager::reload`]; the planner schedules one.
     async fn enable(&self, unit: &str) -> Result<()>;
     async fn disable(&self, unit: &str) -> Result<()>;
     async fn mask(&self, unit: &str) -> Result<()>;
@@ -180,11 +182,10 @@ impl UnitManager for Systemd {
     }
 
     async fn boot_swap_unit_files(&self) -> Result<Vec<(String, String)>> {
-        Ok(self
-            .manager
+        self.manager
             .list_unit_files_by_patterns(&["enabled", "generated"], &["*.swap"])
             .await
-            .context("ListUnitFilesByPatterns(*.swap)")?)
+            .context("ListUnitFilesByPatterns(*.swap)")
     }
 
     async fn enable(&self, unit: &str) -> Result<()> {
@@ -192,7 +193,7 @@ impl UnitManager for Systemd {
             .enable_unit_files(&[unit], false, false)
             .await
             .with_context(|| format!("EnableUnitFiles({unit})"))?;
-        self.reload().await
+        Ok(())
     }
 
     async fn disable(&self, unit: &str) -> Result<()> {
@@ -200,7 +201,7 @@ impl UnitManager for Systemd {
             .disable_unit_files(&[unit], false)
             .await
             .with_context(|| format!("DisableUnitFiles({unit})"))?;
-        self.reload().await
+        Ok(())
     }
 
     async fn mask(&self, unit: &str) -> Result<()> {
@@ -208,7 +209,7 @@ impl UnitManager for Systemd {
             .mask_unit_files(&[unit], false, false)
             .await
             .with_context(|| format!("MaskUnitFiles({unit})"))?;
-        self.reload().await
+        Ok(())
     }
 
     async fn unmask(&self, unit: &str) -> Result<()> {
@@ -216,23 +217,21 @@ impl UnitManager for Systemd {
             .unmask_unit_files(&[unit], false)
             .await
             .with_context(|| format!("UnmaskUnitFiles({unit})"))?;
-        self.reload().await
+        Ok(())
     }
 
     async fn reload(&self) -> Result<()> {
-        Ok(self
-            .manager
+        self.manager
             .reload()
             .await
-            .context("Reload (daemon-reload)")?)
+            .context("Reload (daemon-reload)")
     }
 
     async fn reset_failed(&self, unit: &str) -> Result<()> {
-        Ok(self
-            .manager
+        self.manager
             .reset_failed_unit(unit)
             .await
-            .with_context(|| format!("ResetFailedUnit({unit})"))?)
+            .with_context(|| format!("ResetFailedUnit({unit})"))
     }
 
     async fn start(&self, unit: &str, timeout: Duration) -> Result<String> {

@@ -12,7 +12,13 @@ fn ids(v: &Value) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["id"].as_str().unwrap().to_string(), f["severity"].as_str().unwrap().to_string(), f["subject"].as_str().unwrap().to_string()))
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["subject"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -25,7 +31,13 @@ fn actions(v: &Value) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["id"].as_str().unwrap().to_string(), a["subject"].as_str().unwrap().to_string(), a["outcome"].as_str().unwrap().to_string()))
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["subject"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -39,7 +51,9 @@ fn a(id: &str, subject: &str, outcome: &str) -> (String, String, String) {
 /// not running after the reboot.
 #[test]
 fn check_seed_incident_disabled_and_inactive() {
-    let Some(node) = Node::boot("seed", Kubelet::Kubeadm, |_| {}) else { return };
+    let Some(node) = Node::boot("seed", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(v["status"], "critical");
@@ -47,8 +61,16 @@ fn check_seed_incident_disabled_and_inactive() {
     assert_eq!(
         ids(&v),
         vec![
-            ("unit-disabled".into(), "critical".into(), "kubelet.service".into()),
-            ("unit-inactive".into(), "critical".into(), "kubelet.service".into())
+            (
+                "unit-disabled".into(),
+                "critical".into(),
+                "kubelet.service".into()
+            ),
+            (
+                "unit-inactive".into(),
+                "critical".into(),
+                "kubelet.service".into()
+            )
         ]
     );
     let f = &v["findings"][0];
@@ -67,16 +89,23 @@ fn check_seed_incident_disabled_and_inactive() {
     let (code, out, _) = node.tg(&["check"]);
     assert_eq!(code, 2);
     assert!(out.contains("CRITICAL kubelet.service"), "{out}");
-    assert!(out.contains("remedy: systemctl enable --now kubelet.service"), "{out}");
+    assert!(
+        out.contains("remedy: systemctl enable --now kubelet.service"),
+        "{out}"
+    );
     assert!(out.contains("NOT reboot-safe"), "{out}");
     assert!(out.lines().count() < 25, "{out}");
 }
 
 #[test]
 fn check_healthy_node_is_ok() {
-    let Some(node) = Node::boot("healthy", Kubelet::Kubeadm, |_| {}) else { return };
+    let Some(node) = Node::boot("healthy", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
     node.exec("systemctl enable --now kubelet.service");
-    node.wait_for("kubelet active", |n| n.prop("kubelet.service", "ActiveState") == "active");
+    node.wait_for("kubelet active", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active"
+    });
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["status"], "ok");
@@ -89,29 +118,60 @@ fn check_healthy_node_is_ok() {
 
 #[test]
 fn check_masked_kubelet() {
-    let Some(node) = Node::boot("masked", Kubelet::Kubeadm, |_| {}) else { return };
+    let Some(node) = Node::boot("masked", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
     node.exec("systemctl mask kubelet.service");
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2);
-    assert_eq!(ids(&v), vec![("unit-masked".into(), "critical".into(), "kubelet.service".into())]);
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "unit-masked".into(),
+            "critical".into(),
+            "kubelet.service".into()
+        )]
+    );
 }
 
 #[test]
 fn check_missing_kubelet_and_k3s_alternative() {
-    let Some(node) = Node::boot("missing", Kubelet::None, |_| {}) else { return };
+    let Some(node) = Node::boot("missing", Kubelet::None, |_| {}) else {
+        return;
+    };
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2);
-    assert_eq!(ids(&v), vec![("unit-missing".into(), "critical".into(), "kubelet.service".into())]);
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "unit-missing".into(),
+            "critical".into(),
+            "kubelet.service".into()
+        )]
+    );
 
     // A k3s agent node: k3s-agent.service is checked in kubelet's place.
-    node.write("/etc/systemd/system/k3s-agent.service", "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n");
+    node.write(
+        "/etc/systemd/system/k3s-agent.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+    );
     node.exec("systemctl daemon-reload && systemctl enable k3s-agent.service");
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
-    assert_eq!(ids(&v), vec![("unit-inactive".into(), "critical".into(), "k3s-agent.service".into())]);
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "unit-inactive".into(),
+            "critical".into(),
+            "k3s-agent.service".into()
+        )]
+    );
     assert_eq!(v["observations"]["units"][0]["name"], "k3s-agent.service");
     let (_, out, _) = node.tg(&["check"]);
-    assert!(out.contains("unit k3s-agent.service (in place of kubelet.service, not installed)"), "{out}");
+    assert!(
+        out.contains("unit k3s-agent.service (in place of kubelet.service, not installed)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -119,28 +179,49 @@ fn check_crash_looping_kubelet() {
     let Some(node) = Node::boot("crashloop", Kubelet::Kubeadm, |root| {
         let d = root.join("etc/systemd/system/kubelet.service.d");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("20-false.conf"), "[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\n").unwrap();
+        std::fs::write(
+            d.join("20-false.conf"),
+            "[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\n",
+        )
+        .unwrap();
     }) else {
         return;
     };
     node.exec("systemctl enable --now kubelet.service");
-    node.wait_for("auto-restart", |n| n.prop("kubelet.service", "SubState") == "auto-restart");
+    node.wait_for("auto-restart", |n| {
+        n.prop("kubelet.service", "SubState") == "auto-restart"
+    });
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
-    assert_eq!(ids(&v), vec![("unit-failed".into(), "critical".into(), "kubelet.service".into())]);
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "unit-failed".into(),
+            "critical".into(),
+            "kubelet.service".into()
+        )]
+    );
     let msg = v["findings"][0]["message"].as_str().unwrap();
-    assert!(msg.contains("crash-looping") && msg.contains("Result=exit-code, exit status 1"), "{msg}");
+    assert!(
+        msg.contains("crash-looping") && msg.contains("Result=exit-code, exit status 1"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn check_swap_active_and_in_fstab() {
-    let Some(node) = Node::boot("swap", Kubelet::Kubeadm, harness::install_fstab) else { return };
+    let Some(node) = Node::boot("swap", Kubelet::Kubeadm, harness::install_fstab) else {
+        return;
+    };
     node.exec("systemctl enable --now kubelet.service");
     node.swap_on("/swapfile", 16);
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
     assert!(has(&v, "swap-active", "critical", "/swapfile"), "{v:#}");
-    assert!(has(&v, "swap-in-fstab", "critical", "/etc/fstab:5"), "{v:#}");
+    assert!(
+        has(&v, "swap-in-fstab", "critical", "/etc/fstab:5"),
+        "{v:#}"
+    );
     assert_eq!(v["reboot_safe"], false);
     let sw = &v["observations"]["swap_now"]["ok"]["devices"][0];
     assert_eq!(sw["kind"], "file");
@@ -157,50 +238,93 @@ fn check_swap_tolerated_by_fail_swap_on_false() {
     };
     node.swap_on("/swapfile", 16);
     node.exec("systemctl enable --now kubelet.service");
-    node.wait_for("kubelet active", |n| n.prop("kubelet.service", "SubState") == "running");
+    node.wait_for("kubelet active", |n| {
+        n.prop("kubelet.service", "SubState") == "running"
+    });
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 0, "{v:#}");
     assert!(has(&v, "swap-active", "info", "/swapfile"));
     assert!(has(&v, "swap-in-fstab", "info", "/etc/fstab:5"));
     assert_eq!(v["reboot_safe"], true);
-    assert_eq!(v["observations"]["kubelet_policy"]["ok"]["swap_behavior"], "LimitedSwap");
+    assert_eq!(
+        v["observations"]["kubelet_policy"]["ok"]["swap_behavior"],
+        "LimitedSwap"
+    );
 }
 
 #[test]
 fn check_swap_unit_outside_fstab() {
     let Some(node) = Node::boot("swapunit", Kubelet::Kubeadm, |root| {
-        std::fs::write(root.join("etc/systemd/system/extra.swap"), "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n").unwrap();
+        std::fs::write(
+            root.join("etc/systemd/system/extra.swap"),
+            "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n",
+        )
+        .unwrap();
     }) else {
         return;
     };
     node.exec("systemctl enable --now kubelet.service && systemctl enable extra.swap");
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
-    assert_eq!(ids(&v), vec![("swap-unit-enabled".into(), "critical".into(), "extra.swap".into())]);
-    assert!(v["findings"][0]["message"].as_str().unwrap().contains("/dev/vdb2"));
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "swap-unit-enabled".into(),
+            "critical".into(),
+            "extra.swap".into()
+        )]
+    );
+    assert!(v["findings"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("/dev/vdb2"));
 }
 
 #[test]
 fn check_without_dbus_is_unknown() {
-    let Some(node) = Node::boot("nobus", Kubelet::Kubeadm, |_| {}) else { return };
-    let o = node.tg_command(&["check"]).env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus").output().unwrap();
+    let Some(node) = Node::boot("nobus", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
+    let o = node
+        .tg_command(&["check"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(3), "{out}");
     assert!(out.contains("UNKNOWN"), "{out}");
-    assert!(out.contains("connecting to the system bus at unix:path=/nonexistent/bus"), "{out}");
-    let o = node.tg_command(&["check", "--output", "json"]).env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus").output().unwrap();
+    assert!(
+        out.contains("connecting to the system bus at unix:path=/nonexistent/bus"),
+        "{out}"
+    );
+    let o = node
+        .tg_command(&["check", "--output", "json"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["status"], "unknown");
-    assert!(has(&v, "probe-failed", "unknown", "kubelet.service"), "{v:#}");
+    assert!(
+        has(&v, "probe-failed", "unknown", "kubelet.service"),
+        "{v:#}"
+    );
 }
 
 #[test]
 fn check_config_errors_exit_78_and_usage_64() {
-    let Some(node) = Node::boot("config", Kubelet::Kubeadm, |_| {}) else { return };
+    let Some(node) = Node::boot("config", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
     std::fs::write(&node.config, "[fix]\nswapof = true\n").unwrap();
     let (code, _, err) = node.tg(&["check"]);
     assert_eq!(code, 78);
-    assert!(err.contains(&format!("{}:2:1: unknown field `swapof`", node.config.display())), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}:2:1: unknown field `swapof`",
+            node.config.display()
+        )),
+        "{err}"
+    );
     let (code, _, err) = node.tg(&["check", "--frobnicate"]);
     assert_eq!(code, 64, "{err}");
 }
@@ -210,7 +334,9 @@ fn check_config_errors_exit_78_and_usage_64() {
 /// The seed incident with swap: exit 2 → one `check --fix` → exit 0.
 #[test]
 fn fix_seed_incident_end_to_end() {
-    let Some(node) = Node::boot("fixseed", Kubelet::Kubeadm, harness::install_fstab) else { return };
+    let Some(node) = Node::boot("fixseed", Kubelet::Kubeadm, harness::install_fstab) else {
+        return;
+    };
     node.swap_on("/swapfile", 16);
     let fstab_before = node.read("/etc/fstab");
     let (code, _) = node.check_json(&[]);
@@ -222,11 +348,23 @@ fn fix_seed_incident_end_to_end() {
     assert_eq!(v["reboot_safe"], true);
     assert_eq!(
         actions(&v),
-        vec![a("swapoff", "/swapfile", "done"), a("fstab-comment", "/etc/fstab:5", "done"), a("enable", "kubelet.service", "done"), a("start", "kubelet.service", "done")]
+        vec![
+            a("swapoff", "/swapfile", "done"),
+            a("fstab-comment", "/etc/fstab:5", "done"),
+            a("enable", "kubelet.service", "done"),
+            a("daemon-reload", "systemd", "done"),
+            a("start", "kubelet.service", "done")
+        ]
     );
 
     // Swap is off, kubelet enabled and running.
-    assert_eq!(std::fs::read_to_string("/proc/swaps").unwrap().lines().count(), 1);
+    assert_eq!(
+        std::fs::read_to_string("/proc/swaps")
+            .unwrap()
+            .lines()
+            .count(),
+        1
+    );
     assert_eq!(node.prop("kubelet.service", "UnitFileState"), "enabled");
     assert_eq!(node.prop("kubelet.service", "ActiveState"), "active");
     assert_eq!(node.prop("kubelet.service", "SubState"), "running");
@@ -237,11 +375,20 @@ fn fix_seed_incident_end_to_end() {
     let new: Vec<&str> = after.split_inclusive('\n').collect();
     assert_eq!(new.len(), old.len() + 1);
     assert_eq!(&new[..4], &old[..4]);
-    assert!(new[4].starts_with("# taint-guard ") && new[4].contains("kubelet refuses to start with swap on"), "{}", new[4]);
+    assert!(
+        new[4].starts_with("# taint-guard ")
+            && new[4].contains("kubelet refuses to start with swap on"),
+        "{}",
+        new[4]
+    );
     assert_eq!(new[5], format!("#{}", old[4]));
     assert_eq!(&new[6..], &old[5..]);
     // Backup with the original bytes, and mode/owner kept.
-    let baks: Vec<_> = std::fs::read_dir(node.root.join("etc")).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().contains("fstab.taint-guard.")).collect();
+    let baks: Vec<_> = std::fs::read_dir(node.root.join("etc"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("fstab.taint-guard."))
+        .collect();
     assert_eq!(baks.len(), 1, "{baks:?}");
     assert_eq!(std::fs::read_to_string(&baks[0]).unwrap(), fstab_before);
 
@@ -250,27 +397,56 @@ fn fix_seed_incident_end_to_end() {
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["actions"], serde_json::json!([]));
     assert_eq!(node.read("/etc/fstab"), after);
-    let baks2 = std::fs::read_dir(node.root.join("etc")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("fstab.taint-guard.")).count();
+    let baks2 = std::fs::read_dir(node.root.join("etc"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("fstab.taint-guard.")
+        })
+        .count();
     assert_eq!(baks2, 1);
 }
 
 #[test]
 fn fix_dry_run_changes_nothing() {
-    let Some(node) = Node::boot("dryrun", Kubelet::Kubeadm, harness::install_fstab) else { return };
+    let Some(node) = Node::boot("dryrun", Kubelet::Kubeadm, harness::install_fstab) else {
+        return;
+    };
     node.swap_on("/swapfile", 16);
     let fstab_before = node.read("/etc/fstab");
-    let state = |n: &Node| (n.prop("kubelet.service", "UnitFileState"), n.prop("kubelet.service", "ActiveState"), std::fs::read_to_string("/proc/swaps").unwrap());
+    let state = |n: &Node| {
+        (
+            n.prop("kubelet.service", "UnitFileState"),
+            n.prop("kubelet.service", "ActiveState"),
+            std::fs::read_to_string("/proc/swaps").unwrap(),
+        )
+    };
     let before = state(&node);
 
     let (code, v) = node.check_json(&["--fix", "--dry-run"]);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         actions(&v),
-        vec![a("swapoff", "/swapfile", "planned"), a("fstab-comment", "/etc/fstab:5", "planned"), a("enable", "kubelet.service", "planned"), a("start", "kubelet.service", "planned")]
+        vec![
+            a("swapoff", "/swapfile", "planned"),
+            a("fstab-comment", "/etc/fstab:5", "planned"),
+            a("enable", "kubelet.service", "planned"),
+            a("daemon-reload", "systemd", "planned"),
+            a("start", "kubelet.service", "planned")
+        ]
     );
     let diff = v["fstab_diff"].as_str().unwrap();
-    assert!(diff.contains("-/swapfile\tnone\tswap\tsw\t0\t0\n+# taint-guard "), "{diff}");
-    assert!(diff.contains("\n+#/swapfile\tnone\tswap\tsw\t0\t0\n"), "{diff}");
+    assert!(
+        diff.contains("-/swapfile\tnone\tswap\tsw\t0\t0\n+# taint-guard "),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("\n+#/swapfile\tnone\tswap\tsw\t0\t0\n"),
+        "{diff}"
+    );
 
     let (code, out, _) = node.tg(&["check", "--fix", "--dry-run"]);
     assert_eq!(code, 2);
@@ -279,12 +455,25 @@ fn fix_dry_run_changes_nothing() {
 
     assert_eq!(node.read("/etc/fstab"), fstab_before);
     assert_eq!(state(&node), before);
-    assert_eq!(std::fs::read_dir(node.root.join("etc")).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("taint-guard")).count(), 0);
+    assert_eq!(
+        std::fs::read_dir(node.root.join("etc"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .contains("taint-guard"))
+            .count(),
+        0
+    );
 }
 
 #[test]
 fn fix_leaves_masked_kubelet_alone() {
-    let Some(node) = Node::boot("fixmasked", Kubelet::Kubeadm, |_| {}) else { return };
+    let Some(node) = Node::boot("fixmasked", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
     node.exec("systemctl mask kubelet.service");
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
@@ -298,17 +487,32 @@ fn fix_crash_loop_tries_once_and_reports_failure() {
     let Some(node) = Node::boot("fixcrash", Kubelet::Kubeadm, |root| {
         let d = root.join("etc/systemd/system/kubelet.service.d");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("20-false.conf"), "[Service]\nExecStart=\nExecStart=/bin/false\n").unwrap();
+        std::fs::write(
+            d.join("20-false.conf"),
+            "[Service]\nExecStart=\nExecStart=/bin/false\n",
+        )
+        .unwrap();
     }) else {
         return;
     };
     node.exec("systemctl enable --now kubelet.service");
-    node.wait_for("auto-restart", |n| n.prop("kubelet.service", "SubState") == "auto-restart");
+    node.wait_for("auto-restart", |n| {
+        n.prop("kubelet.service", "SubState") == "auto-restart"
+    });
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
-    assert_eq!(actions(&v), vec![a("reset-failed", "kubelet.service", "done"), a("start", "kubelet.service", "failed")]);
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("reset-failed", "kubelet.service", "done"),
+            a("start", "kubelet.service", "failed")
+        ]
+    );
     let detail = v["actions"][1]["detail"].as_str().unwrap();
-    assert!(detail.contains("Result=exit-code, exit status 1"), "{detail}");
+    assert!(
+        detail.contains("Result=exit-code, exit status 1"),
+        "{detail}"
+    );
     assert!(has(&v, "unit-failed", "critical", "kubelet.service"));
 }
 
@@ -317,21 +521,39 @@ fn fix_start_refused_by_systemd_reports_reason() {
     let Some(node) = Node::boot("fixrefused", Kubelet::Kubeadm, |root| {
         let d = root.join("etc/systemd/system/kubelet.service.d");
         std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(d.join("20-exec.conf"), "[Service]\nType=exec\nExecStart=\nExecStart=/usr/bin/no-such-kubelet\n").unwrap();
+        std::fs::write(
+            d.join("20-exec.conf"),
+            "[Service]\nType=exec\nExecStart=\nExecStart=/usr/bin/no-such-kubelet\n",
+        )
+        .unwrap();
     }) else {
         return;
     };
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
-    assert_eq!(actions(&v), vec![a("enable", "kubelet.service", "done"), a("start", "kubelet.service", "failed")]);
-    let detail = v["actions"][1]["detail"].as_str().unwrap();
-    assert!(detail.contains("result 'failed'") && detail.contains("Result=exit-code, exit status 203"), "{detail}");
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("enable", "kubelet.service", "done"),
+            a("daemon-reload", "systemd", "done"),
+            a("start", "kubelet.service", "failed")
+        ]
+    );
+    let detail = v["actions"][2]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("result 'failed' (Result=exit-code, exit status 203)"),
+        "{detail}"
+    );
 }
 
 #[test]
 fn fix_disables_swap_units_and_respects_pause() {
     let Some(node) = Node::boot("fixunits", Kubelet::Kubeadm, |root| {
-        std::fs::write(root.join("etc/systemd/system/extra.swap"), "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n").unwrap();
+        std::fs::write(
+            root.join("etc/systemd/system/extra.swap"),
+            "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n",
+        )
+        .unwrap();
     }) else {
         return;
     };
@@ -344,13 +566,73 @@ fn fix_disables_swap_units_and_respects_pause() {
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2);
     assert_eq!(actions(&v), vec![a("paused", "extra.swap", "skipped")]);
-    assert!(v["actions"][0]["detail"].as_str().unwrap().contains("kernel upgrade"));
+    assert!(v["actions"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("kernel upgrade"));
     assert_eq!(node.prop("extra.swap", "UnitFileState"), "enabled");
 
     let (code, _, _) = node.tg(&["resume"]);
     assert_eq!(code, 0);
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 0, "{v:#}");
-    assert_eq!(actions(&v), vec![a("swap-unit-disable", "extra.swap", "done")]);
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("swap-unit-disable", "extra.swap", "done"),
+            a("daemon-reload", "systemd", "done")
+        ]
+    );
     assert_eq!(node.prop("extra.swap", "UnitFileState"), "disabled");
+}
+
+// ---------------------------------------------------------------- report
+
+/// At boot the API server is often unreachable: `--report` says so and the
+/// exit code stays the local verdict.
+#[test]
+fn report_unreachable_api_keeps_local_result() {
+    let Some(node) = Node::boot("report", Kubelet::Kubeadm, |root| {
+        // The kubelet's own kubeconfig, pointing at a port nothing listens on.
+        let kc = "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\n  name: default-cluster\ncontexts:\n- context:\n    cluster: default-cluster\n    namespace: default\n    user: default-auth\n  name: default-context\ncurrent-context: default-context\nusers:\n- name: default-auth\n  user:\n    token: abc\n";
+        std::fs::create_dir_all(root.join("etc/kubernetes")).unwrap();
+        std::fs::write(root.join("etc/kubernetes/kubelet.conf"), kc).unwrap();
+        std::fs::write(
+            root.join("etc/default/kubelet"),
+            "KUBELET_EXTRA_ARGS=--hostname-override=Worker-7\n",
+        )
+        .unwrap();
+    }) else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    let (code, v) = node.check_json(&["--report"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(30), "bounded");
+    let r = &v["report"];
+    assert_eq!(r["state"], "skipped", "{r:#}");
+    assert_eq!(r["node"], "worker-7", "{r:#}");
+    assert!(
+        r["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("skipped (API server unreachable"),
+        "{r:#}"
+    );
+    assert!(
+        r["identity_source"]
+            .as_str()
+            .unwrap()
+            .contains("/etc/kubernetes/kubelet.conf"),
+        "{r:#}"
+    );
+
+    // No kubeconfig anywhere: skipped with a reason, still exit 2.
+    std::fs::remove_file(node.root.join("etc/kubernetes/kubelet.conf")).unwrap();
+    let (code, out, _) = node.tg(&["check", "--report", "--node-name", "w1"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("report: skipped (no usable kubeconfig"),
+        "{out}"
+    );
 }

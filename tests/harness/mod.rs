@@ -28,7 +28,11 @@ fn tmp() -> PathBuf {
 }
 
 fn sh(cmd: &str) -> Output {
-    Command::new("sh").arg("-c").arg(cmd).output().expect("running sh")
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("running sh")
 }
 
 fn have(bin: &str) -> bool {
@@ -60,7 +64,10 @@ pub fn require() -> Option<MutexGuard<'static, ()>> {
     }
     ensure_prerequisites();
     let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
-    assert!(swaps.lines().count() <= 1, "the host has swap on; these tests need a host without swap of its own:\n{swaps}");
+    assert!(
+        swaps.lines().count() <= 1,
+        "the host has swap on; these tests need a host without swap of its own:\n{swaps}"
+    );
     Some(guard)
 }
 
@@ -70,7 +77,11 @@ fn ensure_prerequisites() {
     }
     eprintln!("installing debootstrap and systemd-container with apt-get");
     let o = sh("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq debootstrap systemd-container");
-    assert!(o.status.success(), "apt-get install failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "apt-get install failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// The cached base rootfs, built once (under a file lock, so parallel
@@ -82,19 +93,31 @@ fn base_rootfs() -> PathBuf {
     let base = tmp().join("rootfs-bookworm");
     let lock = fs::File::create(tmp().join("rootfs.lock")).expect("lock file");
     // SAFETY: flock on an open fd; released when `lock` is dropped.
-    assert_eq!(unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) }, 0);
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
     if !base.join("usr/lib/systemd/systemd").exists() {
         let partial = tmp().join("rootfs-bookworm.partial");
         let _ = fs::remove_dir_all(&partial);
         eprintln!("debootstrap: building the base rootfs (~1 min, once)");
         let t = Instant::now();
         let o = Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=systemd,dbus,systemd-sysv,mount,util-linux", "bookworm"])
+            .args([
+                "--variant=minbase",
+                "--include=systemd,dbus,systemd-sysv,mount,util-linux",
+                "bookworm",
+            ])
             .arg(&partial)
             .arg("http://deb.debian.org/debian")
             .output()
             .expect("running debootstrap");
-        assert!(o.status.success(), "debootstrap failed: {}\n{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "debootstrap failed: {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         let _ = fs::remove_dir_all(&base);
         fs::rename(&partial, &base).expect("renaming rootfs");
         eprintln!("debootstrap: done in {:?}", t.elapsed());
@@ -133,8 +156,17 @@ impl Node {
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let root = dir.join("root");
-        let o = Command::new("cp").arg("-a").arg(&base).arg(&root).output().unwrap();
-        assert!(o.status.success(), "cp -a rootfs: {}", String::from_utf8_lossy(&o.stderr));
+        let o = Command::new("cp")
+            .arg("-a")
+            .arg(&base)
+            .arg(&root)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "cp -a rootfs: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         if kubelet == Kubelet::Kubeadm {
             install_kubeadm_kubelet(&root);
         }
@@ -146,7 +178,17 @@ impl Node {
 
         let log = fs::File::create(dir.join("nspawn.log")).unwrap();
         let child = Command::new("setsid")
-            .args(["timeout", "-k", "20", "1800", "systemd-nspawn", "-q", "--keep-unit", "--register=no", "-b"])
+            .args([
+                "timeout",
+                "-k",
+                "20",
+                "1800",
+                "systemd-nspawn",
+                "-q",
+                "--keep-unit",
+                "--register=no",
+                "-b",
+            ])
             .arg("-D")
             .arg(&root)
             .arg(format!("--bind={}:/run/dbus", bus.display()))
@@ -157,7 +199,16 @@ impl Node {
             .stderr(log)
             .spawn()
             .expect("spawning systemd-nspawn");
-        let mut node = Node { name: name.into(), dir, root, bus, config, child, leader: 0, _guard: guard };
+        let mut node = Node {
+            name: name.into(),
+            dir,
+            root,
+            bus,
+            config,
+            child,
+            leader: 0,
+            _guard: guard,
+        };
         node.wait_booted();
         Some(node)
     }
@@ -170,12 +221,21 @@ impl Node {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("systemd-nspawn exited early ({st}); log:\n{}", fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default());
+                panic!(
+                    "systemd-nspawn exited early ({st}); log:\n{}",
+                    fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default()
+                );
             }
             if self.bus.join("system_bus_socket").exists() {
                 let o = Command::new("busctl")
                     .arg(format!("--address={}", self.bus_address()))
-                    .args(["get-property", "org.freedesktop.systemd1", "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "SystemState"])
+                    .args([
+                        "get-property",
+                        "org.freedesktop.systemd1",
+                        "/org/freedesktop/systemd1",
+                        "org.freedesktop.systemd1.Manager",
+                        "SystemState",
+                    ])
                     .output()
                     .unwrap();
                 let out = String::from_utf8_lossy(&o.stdout);
@@ -183,18 +243,35 @@ impl Node {
                     break;
                 }
             }
-            assert!(Instant::now() < deadline, "node {} did not boot within 60s; log:\n{}", self.name, fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default());
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not boot within 60s; log:\n{}",
+                self.name,
+                fs::read_to_string(self.dir.join("nspawn.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         // timeout → systemd-nspawn → the container's systemd (the leader).
-        let nspawn = children(self.child.id()).into_iter().next().expect("nspawn pid");
-        self.leader = children(nspawn).into_iter().next().expect("container leader pid");
+        let nspawn = children(self.child.id())
+            .into_iter()
+            .next()
+            .expect("nspawn pid");
+        self.leader = children(nspawn)
+            .into_iter()
+            .next()
+            .expect("container leader pid");
     }
 
     /// Run a shell command inside the container; returns stdout, panics on failure.
     pub fn exec(&self, cmd: &str) -> String {
         let o = self.try_exec(cmd);
-        assert!(o.status.success(), "in node {}: `{cmd}` failed: {}{}", self.name, String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(
+            o.status.success(),
+            "in node {}: `{cmd}` failed: {}{}",
+            self.name,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
@@ -208,14 +285,20 @@ impl Node {
 
     /// `systemctl show -p PROP --value UNIT` inside the node.
     pub fn prop(&self, unit: &str, prop: &str) -> String {
-        self.exec(&format!("systemctl show -p {prop} --value {unit}")).trim().to_string()
+        self.exec(&format!("systemctl show -p {prop} --value {unit}"))
+            .trim()
+            .to_string()
     }
 
     /// Wait until `cond` holds for the unit's properties (polling systemctl).
     pub fn wait_for(&self, what: &str, cond: impl Fn(&Node) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while !cond(self) {
-            assert!(Instant::now() < deadline, "node {}: timed out waiting for {what}", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "node {}: timed out waiting for {what}",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -237,7 +320,11 @@ impl Node {
     /// Run taint-guard; returns (exit code, stdout, stderr).
     pub fn tg(&self, args: &[&str]) -> (i32, String, String) {
         let o = self.tg_command(args).output().expect("running taint-guard");
-        (o.status.code().unwrap_or(-1), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
     }
 
     /// Run `check --output json` (plus `extra`) and parse it.
@@ -245,7 +332,8 @@ impl Node {
         let mut args = vec!["check", "--output", "json"];
         args.extend_from_slice(extra);
         let (code, out, err) = self.tg(&args);
-        let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("invalid JSON ({e}): {out}\nstderr: {err}"));
+        let v = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("invalid JSON ({e}): {out}\nstderr: {err}"));
         (code, v)
     }
 
@@ -297,7 +385,10 @@ impl Drop for Node {
 fn children(pid: u32) -> Vec<u32> {
     for _ in 0..200 {
         let s = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-        let v: Vec<u32> = s.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+        let v: Vec<u32> = s
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
         if !v.is_empty() {
             return v;
         }
@@ -315,10 +406,22 @@ pub fn install_kubeadm_kubelet(root: &Path) {
         fs::copy(Path::new(FIXTURES).join(fixture), &p).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
     };
-    put("usr/lib/systemd/system/kubelet.service", "kubelet.service", 0o644);
-    put("usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf", "10-kubeadm.conf", 0o644);
+    put(
+        "usr/lib/systemd/system/kubelet.service",
+        "kubelet.service",
+        0o644,
+    );
+    put(
+        "usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf",
+        "10-kubeadm.conf",
+        0o644,
+    );
     put("usr/bin/kubelet", "kubelet", 0o755);
-    put("var/lib/kubelet/kubeadm-flags.env", "kubeadm-flags.env", 0o644);
+    put(
+        "var/lib/kubelet/kubeadm-flags.env",
+        "kubeadm-flags.env",
+        0o644,
+    );
     put("var/lib/kubelet/config.yaml", "config.yaml", 0o644);
 }
 
