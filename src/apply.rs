@@ -186,6 +186,15 @@ fn comment_fstab(
 }
 
 async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, String) {
+    if !cfg.fix.wait_for_start {
+        return match sd.queue_start(unit).await {
+            Ok(()) => (
+                Outcome::Done,
+                format!("start job for {unit} queued (not waiting for it)"),
+            ),
+            Err(e) => (Outcome::Failed, format!("{e:#}")),
+        };
+    }
     let t0 = std::time::Instant::now();
     let job = match sd
         .start(unit, Duration::from_secs(cfg.fix.start_timeout_secs))

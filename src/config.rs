@@ -62,6 +62,8 @@ pub struct FixPolicy {
     pub swapoff_min_free_mib: u64,
     pub start_timeout_secs: u64,
     pub settle_secs: u64,
+    /// Wait for start jobs and the settle time (false: queue and return).
+    pub wait_for_start: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +104,7 @@ struct FixFragment {
     swapoff_min_free_mib: Option<u64>,
     start_timeout_secs: Option<u64>,
     settle_secs: Option<u64>,
+    wait_for_start: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -178,6 +181,7 @@ impl Config {
                 swapoff_min_free_mib: 256,
                 start_timeout_secs: 60,
                 settle_secs: 3,
+                wait_for_start: true,
             },
             report: ReportSettings {
                 api_timeout_secs: 10,
@@ -205,6 +209,7 @@ impl Config {
             set!(c.fix.swapoff_min_free_mib, f.fix.swapoff_min_free_mib);
             set!(c.fix.start_timeout_secs, f.fix.start_timeout_secs);
             set!(c.fix.settle_secs, f.fix.settle_secs);
+            set!(c.fix.wait_for_start, f.fix.wait_for_start);
             set!(c.report.api_timeout_secs, f.report.api_timeout_secs);
             set!(
                 c.report.findings_annotation_max_bytes,

@@ -239,7 +239,10 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             return;
         }
     }
-    let inactive = matches!(s.active_state.as_str(), "inactive" | "deactivating");
+    // Inactive with a start job queued (boot, or `check --fix --no-block`)
+    // is starting, not stopped.
+    let starting = s.job.as_deref() == Some("start");
+    let inactive = matches!(s.active_state.as_str(), "inactive" | "deactivating") && !starting;
     if !boots(&s.unit_file_state) {
         let how = if s.unit_file_state == "enabled-runtime" {
             "is enabled only until the next reboot (enabled-runtime)".to_string()
@@ -538,6 +541,25 @@ mod tests {
             Some("systemctl enable --now kubelet.service")
         );
         assert!(a.findings.iter().all(|f| f.fixable));
+    }
+
+    #[test]
+    fn inactive_with_a_queued_start_job_is_starting() {
+        let mut o = healthy();
+        let mut u = unit("loaded", "inactive", "dead", "enabled");
+        if let Probe::Ok(s) = &mut u.state {
+            s.job = Some("start".into());
+        }
+        o.units = vec![u.clone()];
+        assert!(evaluate(&o, &Config::default()).findings.is_empty());
+        if let Probe::Ok(s) = &mut u.state {
+            s.job = Some("stop".into());
+        }
+        o.units = vec![u];
+        assert_eq!(
+            evaluate(&o, &Config::default()).findings[0].id,
+            "unit-inactive"
+        );
     }
 
     #[test]

@@ -83,6 +83,8 @@ pub trait UnitManager {
     /// StartUnit(mode=replace) and wait for the job; returns the job result
     /// (`done`, `failed`, `timeout`…). Errors when systemd refuses the job.
     async fn start(&self, unit: &str, timeout: Duration) -> Result<String>;
+    /// StartUnit(mode=replace) without waiting for the job (`--no-block`).
+    async fn queue_start(&self, unit: &str) -> Result<()>;
 }
 
 /// A connection to systemd on the system bus.
@@ -116,6 +118,17 @@ impl Systemd {
         Ok(self.manager.system_state().await?)
     }
 
+    async fn job_type(&self, job: &OwnedObjectPath) -> Result<String> {
+        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination("org.freedesktop.systemd1")?
+            .path(job.as_ref())?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let iface = zbus::names::InterfaceName::try_from("org.freedesktop.systemd1.Job")?;
+        Ok(String::try_from(props.get(iface, "JobType").await?)?)
+    }
+
     async fn get_all(
         &self,
         path: &OwnedObjectPath,
@@ -129,6 +142,16 @@ impl Systemd {
             .await?;
         let iface = zbus::names::InterfaceName::try_from(iface)?;
         Ok(props.get_all(iface).await?)
+    }
+}
+
+/// systemd's own words when it refuses a start job.
+fn refused(unit: &str, e: zbus::Error) -> anyhow::Error {
+    match e {
+        zbus::Error::MethodError(name, Some(msg), _) => {
+            anyhow!("systemd refused to start {unit}: {msg} ({name})")
+        }
+        other => anyhow!("StartUnit({unit}): {other}"),
     }
 }
 
@@ -163,6 +186,15 @@ impl UnitManager for Systemd {
             fragment_path: string(&mut u, "FragmentPath"),
             ..Default::default()
         };
+        if let Some((id, job)) = take::<(u32, OwnedObjectPath)>(&mut u, "Job") {
+            if id != 0 {
+                st.job = Some(
+                    self.job_type(&job)
+                        .await
+                        .unwrap_or_else(|_| "unknown".into()),
+                );
+            }
+        }
         if name.ends_with(".service") && st.load_state == "loaded" {
             let mut s = self
                 .get_all(&path, "org.freedesktop.systemd1.Service")
@@ -234,6 +266,14 @@ impl UnitManager for Systemd {
             .with_context(|| format!("ResetFailedUnit({unit})"))
     }
 
+    async fn queue_start(&self, unit: &str) -> Result<()> {
+        self.manager
+            .start_unit(unit, "replace")
+            .await
+            .map_err(|e| refused(unit, e))?;
+        Ok(())
+    }
+
     async fn start(&self, unit: &str, timeout: Duration) -> Result<String> {
         // Subscribe before starting so the JobRemoved signal cannot be missed.
         let _ = self.manager.subscribe().await;
@@ -246,12 +286,7 @@ impl UnitManager for Systemd {
             .manager
             .start_unit(unit, "replace")
             .await
-            .map_err(|e| match e {
-                zbus::Error::MethodError(name, Some(msg), _) => {
-                    anyhow!("systemd refused to start {unit}: {msg} ({name})")
-                }
-                other => anyhow!("StartUnit({unit}): {other}"),
-            })?;
+            .map_err(|e| refused(unit, e))?;
         let wait = async {
             while let Some(sig) = removed.next().await {
                 let args = sig.args()?;

@@ -636,3 +636,72 @@ fn report_unreachable_api_keeps_local_result() {
         "{out}"
     );
 }
+
+// ---------------------------------------------------------------- boot unit
+
+/// The packaged boot-time unit, on a node whose kubelet was never enabled
+/// (the seed incident) and whose fstab turns swap on: after one boot,
+/// kubelet is enabled and running and fstab no longer turns swap on.
+#[test]
+fn boot_unit_repairs_the_seed_incident_at_boot() {
+    let Some(node) = Node::boot("bootunit", Kubelet::Kubeadm, |root| {
+        harness::install_fstab(root);
+        std::fs::copy(
+            env!("CARGO_BIN_EXE_taint-guard"),
+            root.join("usr/bin/taint-guard"),
+        )
+        .unwrap();
+        let unit = root.join("etc/systemd/system/taint-guard-check.service");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/systemd/taint-guard-check.service"
+            ),
+            &unit,
+        )
+        .unwrap();
+        let wants = root.join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        std::os::unix::fs::symlink(
+            "/etc/systemd/system/taint-guard-check.service",
+            wants.join("taint-guard-check.service"),
+        )
+        .unwrap();
+    }) else {
+        return;
+    };
+    node.wait_for("kubelet active", |n| {
+        n.prop("kubelet.service", "SubState") == "running"
+    });
+    assert_eq!(node.prop("taint-guard-check.service", "Result"), "success");
+    assert_eq!(
+        node.prop("taint-guard-check.service", "ExecMainStatus"),
+        "0"
+    );
+    assert_eq!(node.prop("kubelet.service", "UnitFileState"), "enabled");
+    assert!(!node
+        .read("/etc/fstab")
+        .lines()
+        .any(|l| l.starts_with("/swapfile")));
+    // kubelet started only after the check finished (ordering held, no deadlock).
+    let check_done: u64 = node
+        .prop(
+            "taint-guard-check.service",
+            "ExecMainExitTimestampMonotonic",
+        )
+        .parse()
+        .unwrap();
+    let kubelet_up: u64 = node
+        .prop("kubelet.service", "ActiveEnterTimestampMonotonic")
+        .parse()
+        .unwrap();
+    assert!(
+        kubelet_up >= check_done,
+        "kubelet active at {kubelet_up} before the check ended at {check_done}"
+    );
+    let log = node.exec("journalctl -b -u taint-guard-check.service --no-pager -o cat");
+    assert!(
+        log.contains("start job for kubelet.service queued"),
+        "{log}"
+    );
+}

@@ -36,6 +36,11 @@ pub struct CheckCmd {
     #[arg(long, requires = "fix")]
     pub dry_run: bool,
 
+    /// With --fix: queue start jobs and return without waiting for them
+    /// (for the boot-time unit ordered before kubelet.service).
+    #[arg(long, requires = "fix")]
+    pub no_block: bool,
+
     /// Write the result to this node's Node object (annotations, the
     /// KubeletHostProblem condition, Events). An unreachable API server is
     /// reported and does not change the exit code.
@@ -81,6 +86,11 @@ impl CheckCmd {
     }
 
     async fn run_async(self, ctx: &Context, cfg: &Config) -> u8 {
+        let mut cfg = cfg.clone();
+        if self.no_block {
+            cfg.fix.wait_for_start = false;
+        }
+        let cfg = &cfg;
         let src = Sources {
             host: ctx.host.clone(),
             proc_swaps: self.proc_swaps.clone(),
