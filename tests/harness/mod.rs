@@ -72,11 +72,26 @@ pub fn require() -> Option<MutexGuard<'static, ()>> {
 }
 
 fn ensure_prerequisites() {
-    if have("debootstrap") && have("systemd-nspawn") {
+    // (package, a command it provides)
+    let wanted = [
+        ("debootstrap", "debootstrap"),
+        ("systemd-container", "systemd-nspawn"),
+        ("systemd", "busctl"),
+        ("util-linux", "nsenter"),
+    ];
+    let missing: Vec<&str> = wanted
+        .iter()
+        .filter(|(_, bin)| !have(bin))
+        .map(|(pkg, _)| *pkg)
+        .collect();
+    if missing.is_empty() {
         return;
     }
-    eprintln!("installing debootstrap and systemd-container with apt-get");
-    let o = sh("export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq debootstrap systemd-container");
+    eprintln!("installing {} with apt-get", missing.join(" "));
+    let o = sh(&format!(
+        "export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq {}",
+        missing.join(" ")
+    ));
     assert!(
         o.status.success(),
         "apt-get install failed: {}",
