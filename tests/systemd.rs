@@ -705,3 +705,138 @@ fn boot_unit_repairs_the_seed_incident_at_boot() {
         "{log}"
     );
 }
+
+/// The whole process against a stateful stand-in for the API server: the
+/// seed incident is reported (annotations, condition, one Warning event),
+/// a second identical run only reads, and after --fix the condition flips.
+#[test]
+fn report_seed_incident_then_steady_state_then_fixed() {
+    let Some(node) = Node::boot("reportapi", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
+    let fixture: Value =
+        serde_json::from_str(include_str!("fixtures/report/node-worker-1.json")).unwrap();
+    let api = harness::apiserver::FakeApi::start(fixture);
+    let kc = node.dir.join("kubeconfig");
+    api.kubeconfig(&kc);
+    let kc = kc.to_str().unwrap();
+    let report = ["--report", "--kubeconfig", kc, "--node-name", "worker-1"];
+    let methods = |reqs: &[harness::apiserver::Request]| {
+        reqs.iter()
+            .map(|r| format!("{} {}", r.method, r.path.split('?').next().unwrap()))
+            .collect::<Vec<_>>()
+    };
+
+    // 1. Seed incident: one GET, one patch of each kind, one Warning event.
+    let (code, v) = node.check_json(&report);
+    assert_eq!(code, 2, "{v:#}");
+    let reqs = api.take_requests();
+    assert_eq!(
+        methods(&reqs),
+        vec![
+            "GET /api/v1/nodes/worker-1",
+            "PATCH /api/v1/nodes/worker-1",
+            "PATCH /api/v1/nodes/worker-1/status",
+            "POST /api/v1/namespaces/default/events"
+        ],
+        "{:#}",
+        v["report"]
+    );
+    assert_eq!(
+        reqs[2].content_type,
+        "application/strategic-merge-patch+json"
+    );
+    assert_eq!(v["report"]["requests"], 4);
+    let n = api.node();
+    let ann = &n["metadata"]["annotations"];
+    assert_eq!(ann["taint-guard.io/status"], "critical");
+    assert_eq!(ann["taint-guard.io/reboot-safe"], "false");
+    assert_eq!(
+        ann["node.alpha.kubernetes.io/ttl"], "0",
+        "other annotations kept"
+    );
+    let conds = n["status"]["conditions"].as_array().unwrap();
+    assert!(
+        conds.iter().any(|c| c["type"] == "Ready"),
+        "kubelet's conditions kept: {conds:#?}"
+    );
+    let c = conds
+        .iter()
+        .find(|c| c["type"] == "KubeletHostProblem")
+        .unwrap();
+    assert_eq!(
+        (c["status"].as_str(), c["reason"].as_str()),
+        (Some("True"), Some("UnitDisabled"))
+    );
+    assert!(
+        c["message"]
+            .as_str()
+            .unwrap()
+            .contains("systemctl enable --now kubelet.service"),
+        "{c}"
+    );
+    let evs = api.events();
+    assert_eq!(evs.len(), 1);
+    assert_eq!(evs[0]["type"], "Warning");
+    assert_eq!(evs[0]["involvedObject"]["kind"], "Node");
+    let taints = v["report"]["taints"].as_array().unwrap();
+    assert!(
+        taints.iter().any(|t| t.as_str().unwrap().contains(
+            "node.kubernetes.io/unreachable:NoExecute is caused by finding unit-disabled"
+        )),
+        "{taints:?}"
+    );
+
+    // 2. Same findings: one GET, no writes.
+    let (code, v) = node.check_json(&report);
+    assert_eq!(code, 2);
+    assert_eq!(
+        methods(&api.take_requests()),
+        vec!["GET /api/v1/nodes/worker-1"],
+        "{:#}",
+        v["report"]
+    );
+    assert_eq!(v["report"]["state"], "unchanged");
+
+    // 3. --fix: the condition flips to False; one transition event plus one
+    // per repair.
+    let mut args = vec!["--fix"];
+    args.extend_from_slice(&report);
+    let (code, v) = node.check_json(&args);
+    assert_eq!(code, 0, "{v:#}");
+    let n = api.node();
+    assert_eq!(n["metadata"]["annotations"]["taint-guard.io/status"], "ok");
+    let c = n["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "KubeletHostProblem")
+        .unwrap()
+        .clone();
+    assert_eq!(c["status"], "False");
+    let evs = api.events();
+    let new: Vec<(&str, &str)> = evs[1..]
+        .iter()
+        .map(|e| (e["type"].as_str().unwrap(), e["reason"].as_str().unwrap()))
+        .collect();
+    assert!(new.contains(&("Normal", "KubeletHostOK")), "{new:?}");
+    assert!(
+        new.contains(&("Normal", "Enable")) && new.contains(&("Normal", "Start")),
+        "{new:?}"
+    );
+    let reqs = api.take_requests();
+    assert_eq!(
+        reqs.iter().filter(|r| r.method == "PATCH").count(),
+        2,
+        "{:?}",
+        methods(&reqs)
+    );
+
+    // 4. Healthy and reported: steady state again.
+    let (code, _) = node.check_json(&report);
+    assert_eq!(code, 0);
+    assert_eq!(
+        methods(&api.take_requests()),
+        vec!["GET /api/v1/nodes/worker-1"]
+    );
+}
