@@ -460,14 +460,7 @@ mod tests {
     }
 
     fn policy(fail: bool) -> Option<Probe<SwapPolicy>> {
-        Some(Probe::Ok(SwapPolicy {
-            fail_swap_on: fail,
-            decided_by: "default".into(),
-            config_file: None,
-            swap_behavior: None,
-            hostname_override: None,
-            argv: vec![],
-        }))
+        Some(Probe::Ok(SwapPolicy::builtin(fail)))
     }
 
     fn healthy() -> Observation {

@@ -38,6 +38,20 @@ pub struct SwapPolicy {
     pub argv: Vec<String>,
 }
 
+impl SwapPolicy {
+    /// kubelet's built-in behaviour, with nothing configured.
+    pub fn builtin(fail_swap_on: bool) -> SwapPolicy {
+        SwapPolicy {
+            fail_swap_on,
+            decided_by: "default".to_string(),
+            config_file: None,
+            swap_behavior: None,
+            hostname_override: None,
+            argv: Vec::new(),
+        }
+    }
+}
+
 /// Default config path when no `--config` flag is found (kubeadm's).
 pub const DEFAULT_CONFIG: &str = "/var/lib/kubelet/config.yaml";
 
@@ -60,12 +74,9 @@ pub fn swap_policy(
         None => (Some(DEFAULT_CONFIG.to_string()), false),
     };
     let mut policy = SwapPolicy {
-        fail_swap_on: default_fail_swap_on,
-        decided_by: "default".to_string(),
-        config_file: None,
-        swap_behavior: None,
         hostname_override: flags.hostname_override.clone(),
         argv: argv.clone(),
+        ..SwapPolicy::builtin(default_fail_swap_on)
     };
     if let Some(path) = config_file {
         match read(&path)? {

@@ -405,14 +405,7 @@ mod tests {
                 entries,
             }),
             swap_units: Probe::Ok(vec![]),
-            kubelet_policy: Some(Probe::Ok(SwapPolicy {
-                fail_swap_on: true,
-                decided_by: "default".into(),
-                config_file: None,
-                swap_behavior: None,
-                hostname_override: None,
-                argv: vec![],
-            })),
+            kubelet_policy: Some(Probe::Ok(SwapPolicy::builtin(true))),
         }
     }
 
@@ -542,14 +535,7 @@ mod tests {
     #[test]
     fn tolerated_swap_is_not_touched() {
         let mut o = obs("loaded", "active", "running", "enabled", Some(10), 4096);
-        o.kubelet_policy = Some(Probe::Ok(SwapPolicy {
-            fail_swap_on: false,
-            decided_by: "x".into(),
-            config_file: None,
-            swap_behavior: None,
-            hostname_override: None,
-            argv: vec![],
-        }));
+        o.kubelet_policy = Some(Probe::Ok(SwapPolicy::builtin(false)));
         let (s, _) = steps(&o, &Config::default().fix);
         assert!(s.is_empty());
     }

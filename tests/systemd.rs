@@ -177,13 +177,11 @@ fn check_missing_kubelet_and_k3s_alternative() {
 #[test]
 fn check_crash_looping_kubelet() {
     let Some(node) = Node::boot("crashloop", Kubelet::Kubeadm, |root| {
-        let d = root.join("etc/systemd/system/kubelet.service.d");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("20-false.conf"),
+        harness::kubelet_dropin(
+            root,
+            "20-false.conf",
             "[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\n",
-        )
-        .unwrap();
+        );
     }) else {
         return;
     };
@@ -255,11 +253,7 @@ fn check_swap_tolerated_by_fail_swap_on_false() {
 #[test]
 fn check_swap_unit_outside_fstab() {
     let Some(node) = Node::boot("swapunit", Kubelet::Kubeadm, |root| {
-        std::fs::write(
-            root.join("etc/systemd/system/extra.swap"),
-            "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n",
-        )
-        .unwrap();
+        harness::install_extra_swap_unit(root);
     }) else {
         return;
     };
@@ -485,13 +479,11 @@ fn fix_leaves_masked_kubelet_alone() {
 #[test]
 fn fix_crash_loop_tries_once_and_reports_failure() {
     let Some(node) = Node::boot("fixcrash", Kubelet::Kubeadm, |root| {
-        let d = root.join("etc/systemd/system/kubelet.service.d");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("20-false.conf"),
+        harness::kubelet_dropin(
+            root,
+            "20-false.conf",
             "[Service]\nExecStart=\nExecStart=/bin/false\n",
-        )
-        .unwrap();
+        );
     }) else {
         return;
     };
@@ -519,13 +511,11 @@ fn fix_crash_loop_tries_once_and_reports_failure() {
 #[test]
 fn fix_start_refused_by_systemd_reports_reason() {
     let Some(node) = Node::boot("fixrefused", Kubelet::Kubeadm, |root| {
-        let d = root.join("etc/systemd/system/kubelet.service.d");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("20-exec.conf"),
+        harness::kubelet_dropin(
+            root,
+            "20-exec.conf",
             "[Service]\nType=exec\nExecStart=\nExecStart=/usr/bin/no-such-kubelet\n",
-        )
-        .unwrap();
+        );
     }) else {
         return;
     };
@@ -549,11 +539,7 @@ fn fix_start_refused_by_systemd_reports_reason() {
 #[test]
 fn fix_disables_swap_units_and_respects_pause() {
     let Some(node) = Node::boot("fixunits", Kubelet::Kubeadm, |root| {
-        std::fs::write(
-            root.join("etc/systemd/system/extra.swap"),
-            "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n",
-        )
-        .unwrap();
+        harness::install_extra_swap_unit(root);
     }) else {
         return;
     };

@@ -442,6 +442,20 @@ pub fn install_kubeadm_kubelet(root: &Path) {
     put("var/lib/kubelet/config.yaml", "config.yaml", 0o644);
 }
 
+/// A drop-in for kubelet.service in /etc/systemd/system/kubelet.service.d.
+pub fn kubelet_dropin(root: &Path, name: &str, content: &str) {
+    let d = root.join("etc/systemd/system/kubelet.service.d");
+    fs::create_dir_all(&d).unwrap();
+    fs::write(d.join(name), content).unwrap();
+}
+
+/// `extra.swap`: a swap unit (not enabled yet) that turns /dev/vdb2 on at
+/// boot outside fstab.
+pub fn install_extra_swap_unit(root: &Path) {
+    let unit = "[Swap]\nWhat=/dev/vdb2\n[Install]\nWantedBy=swap.target\n";
+    fs::write(root.join("etc/systemd/system/extra.swap"), unit).unwrap();
+}
+
 /// Put the fixture fstab (with a live /swapfile line) in place.
 pub fn install_fstab(root: &Path) {
     fs::copy(Path::new(FIXTURES).join("fstab"), root.join("etc/fstab")).unwrap();
