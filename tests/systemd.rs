@@ -826,3 +826,61 @@ fn report_seed_incident_then_steady_state_then_fixed() {
         vec!["GET /api/v1/nodes/worker-1"]
     );
 }
+
+/// A unit without kubeadm's StartLimitInterval=0 that crashes hits
+/// systemd's start limit and stays failed: check reports it, --fix resets
+/// the limit once (a plain start would be refused) and reports the new
+/// failure instead of looping.
+#[test]
+fn start_limit_hit_is_reported_and_reset_once() {
+    let Some(node) = Node::boot("startlimit", Kubelet::Kubeadm, |root| {
+        harness::kubelet_dropin(
+            root,
+            "20-limit.conf",
+            "[Unit]\nStartLimitIntervalSec=30s\nStartLimitBurst=3\n[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\nRestartSec=100ms\n",
+        );
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable kubelet.service; systemctl start kubelet.service || true");
+    // systemd 252 leaves Result=exit-code when auto-restarts hit the limit.
+    node.wait_for("start limit", |n| {
+        n.prop("kubelet.service", "ActiveState") == "failed"
+    });
+    // Without a reset, systemd refuses a new start.
+    assert!(!node
+        .try_exec("systemctl start kubelet.service")
+        .status
+        .success());
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "unit-failed".into(),
+            "critical".into(),
+            "kubelet.service".into()
+        )]
+    );
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has failed: Result=exit-code, exit status 1"),
+        "{v:#}"
+    );
+
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("reset-failed", "kubelet.service", "done"),
+            a("start", "kubelet.service", "failed")
+        ]
+    );
+    // One attempt: the unit is failed again, not being restarted by us.
+    node.wait_for("failed again", |n| {
+        n.prop("kubelet.service", "ActiveState") == "failed"
+    });
+}
