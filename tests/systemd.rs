@@ -810,6 +810,8 @@ fn report_seed_incident_then_steady_state_then_fixed() {
         new.contains(&("Normal", "Enable")) && new.contains(&("Normal", "Start")),
         "{new:?}"
     );
+    assert_eq!(new.len(), 3, "transition + enable + start: {new:?}");
+    assert_eq!(v["report"]["requests"], 6, "GET, 2 patches, 3 events");
     let reqs = api.take_requests();
     assert_eq!(
         reqs.iter().filter(|r| r.method == "PATCH").count(),

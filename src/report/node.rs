@@ -191,8 +191,10 @@ pub fn changes(
             ),
         });
 
+    // A daemon-reload that worked is plumbing, not news.
     let actions = actions
         .iter()
+        .filter(|x| !(x.id == "daemon-reload" && x.outcome == Action::Done))
         .filter_map(|x| {
             let (type_, suffix) = match x.outcome {
                 Action::Done => ("Normal", ""),
