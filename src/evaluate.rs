@@ -325,6 +325,9 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
     } else {
         Severity::Info
     };
+    // Repair swap only on a known policy: a node that runs with swap on
+    // purpose must not lose it because its kubelet config was unreadable.
+    let fixable = refuses && matches!(obs.kubelet_policy, Some(Probe::Ok(_)));
     let judgement = if refuses {
         format!("kubelet refuses to start while swap is on ({why})")
     } else if obs.kubelet_policy.is_some() {
@@ -348,7 +351,7 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                         d.used_kib / 1024
                     ),
                     Some(format!("swapoff {}", d.device)),
-                    refuses,
+                    fixable,
                 ));
             }
         }
@@ -377,7 +380,7 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                         "sed -i.bak '{}s/^/#/' {} && systemctl daemon-reload",
                         e.line, fs.path
                     )),
-                    refuses,
+                    fixable,
                 ));
             }
         }
@@ -421,7 +424,7 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                         u.what.as_deref().unwrap_or("?")
                     ),
                     Some(format!("systemctl disable {}", u.name)),
-                    refuses,
+                    fixable,
                 ));
             }
         }
@@ -709,6 +712,11 @@ mod tests {
             .findings
             .iter()
             .any(|f| f.id == "probe-failed" && f.message.contains("config.yaml:2:13")));
+        assert!(a
+            .findings
+            .iter()
+            .filter(|f| f.id.starts_with("swap-"))
+            .all(|f| !f.fixable));
     }
 
     #[test]
