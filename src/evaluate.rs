@@ -173,9 +173,14 @@ fn finding(
     }
 }
 
-/// Unit file states that survive a reboot.
-fn boots(ufs: &str) -> bool {
-    matches!(ufs, "enabled" | "alias" | "generated" | "static")
+/// Whether the unit starts at boot: enabled or generated, or (static,
+/// alias) pulled in by another unit.
+fn boots(s: &UnitState) -> bool {
+    match s.unit_file_state.as_str() {
+        "enabled" | "generated" => true,
+        "static" | "alias" => !s.wanted_by.is_empty(),
+        _ => false,
+    }
 }
 
 fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
@@ -243,9 +248,14 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     // is starting, not stopped.
     let starting = s.job.as_deref() == Some("start");
     let inactive = matches!(s.active_state.as_str(), "inactive" | "deactivating") && !starting;
-    if !boots(&s.unit_file_state) {
+    if !boots(s) {
         let how = if s.unit_file_state == "enabled-runtime" {
             "is enabled only until the next reboot (enabled-runtime)".to_string()
+        } else if matches!(s.unit_file_state.as_str(), "static" | "alias") {
+            format!(
+                "has no [Install] section and nothing pulls it in (UnitFileState={}): it will not start at boot",
+                s.unit_file_state
+            )
         } else {
             format!(
                 "is not enabled (UnitFileState={}): it will not start at boot",
@@ -270,7 +280,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             true,
         ));
     }
-    let crash_loop = s.active_state == "activating" && s.sub_state == "auto-restart";
+    // `auto-restart`, and `auto-restart-queued` on systemd 254+.
+    let crash_loop = s.active_state == "activating" && s.sub_state.starts_with("auto-restart");
     if s.active_state == "failed" || crash_loop {
         // No restart count in the message: it lands in Node annotations,
         // which must not change on every run while the loop goes on.
@@ -343,13 +354,9 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                     "swap-active",
                     sev,
                     &d.device,
-                    format!(
-                        "swap {} {} is active ({} MiB, {} MiB used); {judgement}",
-                        d.kind,
-                        d.device,
-                        d.size_kib / 1024,
-                        d.used_kib / 1024
-                    ),
+                    // Sizes stay in the observations: a message that moved
+                    // with swap usage would rewrite Node annotations each run.
+                    format!("swap {} {} is active; {judgement}", d.kind, d.device),
                     Some(format!("swapoff {}", d.device)),
                     fixable,
                 ));
@@ -402,10 +409,12 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                 .map(|f| f.entries.iter().map(|e| e.device.as_str()).collect())
                 .unwrap_or_default();
             for u in units {
-                let explained = u.path.starts_with("/run/systemd/generator")
-                    || u.what
-                        .as_deref()
-                        .is_some_and(|w| fstab_devices.contains(&w))
+                // Only fstab explains a unit: zram-generator and
+                // gpt-auto-generator units are generated too.
+                let explained = u
+                    .what
+                    .as_deref()
+                    .is_some_and(|w| fstab_devices.contains(&w))
                     || fstab_devices
                         .iter()
                         .any(|d| crate::swap::unit_name_for(d) == u.name);
@@ -423,7 +432,16 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                         u.state,
                         u.what.as_deref().unwrap_or("?")
                     ),
-                    Some(format!("systemctl disable {}", u.name)),
+                    // A generated unit (zram-generator, gpt-auto) comes back
+                    // at every boot unless masked.
+                    Some(if u.state == "generated" {
+                        format!(
+                            "systemctl mask {} (or turn it off in its generator's config)",
+                            u.name
+                        )
+                    } else {
+                        format!("systemctl disable {}", u.name)
+                    }),
                     fixable,
                 ));
             }
@@ -735,11 +753,19 @@ mod tests {
                 state: "enabled".into(),
                 what: Some("/dev/sdb2".into()),
             },
+            // fstab-generator's unit for the fstab line: explained.
             SwapUnit {
-                name: "dev-sdc.swap".into(),
-                path: "/run/systemd/generator/dev-sdc.swap".into(),
+                name: "swapfile.swap".into(),
+                path: "/run/systemd/generator/swapfile.swap".into(),
                 state: "generated".into(),
-                what: Some("/dev/sdc".into()),
+                what: Some("/swapfile".into()),
+            },
+            // zram-generator's: not explained by fstab.
+            SwapUnit {
+                name: "dev-zram0.swap".into(),
+                path: "/run/systemd/generator/dev-zram0.swap".into(),
+                state: "generated".into(),
+                what: Some("/dev/zram0".into()),
             },
         ]);
         let a = evaluate(&o, &Config::default());
@@ -749,7 +775,61 @@ mod tests {
             .filter(|f| f.id == "swap-unit-enabled")
             .map(|f| f.subject.as_str())
             .collect();
-        assert_eq!(units, vec!["dev-sdb2.swap"]);
+        assert_eq!(units, vec!["dev-sdb2.swap", "dev-zram0.swap"]);
+        let zram = a
+            .findings
+            .iter()
+            .find(|f| f.subject == "dev-zram0.swap")
+            .unwrap();
+        assert!(zram
+            .remedy
+            .as_deref()
+            .unwrap()
+            .starts_with("systemctl mask dev-zram0.swap"));
+        assert!(!a.reboot_safe);
+    }
+
+    #[test]
+    fn static_unit_boots_only_when_pulled_in() {
+        let mut o = healthy();
+        let mut u = unit("loaded", "active", "running", "static");
+        o.units = vec![u.clone()];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("unit-disabled", Severity::Critical, "kubelet.service")]
+        );
+        assert!(a.findings[0].message.contains("no [Install] section"));
+        if let Probe::Ok(s) = &mut u.state {
+            s.wanted_by = vec!["multi-user.target".into()];
+        }
+        o.units = vec![u];
+        assert!(evaluate(&o, &Config::default()).findings.is_empty());
+    }
+
+    #[test]
+    fn auto_restart_queued_is_a_crash_loop_too() {
+        let mut o = healthy();
+        o.units = vec![unit(
+            "loaded",
+            "activating",
+            "auto-restart-queued",
+            "enabled",
+        )];
+        assert_eq!(
+            evaluate(&o, &Config::default()).findings[0].id,
+            "unit-failed"
+        );
+    }
+
+    #[test]
+    fn messages_do_not_carry_volatile_numbers() {
+        let a1 = evaluate(&with_swap(healthy()), &Config::default());
+        let mut o = with_swap(healthy());
+        if let Probe::Ok(now) = &mut o.swap_now {
+            now.devices[0].used_kib += 12345;
+        }
+        assert_eq!(a1.findings, evaluate(&o, &Config::default()).findings);
     }
 
     #[test]

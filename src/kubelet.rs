@@ -52,33 +52,46 @@ impl SwapPolicy {
     }
 }
 
-/// Default config path when no `--config` flag is found (kubeadm's).
-pub const DEFAULT_CONFIG: &str = "/var/lib/kubelet/config.yaml";
+/// Which kind of kubelet runs in the unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// Upstream kubelet (kubeadm, distro packages, microk8s' kubelite):
+    /// refuses swap unless told otherwise.
+    Kubelet,
+    /// k3s and rke2 embed kubelet: their own flags are not kubelet's (only
+    /// `--kubelet-arg` is), and they pass `fail-swap-on=false` by default.
+    Embedded,
+}
+
+impl Flavour {
+    pub fn of_unit(unit: &str) -> Flavour {
+        if unit.starts_with("k3s") || unit.starts_with("rke2") {
+            Flavour::Embedded
+        } else {
+            Flavour::Kubelet
+        }
+    }
+}
 
 /// Reads a file on the node by its node path. `Ok(None)` when it does not exist.
 pub type ReadFile<'a> = &'a dyn Fn(&str) -> Result<Option<String>>;
 
-/// Derive kubelet's swap policy. `default_fail_swap_on` is the flavour's
-/// default (true for upstream kubelet).
-pub fn swap_policy(
-    spec: &ServiceSpec,
-    default_fail_swap_on: bool,
-    read: ReadFile,
-) -> Result<SwapPolicy> {
+/// Derive kubelet's swap policy. Like kubelet, a config file is read only
+/// when `--config` names one (kubeadm's drop-in always does).
+pub fn swap_policy(spec: &ServiceSpec, flavour: Flavour, read: ReadFile) -> Result<SwapPolicy> {
     let env = environment(spec, read)?;
     let argv = expand_argv(&spec.exec_start, &env);
-    let flags = Flags::parse(&argv);
+    let flags = Flags::parse(&argv, flavour);
 
-    let (config_file, explicit) = match &flags.config {
-        Some(p) => (Some(p.clone()), true),
-        None => (Some(DEFAULT_CONFIG.to_string()), false),
-    };
     let mut policy = SwapPolicy {
         hostname_override: flags.hostname_override.clone(),
         argv: argv.clone(),
-        ..SwapPolicy::builtin(default_fail_swap_on)
+        ..SwapPolicy::builtin(flavour == Flavour::Kubelet)
     };
-    if let Some(path) = config_file {
+    if flavour == Flavour::Embedded {
+        policy.decided_by = "default of k3s/rke2's embedded kubelet".into();
+    }
+    if let Some(path) = flags.config {
         match read(&path)? {
             Some(text) => {
                 let cfg = parse_config(&text, &path)?;
@@ -89,12 +102,11 @@ pub fn swap_policy(
                     policy.decided_by = format!("failSwapOn: {v} in {path}");
                 }
             }
-            None if explicit => {
+            None => {
                 return Err(anyhow!(
                     "kubelet config {path} (from --config) does not exist"
                 ));
             }
-            None => {}
         }
     }
     if let Some(v) = flags.fail_swap_on {
@@ -254,7 +266,7 @@ pub struct Flags {
 }
 
 impl Flags {
-    pub fn parse(argv: &[String]) -> Flags {
+    pub fn parse(argv: &[String], flavour: Flavour) -> Flags {
         let mut f = Flags::default();
         let mut i = 1;
         while i < argv.len() {
@@ -271,6 +283,16 @@ impl Flags {
                     }
                     None => continue,
                 }
+            } else if flavour == Flavour::Embedded {
+                // k3s's own flags (`--config` is k3s's config file); only
+                // its `--node-name` matters to us.
+                if let Some(v) = arg.strip_prefix("--node-name=") {
+                    f.hostname_override = Some(v.to_string());
+                } else if arg == "--node-name" {
+                    f.hostname_override = argv.get(i).cloned();
+                    i += 1;
+                }
+                continue;
             } else {
                 split_flag(arg)
             };
@@ -375,7 +397,7 @@ mod tests {
     }
 
     fn run(spec: &ServiceSpec, fs: &HashMap<String, String>) -> Result<SwapPolicy> {
-        swap_policy(spec, true, &|p: &str| Ok(fs.get(p).cloned()))
+        swap_policy(spec, Flavour::Kubelet, &|p: &str| Ok(fs.get(p).cloned()))
     }
 
     #[test]
@@ -440,7 +462,7 @@ mod tests {
         ]
         .map(String::from)
         .to_vec();
-        let f = Flags::parse(&argv);
+        let f = Flags::parse(&argv, Flavour::Kubelet);
         assert_eq!(f.fail_swap_on, Some(true));
         assert_eq!(f.config.as_deref(), Some("/c.yaml"));
         assert_eq!(f.hostname_override.as_deref(), Some("h"));
@@ -451,28 +473,60 @@ mod tests {
         let argv: Vec<String> = [
             "/usr/local/bin/k3s",
             "agent",
+            "--config",
+            "/etc/rancher/k3s/config.yaml",
             "--kubelet-arg=fail-swap-on=true",
             "--kubelet-arg",
             "config=/etc/k.yaml",
+            "--node-name",
+            "Edge-1",
         ]
         .map(String::from)
         .to_vec();
-        let f = Flags::parse(&argv);
+        let f = Flags::parse(&argv, Flavour::Embedded);
         assert_eq!(f.fail_swap_on, Some(true));
-        assert_eq!(f.config.as_deref(), Some("/etc/k.yaml"));
+        assert_eq!(
+            f.config.as_deref(),
+            Some("/etc/k.yaml"),
+            "k3s's own --config is not kubelet's"
+        );
+        assert_eq!(f.hostname_override.as_deref(), Some("Edge-1"));
     }
 
     #[test]
-    fn missing_explicit_config_is_an_error_missing_default_is_not() {
+    fn k3s_defaults_to_tolerating_swap() {
+        let spec = ServiceSpec {
+            exec_start: [
+                "/usr/local/bin/k3s",
+                "agent",
+                "--config",
+                "/etc/rancher/k3s/config.yaml",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        };
+        let fs: HashMap<String, String> = HashMap::new();
+        let p = swap_policy(&spec, Flavour::Embedded, &|p: &str| Ok(fs.get(p).cloned())).unwrap();
+        assert!(!p.fail_swap_on);
+        assert_eq!(p.config_file, None);
+        assert_eq!(Flavour::of_unit("k3s-agent.service"), Flavour::Embedded);
+        assert_eq!(Flavour::of_unit("kubelet.service"), Flavour::Kubelet);
+    }
+
+    #[test]
+    fn missing_config_is_an_error_and_no_flag_reads_no_file() {
         let e = run(&kubeadm_spec(), &HashMap::new()).unwrap_err();
         assert!(
             e.to_string()
                 .contains("/var/lib/kubelet/config.yaml (from --config) does not exist"),
             "{e}"
         );
+        // Without --config kubelet reads no file, even a leftover one.
         let mut spec = kubeadm_spec();
         spec.environment.pop();
-        let p = run(&spec, &HashMap::new()).unwrap();
+        let fs = files(&[("/var/lib/kubelet/config.yaml", "failSwapOn: false\n")]);
+        let p = run(&spec, &fs).unwrap();
         assert!(p.fail_swap_on);
         assert_eq!(p.config_file, None);
     }

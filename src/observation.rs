@@ -45,6 +45,9 @@ pub struct UnitState {
     pub active_enter_timestamp: u64,
     pub inactive_enter_timestamp: u64,
     pub fragment_path: String,
+    /// Units that pull this one in (WantedBy, RequiredBy, UpheldBy).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub wanted_by: Vec<String>,
     /// Type of the job queued for the unit (`start`, `stop`…), if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub job: Option<String>,

@@ -97,12 +97,6 @@ async fn observe_unit<S: UnitManager>(
     }
 }
 
-/// k3s and rke2 run an embedded kubelet with `fail-swap-on=false` unless
-/// told otherwise; upstream kubelet refuses swap by default.
-fn default_fail_swap_on(unit: &str) -> bool {
-    !(unit.starts_with("k3s") || unit.starts_with("rke2"))
-}
-
 fn policy_for(
     unit: &str,
     spec: Option<&kubelet::ServiceSpec>,
@@ -110,7 +104,7 @@ fn policy_for(
 ) -> Result<SwapPolicy> {
     let empty = kubelet::ServiceSpec::default();
     let spec = spec.unwrap_or(&empty);
-    kubelet::swap_policy(spec, default_fail_swap_on(unit), &|p: &str| {
+    kubelet::swap_policy(spec, kubelet::Flavour::of_unit(unit), &|p: &str| {
         read_optional(host, p)
     })
 }

@@ -121,10 +121,11 @@ pub struct Plan {
     pub findings: Vec<Finding>,
 }
 
-fn critical<'a>(a: &'a Assessment, id: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
-    a.findings
-        .iter()
-        .filter(move |f| f.id == id && f.fixable && f.severity == Severity::Critical)
+/// Findings with this id that --fix may repair. Gated on `fixable` (set
+/// from kubelet's known swap policy), not on severity, which config can
+/// override for reporting.
+fn fixable<'a>(a: &'a Assessment, id: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
+    a.findings.iter().filter(move |f| f.id == id && f.fixable)
 }
 
 const MIB: u64 = 1024 * 1024;
@@ -149,7 +150,7 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
     }
 
     // 1. Swap now.
-    let active: Vec<&Finding> = critical(a, "swap-active").collect();
+    let active: Vec<&Finding> = fixable(a, "swap-active").collect();
     let mut swap_stays_on = false;
     if !active.is_empty() {
         if !policy.swapoff {
@@ -186,7 +187,9 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                         .map(|d| d.device.as_str())
                         .collect::<Vec<_>>()
                         .join(","),
-                    message: msg.clone(),
+                    // Figures go in the skipped swapoff actions; the finding
+                    // stays the same from run to run.
+                    message: "refusing swapoff: the swap in use would not fit in available memory with fix.swapoff_min_free_mib to spare".into(),
                     remedy: Some("free memory (stop workloads), then swapoff -a".into()),
                     fixable: false,
                 });
@@ -209,7 +212,7 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
     }
 
     // 2. Swap at next boot: fstab.
-    let lines: Vec<usize> = critical(a, "swap-in-fstab")
+    let lines: Vec<usize> = fixable(a, "swap-in-fstab")
         .filter_map(|f| f.subject.rsplit_once(':').and_then(|(_, l)| l.parse().ok()))
         .collect();
     if !lines.is_empty() {
@@ -233,19 +236,29 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
     }
 
     // 3. Swap units outside fstab.
-    for f in critical(a, "swap-unit-enabled") {
+    for f in fixable(a, "swap-unit-enabled") {
+        let generated = obs
+            .swap_units
+            .ok()
+            .into_iter()
+            .flatten()
+            .any(|u| u.name == f.subject && u.state == "generated");
         if !policy.swap_units {
             p.skipped.push(Skip {
                 id: "swap-unit-disable",
                 subject: f.subject.clone(),
                 reason: "fix.swap_units is off in config".into(),
             });
-        } else if policy.mask_swap_units {
+        } else if policy.mask_swap_units || generated {
             p.actions.push(Action {
                 step: Step::MaskUnit {
                     unit: f.subject.clone(),
                 },
-                reason: "activates swap at boot (fix.mask_swap_units is on)".into(),
+                reason: if generated {
+                    "a generator makes this unit at every boot: only a mask stops it".into()
+                } else {
+                    "activates swap at boot (fix.mask_swap_units is on)".into()
+                },
             });
         } else {
             p.actions.push(Action {
@@ -512,7 +525,8 @@ mod tests {
         );
         assert_eq!(p.findings.len(), 1);
         assert_eq!(p.findings[0].id, "swapoff-unsafe");
-        assert!(p.findings[0].message.contains("900 MiB of swap in use would not fit in 1000 MiB of available memory with a 256 MiB margin"), "{}", p.findings[0].message);
+        let swapoff = p.skipped.iter().find(|k| k.id == "swapoff").unwrap();
+        assert!(swapoff.reason.contains("900 MiB of swap in use would not fit in 1000 MiB of available memory with a 256 MiB margin"), "{}", swapoff.reason);
         assert!(p
             .skipped
             .iter()
@@ -559,6 +573,36 @@ mod tests {
         assert_eq!(
             steps(&o, &pol).0,
             vec!["swap-unit-mask dev-sdb2.swap", "daemon-reload systemd"]
+        );
+    }
+
+    #[test]
+    fn generated_swap_units_are_masked() {
+        let mut o = obs("loaded", "active", "running", "enabled", None, 4096);
+        o.swap_units = Probe::Ok(vec![SwapUnit {
+            name: "dev-zram0.swap".into(),
+            path: "/run/systemd/generator/dev-zram0.swap".into(),
+            state: "generated".into(),
+            what: Some("/dev/zram0".into()),
+        }]);
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec!["swap-unit-mask dev-zram0.swap", "daemon-reload systemd"]
+        );
+    }
+
+    #[test]
+    fn severity_overrides_do_not_change_what_is_repaired() {
+        let o = obs("loaded", "inactive", "dead", "enabled", Some(10), 4096);
+        let mut cfg = Config::default();
+        cfg.severity.insert("swap-active".into(), Severity::Warning);
+        let a = evaluate(&o, &cfg);
+        let p = plan(&a, &o, &cfg.fix, None);
+        let s: Vec<String> = p.actions.iter().map(|a| a.step.id().to_string()).collect();
+        assert_eq!(
+            s,
+            vec!["swapoff", "fstab-comment", "daemon-reload", "start"]
         );
     }
 

@@ -87,6 +87,9 @@ pub trait UnitManager {
     async fn queue_start(&self, unit: &str) -> Result<()>;
 }
 
+/// Bound on each D-Bus method call (Reload can take a while on big hosts).
+const METHOD_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection to systemd on the system bus.
 pub struct Systemd {
     conn: zbus::Connection,
@@ -99,7 +102,12 @@ impl Systemd {
         let addr = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
             .unwrap_or_else(|_| "unix:path=/run/dbus/system_bus_socket".into());
         let fut = async {
-            let conn = zbus::Connection::system().await?;
+            // Every call is bounded: a stalled PID 1 must not hang a boot
+            // check that kubelet is ordered after.
+            let conn = zbus::connection::Builder::system()?
+                .method_timeout(METHOD_TIMEOUT)
+                .build()
+                .await?;
             let manager = ManagerProxy::builder(&conn)
                 .cache_properties(zbus::proxy::CacheProperties::No)
                 .build()
@@ -186,6 +194,10 @@ impl UnitManager for Systemd {
             fragment_path: string(&mut u, "FragmentPath"),
             ..Default::default()
         };
+        for key in ["WantedBy", "RequiredBy", "UpheldBy"] {
+            st.wanted_by
+                .extend(take::<Vec<String>>(&mut u, key).unwrap_or_default());
+        }
         if let Some((id, job)) = take::<(u32, OwnedObjectPath)>(&mut u, "Job") {
             if id != 0 {
                 st.job = Some(
@@ -221,10 +233,17 @@ impl UnitManager for Systemd {
     }
 
     async fn enable(&self, unit: &str) -> Result<()> {
-        self.manager
+        let (has_install, changes) = self
+            .manager
             .enable_unit_files(&[unit], false, false)
             .await
             .with_context(|| format!("EnableUnitFiles({unit})"))?;
+        if !has_install {
+            bail!("{unit} has no [Install] section: it cannot be enabled, only pulled in by another unit");
+        }
+        if changes.is_empty() {
+            bail!("EnableUnitFiles({unit}) changed nothing");
+        }
         Ok(())
     }
 

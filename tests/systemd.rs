@@ -328,7 +328,15 @@ fn check_config_errors_exit_78_and_usage_64() {
 /// The seed incident with swap: exit 2 → one `check --fix` → exit 0.
 #[test]
 fn fix_seed_incident_end_to_end() {
-    let Some(node) = Node::boot("fixseed", Kubelet::Kubeadm, harness::install_fstab) else {
+    use std::os::unix::fs::MetadataExt;
+    let Some(node) = Node::boot("fixseed", Kubelet::Kubeadm, |root| {
+        harness::install_fstab(root);
+        // An unusual owner and mode, to see them kept.
+        let fstab = root.join("etc/fstab");
+        std::os::unix::fs::chown(&fstab, Some(1234), Some(5678)).unwrap();
+        std::fs::set_permissions(&fstab, std::os::unix::fs::PermissionsExt::from_mode(0o640))
+            .unwrap();
+    }) else {
         return;
     };
     node.swap_on("/swapfile", 16);
@@ -385,6 +393,15 @@ fn fix_seed_incident_end_to_end() {
         .collect();
     assert_eq!(baks.len(), 1, "{baks:?}");
     assert_eq!(std::fs::read_to_string(&baks[0]).unwrap(), fstab_before);
+    for p in [node.root.join("etc/fstab"), baks[0].clone()] {
+        let m = std::fs::metadata(&p).unwrap();
+        assert_eq!(
+            (m.uid(), m.gid(), m.mode() & 0o7777),
+            (1234, 5678, 0o640),
+            "{}",
+            p.display()
+        );
+    }
 
     // A second --fix is a no-op.
     let (code, v) = node.check_json(&["--fix"]);
@@ -885,4 +902,97 @@ fn start_limit_hit_is_reported_and_reset_once() {
     node.wait_for("failed again", |n| {
         n.prop("kubelet.service", "ActiveState") == "failed"
     });
+}
+
+/// A swap unit made by a generator at every boot (as zram-generator and
+/// gpt-auto-generator do) is not explained by fstab; --fix masks it, since
+/// disabling a generated unit does nothing.
+#[test]
+fn generated_swap_unit_is_reported_and_masked() {
+    let Some(node) = Node::boot("genswap", Kubelet::Kubeadm, |root| {
+        let gen = root.join("etc/systemd/system-generators/zram-test-generator");
+        std::fs::create_dir_all(gen.parent().unwrap()).unwrap();
+        std::fs::write(
+            &gen,
+            "#!/bin/sh\nprintf '[Swap]\\nWhat=/dev/zram0\\n' > \"$1/dev-zram0.swap\"\nmkdir -p \"$1/swap.target.wants\"\nln -sf ../dev-zram0.swap \"$1/swap.target.wants/dev-zram0.swap\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&gen, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable --now kubelet.service");
+    assert_eq!(node.prop("dev-zram0.swap", "UnitFileState"), "generated");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "swap-unit-enabled".into(),
+            "critical".into(),
+            "dev-zram0.swap".into()
+        )]
+    );
+    assert!(v["findings"][0]["remedy"]
+        .as_str()
+        .unwrap()
+        .starts_with("systemctl mask dev-zram0.swap"));
+
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("swap-unit-mask", "dev-zram0.swap", "done"),
+            a("daemon-reload", "systemd", "done")
+        ]
+    );
+    assert_eq!(node.prop("dev-zram0.swap", "LoadState"), "masked");
+}
+
+/// A kubelet unit without an [Install] section cannot be enabled: check
+/// says so, and --fix reports the failure instead of claiming success.
+#[test]
+fn unit_without_install_section_is_not_reboot_safe() {
+    let Some(node) = Node::boot("noinstall", Kubelet::None, |root| {
+        std::fs::write(
+            root.join("etc/systemd/system/kubelet.service"),
+            "[Service]\nExecStart=/bin/sleep infinity\n",
+        )
+        .unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl start kubelet.service");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![(
+            "unit-disabled".into(),
+            "critical".into(),
+            "kubelet.service".into()
+        )]
+    );
+    assert!(
+        v["findings"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no [Install] section"),
+        "{v:#}"
+    );
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("enable", "kubelet.service", "failed"),
+            a("daemon-reload", "systemd", "done")
+        ]
+    );
+    assert!(v["actions"][0]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("has no [Install] section"));
 }

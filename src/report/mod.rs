@@ -324,11 +324,13 @@ fn event_write(e: &Event) -> Write {
 }
 
 /// A core/v1 Event about the Node (events.k8s.io is refused to node
-/// identities). The name is a hash of its content and time, so a retry
-/// within a run cannot duplicate it.
+/// identities). The name is a hash of its content, so neither a retry nor
+/// a repeat on the next run duplicates it.
 fn new_event(spec: &EventSpec, node: &Node, name: &str, now: Timestamp) -> Event {
     // FNV-1a: stable across releases, unlike std's DefaultHasher.
-    let text = format!("{name}\0{}\0{}\0{now}", spec.reason, spec.message);
+    // No time in it: the same event again (a repair failing on every run)
+    // is AlreadyExists until the apiserver's event TTL expires it.
+    let text = format!("{name}\0{}\0{}", spec.reason, spec.message);
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });
