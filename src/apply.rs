@@ -85,7 +85,7 @@ pub fn fstab_edit(
     lines: &[usize],
     now: Timestamp,
 ) -> anyhow::Result<(String, String)> {
-    let p = host.path(path);
+    let p = host.resolve(path)?;
     let old =
         std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
     let edit = fstab::comment_out(&old, lines, &fstab_marker(now));
@@ -174,7 +174,13 @@ fn comment_fstab(
             format!("{path} has no live swap line at line {list} any more"),
         );
     }
-    match crate::files::rewrite(&host.path(path), new.as_bytes(), &stamp(now)) {
+    // A symlinked fstab is rewritten where it really lives (inside the host
+    // root), with the backup next to it; the link stays a link.
+    let target = match host.resolve(path) {
+        Ok(t) => t,
+        Err(e) => return (Outcome::Failed, format!("resolving {path}: {e}")),
+    };
+    match crate::files::rewrite(&target, new.as_bytes(), &stamp(now)) {
         Ok(bak) => {
             let bak = bak
                 .strip_prefix(host.root())

@@ -46,6 +46,75 @@ impl HostRoot {
     }
 }
 
+impl HostRoot {
+    /// Like [`HostRoot::path`], but following symlinks as the node would:
+    /// an absolute link target is taken relative to the host root, never to
+    /// this process's root (in a pod, `/host/etc/fstab -> /etc/static/fstab`
+    /// must not read the pod's /etc). A missing component ends the walk
+    /// (the caller sees NotFound when it opens the result).
+    pub fn resolve(&self, node_path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
+        if self.is_root() {
+            return Ok(self.path(node_path));
+        }
+        let mut todo: Vec<std::ffi::OsString> = Vec::new();
+        push_components(&mut todo, node_path.as_ref());
+        let mut cur = self.0.clone();
+        let mut depth = 0usize;
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                if depth > 0 {
+                    cur.pop();
+                    depth -= 1;
+                }
+                continue;
+            }
+            let next = cur.join(&c);
+            match std::fs::symlink_metadata(&next) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > 40 {
+                        return Err(std::io::Error::other(format!(
+                            "too many levels of symbolic links at {}",
+                            next.display()
+                        )));
+                    }
+                    let target = std::fs::read_link(&next)?;
+                    if target.is_absolute() {
+                        cur = self.0.clone();
+                        depth = 0;
+                    }
+                    push_components(&mut todo, &target);
+                }
+                Ok(_) => {
+                    cur = next;
+                    depth += 1;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    cur = next;
+                    while let Some(rest) = todo.pop() {
+                        cur.push(rest);
+                    }
+                    return Ok(cur);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(cur)
+    }
+}
+
+/// Push the normal and `..` components of `p` so that the first one is on top.
+fn push_components(stack: &mut Vec<std::ffi::OsString>, p: &Path) {
+    for c in p.components().rev() {
+        match c {
+            std::path::Component::Normal(x) => stack.push(x.to_os_string()),
+            std::path::Component::ParentDir => stack.push("..".into()),
+            _ => {}
+        }
+    }
+}
+
 impl Default for HostRoot {
     fn default() -> Self {
         HostRoot::new("/")
@@ -67,5 +136,42 @@ mod tests {
             HostRoot::default().path("/etc/fstab"),
             PathBuf::from("/etc/fstab")
         );
+    }
+
+    #[test]
+    fn resolve_keeps_symlinks_inside_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = HostRoot::new(t.path());
+        std::fs::create_dir_all(t.path().join("etc/static")).unwrap();
+        std::fs::write(t.path().join("etc/static/fstab"), "x").unwrap();
+        // Absolute link: relative to the host root, not to ours.
+        std::os::unix::fs::symlink("/etc/static/fstab", t.path().join("etc/fstab")).unwrap();
+        assert_eq!(
+            root.resolve("/etc/fstab").unwrap(),
+            t.path().join("etc/static/fstab")
+        );
+        // Relative link, a linked directory, and `..` that cannot escape.
+        std::os::unix::fs::symlink("static/fstab", t.path().join("etc/fstab2")).unwrap();
+        assert_eq!(
+            root.resolve("/etc/fstab2").unwrap(),
+            t.path().join("etc/static/fstab")
+        );
+        std::os::unix::fs::symlink("/etc/static", t.path().join("conf")).unwrap();
+        assert_eq!(
+            root.resolve("/conf/fstab").unwrap(),
+            t.path().join("etc/static/fstab")
+        );
+        std::os::unix::fs::symlink("../../../../etc", t.path().join("etc/up")).unwrap();
+        assert_eq!(
+            root.resolve("/etc/up/static/fstab").unwrap(),
+            t.path().join("etc/static/fstab")
+        );
+        // Missing parts are kept as they are; loops are errors.
+        assert_eq!(
+            root.resolve("/etc/nope/x").unwrap(),
+            t.path().join("etc/nope/x")
+        );
+        std::os::unix::fs::symlink("/loop", t.path().join("loop")).unwrap();
+        assert!(root.resolve("/loop").is_err());
     }
 }

@@ -111,7 +111,9 @@ fn policy_for(
 
 /// Read a node file; `Ok(None)` when it does not exist.
 pub fn read_optional(host: &HostRoot, node_path: &str) -> Result<Option<String>> {
-    let p = host.path(node_path);
+    let p = host
+        .resolve(node_path)
+        .with_context(|| format!("resolving {node_path} under {}", host.root().display()))?;
     match std::fs::read_to_string(&p) {
         Ok(s) => Ok(Some(s)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

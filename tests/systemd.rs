@@ -996,3 +996,39 @@ fn unit_without_install_section_is_not_reboot_safe() {
         .unwrap()
         .contains("has no [Install] section"));
 }
+
+/// A symlinked /etc/fstab (absolute target) is edited where it really
+/// lives inside the node's root; the link stays a link.
+#[test]
+fn fix_symlinked_fstab_edits_the_target_inside_the_root() {
+    let Some(node) = Node::boot("fstablink", Kubelet::Kubeadm, |root| {
+        std::fs::create_dir_all(root.join("etc/fstab.d")).unwrap();
+        std::fs::write(root.join("etc/fstab.d/real"), harness::fixture("fstab")).unwrap();
+        std::fs::remove_file(root.join("etc/fstab")).ok();
+        std::os::unix::fs::symlink("/etc/fstab.d/real", root.join("etc/fstab")).unwrap();
+    }) else {
+        return;
+    };
+    node.exec("systemctl enable --now kubelet.service");
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(actions(&v)[0], a("fstab-comment", "/etc/fstab:5", "done"));
+    let link = node.root.join("etc/fstab");
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    let real = node.read("/etc/fstab.d/real");
+    assert!(real.contains("\n#/swapfile\tnone\tswap"), "{real}");
+    let baks = std::fs::read_dir(node.root.join("etc/fstab.d"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("real.taint-guard.")
+        })
+        .count();
+    assert_eq!(baks, 1);
+}

@@ -127,7 +127,9 @@ pub fn load(source: &Source, host: &HostRoot) -> Result<Option<Kubeconfig>, Stri
             }),
         Source::InCluster => Ok(None),
         Source::Kubelet(node_path) => {
-            let file = host.path(node_path);
+            let file = host
+                .resolve(node_path)
+                .unwrap_or_else(|_| host.path(node_path));
             let text =
                 std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
             let mut kc =
@@ -144,7 +146,13 @@ pub fn load(source: &Source, host: &HostRoot) -> Result<Option<Kubeconfig>, Stri
 fn map_paths(kc: &mut Kubeconfig, host: &HostRoot, dir: &Path) {
     let map = |p: &mut Option<String>| {
         if let Some(v) = p {
-            *v = host.path(dir.join(&*v)).to_string_lossy().into_owned();
+            // kubelet-client-current.pem is a symlink with an absolute
+            // target: resolve it inside the host root.
+            let node_path = dir.join(&*v);
+            let p = host
+                .resolve(&node_path)
+                .unwrap_or_else(|_| host.path(&node_path));
+            *v = p.to_string_lossy().into_owned();
         }
     };
     for c in kc.clusters.iter_mut().filter_map(|c| c.cluster.as_mut()) {
@@ -316,6 +324,34 @@ mod tests {
 
     fn fixtures() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/report")
+    }
+
+    /// kubeadm's kubelet-client-current.pem is a symlink with an absolute
+    /// target; under a host root it must resolve inside that root.
+    #[test]
+    fn kubelet_cert_symlink_resolves_inside_the_host_root() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        let pki = t.path().join("var/lib/kubelet/pki");
+        std::fs::create_dir_all(&pki).unwrap();
+        std::fs::create_dir_all(t.path().join("etc/kubernetes")).unwrap();
+        std::fs::write(pki.join("kubelet-client-2026-11-27.pem"), "pem").unwrap();
+        std::os::unix::fs::symlink(
+            "/var/lib/kubelet/pki/kubelet-client-2026-11-27.pem",
+            pki.join("kubelet-client-current.pem"),
+        )
+        .unwrap();
+        let kc = "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers:\n- name: default-auth\n  user:\n    client-certificate: /var/lib/kubelet/pki/kubelet-client-current.pem\n    client-key: /var/lib/kubelet/pki/kubelet-client-current.pem\n";
+        std::fs::write(t.path().join("etc/kubernetes/kubelet.conf"), kc).unwrap();
+        let kc = load(&Source::Kubelet(KUBELET_KUBECONFIG.into()), &host)
+            .unwrap()
+            .unwrap();
+        let auth = kc.auth_infos[0].auth_info.as_ref().unwrap();
+        let want = pki.join("kubelet-client-2026-11-27.pem");
+        assert_eq!(
+            auth.client_certificate.as_deref(),
+            Some(want.to_str().unwrap())
+        );
     }
 
     #[test]
