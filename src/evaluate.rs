@@ -466,18 +466,7 @@ mod tests {
     use crate::swap::{ActiveSwap, SwapNow, SwapUnit};
 
     fn unit(load: &str, active: &str, sub: &str, ufs: &str) -> UnitObservation {
-        UnitObservation {
-            required: "kubelet.service".into(),
-            name: "kubelet.service".into(),
-            state: Probe::Ok(UnitState {
-                load_state: load.into(),
-                active_state: active.into(),
-                sub_state: sub.into(),
-                unit_file_state: ufs.into(),
-                result: "success".into(),
-                ..Default::default()
-            }),
-        }
+        UnitObservation::kubelet(load, active, sub, ufs, "success")
     }
 
     fn policy(fail: bool) -> Option<Probe<SwapPolicy>> {

@@ -67,6 +67,31 @@ pub struct UnitObservation {
     pub state: Probe<UnitState>,
 }
 
+#[cfg(test)]
+impl UnitObservation {
+    /// kubelet.service in the given states, for fixtures.
+    pub fn kubelet(
+        load: &str,
+        active: &str,
+        sub: &str,
+        unit_file_state: &str,
+        result: &str,
+    ) -> Self {
+        UnitObservation {
+            required: "kubelet.service".into(),
+            name: "kubelet.service".into(),
+            state: Probe::Ok(UnitState {
+                load_state: load.into(),
+                active_state: active.into(),
+                sub_state: sub.into(),
+                unit_file_state: unit_file_state.into(),
+                result: result.into(),
+                ..Default::default()
+            }),
+        }
+    }
+}
+
 /// Live swap lines of /etc/fstab.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FstabSwap {

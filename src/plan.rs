@@ -360,7 +360,7 @@ mod tests {
     use crate::evaluate::evaluate;
     use crate::fstab::SwapEntry;
     use crate::kubelet::SwapPolicy;
-    use crate::observation::{FstabSwap, UnitObservation, UnitState};
+    use crate::observation::{FstabSwap, UnitObservation};
     use crate::swap::{ActiveSwap, Memory, SwapNow, SwapUnit};
 
     fn obs(
@@ -394,18 +394,13 @@ mod tests {
             vec![]
         };
         Observation {
-            units: vec![UnitObservation {
-                required: "kubelet.service".into(),
-                name: "kubelet.service".into(),
-                state: Probe::Ok(UnitState {
-                    load_state: load.into(),
-                    active_state: active.into(),
-                    sub_state: sub.into(),
-                    unit_file_state: ufs.into(),
-                    result: "exit-code".into(),
-                    ..Default::default()
-                }),
-            }],
+            units: vec![UnitObservation::kubelet(
+                load,
+                active,
+                sub,
+                ufs,
+                "exit-code",
+            )],
             swap_now: Probe::Ok(SwapNow {
                 devices,
                 memory: Memory {

@@ -41,6 +41,16 @@ fn actions(v: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// An expected finding: (id, severity, subject).
+fn f(id: &str, severity: &str, subject: &str) -> (String, String, String) {
+    (id.into(), severity.into(), subject.into())
+}
+
+/// The message of the i-th finding.
+fn msg(v: &Value, i: usize) -> &str {
+    v["findings"][i]["message"].as_str().unwrap()
+}
+
 fn a(id: &str, subject: &str, outcome: &str) -> (String, String, String) {
     (id.into(), subject.into(), outcome.into())
 }
@@ -61,16 +71,8 @@ fn check_seed_incident_disabled_and_inactive() {
     assert_eq!(
         ids(&v),
         vec![
-            (
-                "unit-disabled".into(),
-                "critical".into(),
-                "kubelet.service".into()
-            ),
-            (
-                "unit-inactive".into(),
-                "critical".into(),
-                "kubelet.service".into()
-            )
+            f("unit-disabled", "critical", "kubelet.service"),
+            f("unit-inactive", "critical", "kubelet.service")
         ]
     );
     let f = &v["findings"][0];
@@ -126,11 +128,7 @@ fn check_masked_kubelet() {
     assert_eq!(code, 2);
     assert_eq!(
         ids(&v),
-        vec![(
-            "unit-masked".into(),
-            "critical".into(),
-            "kubelet.service".into()
-        )]
+        vec![f("unit-masked", "critical", "kubelet.service")]
     );
 }
 
@@ -143,11 +141,7 @@ fn check_missing_kubelet_and_k3s_alternative() {
     assert_eq!(code, 2);
     assert_eq!(
         ids(&v),
-        vec![(
-            "unit-missing".into(),
-            "critical".into(),
-            "kubelet.service".into()
-        )]
+        vec![f("unit-missing", "critical", "kubelet.service")]
     );
 
     // A k3s agent node: k3s-agent.service is checked in kubelet's place.
@@ -160,11 +154,7 @@ fn check_missing_kubelet_and_k3s_alternative() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         ids(&v),
-        vec![(
-            "unit-inactive".into(),
-            "critical".into(),
-            "k3s-agent.service".into()
-        )]
+        vec![f("unit-inactive", "critical", "k3s-agent.service")]
     );
     assert_eq!(v["observations"]["units"][0]["name"], "k3s-agent.service");
     let (_, out, _) = node.tg(&["check"]);
@@ -193,13 +183,9 @@ fn check_crash_looping_kubelet() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         ids(&v),
-        vec![(
-            "unit-failed".into(),
-            "critical".into(),
-            "kubelet.service".into()
-        )]
+        vec![f("unit-failed", "critical", "kubelet.service")]
     );
-    let msg = v["findings"][0]["message"].as_str().unwrap();
+    let msg = msg(&v, 0);
     assert!(
         msg.contains("crash-looping") && msg.contains("Result=exit-code, exit status 1"),
         "{msg}"
@@ -262,16 +248,9 @@ fn check_swap_unit_outside_fstab() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         ids(&v),
-        vec![(
-            "swap-unit-enabled".into(),
-            "critical".into(),
-            "extra.swap".into()
-        )]
+        vec![f("swap-unit-enabled", "critical", "extra.swap")]
     );
-    assert!(v["findings"][0]["message"]
-        .as_str()
-        .unwrap()
-        .contains("/dev/vdb2"));
+    assert!(msg(&v, 0).contains("/dev/vdb2"));
 }
 
 #[test]
@@ -875,17 +854,10 @@ fn start_limit_hit_is_reported_and_reset_once() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         ids(&v),
-        vec![(
-            "unit-failed".into(),
-            "critical".into(),
-            "kubelet.service".into()
-        )]
+        vec![f("unit-failed", "critical", "kubelet.service")]
     );
     assert!(
-        v["findings"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("has failed: Result=exit-code, exit status 1"),
+        msg(&v, 0).contains("has failed: Result=exit-code, exit status 1"),
         "{v:#}"
     );
 
@@ -928,11 +900,7 @@ fn generated_swap_unit_is_reported_and_masked() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         ids(&v),
-        vec![(
-            "swap-unit-enabled".into(),
-            "critical".into(),
-            "dev-zram0.swap".into()
-        )]
+        vec![f("swap-unit-enabled", "critical", "dev-zram0.swap")]
     );
     assert!(v["findings"][0]["remedy"]
         .as_str()
@@ -969,19 +937,9 @@ fn unit_without_install_section_is_not_reboot_safe() {
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
         ids(&v),
-        vec![(
-            "unit-disabled".into(),
-            "critical".into(),
-            "kubelet.service".into()
-        )]
+        vec![f("unit-disabled", "critical", "kubelet.service")]
     );
-    assert!(
-        v["findings"][0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no [Install] section"),
-        "{v:#}"
-    );
+    assert!(msg(&v, 0).contains("no [Install] section"), "{v:#}");
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
