@@ -63,14 +63,21 @@ seed() {
 seed
 
 echo "== 1. check vs shell equivalent, inside the node (seed-incident state)"
-hyperfine -N -i --warmup 5 --runs 100 \
+hyperfine -N -i --warmup 10 --runs 300 --export-json "$work/h1.json" \
   -n "taint-guard check" "nsenter -t $leader -a /usr/local/bin/taint-guard check" \
   -n "shell equivalent" "nsenter -t $leader -a sh -c 'systemctl is-active kubelet; systemctl is-enabled kubelet; swapon --show; grep swap /etc/fstab'" \
   -n "nsenter baseline" "nsenter -t $leader -a true"
 
 echo "== 2. check from the host over the bus (--host-root)"
-DBUS_SYSTEM_BUS_ADDRESS=$addr hyperfine -N -i --warmup 5 --runs 100 \
+DBUS_SYSTEM_BUS_ADDRESS=$addr hyperfine -N -i --warmup 10 --runs 300 --export-json "$work/h2.json" \
   -n "taint-guard check --host-root" "$bin --host-root $root --config /dev/null check"
+
+medians() {
+  python3 -c 'import json,sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    print("  median %-28s %6.1f ms" % (r["command"], r["median"] * 1000))' "$1"
+}
+medians "$work/h1.json"; medians "$work/h2.json"
 
 echo "== 3. check --fix on the seed incident: command start -> kubelet active ($RUNS runs, settle_secs=3)"
 to_active=(); wall=()
