@@ -69,7 +69,8 @@ fn skips(plan: &Plan) -> impl Iterator<Item = ActionOutcome> + '_ {
 
 /// The marker comment put before each commented-out fstab line.
 pub fn fstab_marker(now: Timestamp) -> String {
-    let now = now.round(jiff::Unit::Second).unwrap_or(now);
+    // Whole seconds, truncated like the backup's name, so the two agree.
+    let now = now.strftime("%Y-%m-%dT%H:%M:%SZ");
     format!("taint-guard {now}: swap line commented out, kubelet refuses to start with swap on (original line below)")
 }
 
