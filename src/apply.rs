@@ -106,10 +106,6 @@ pub async fn apply<S: UnitManager>(
     let mut swap_still_on = false;
     for a in &plan.actions {
         let (outcome, detail) = match (&a.step, sd) {
-            (Step::Swapoff { device }, _) if device.ends_with(" (deleted)") => {
-                swap_still_on = true;
-                (Outcome::Failed, format!("swap file {device} was deleted while in use: swapoff(2) needs its path, so it stays on until reboot"))
-            }
             (Step::Swapoff { device }, _) => match crate::swap::swapoff(&host.path(device)) {
                 Ok(()) => (Outcome::Done, format!("swap on {device} turned off")),
                 Err(e) => {

@@ -249,27 +249,38 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     let starting = s.job.as_deref() == Some("start");
     let inactive = matches!(s.active_state.as_str(), "inactive" | "deactivating") && !starting;
     if !boots(s) {
-        let how = if s.unit_file_state == "enabled-runtime" {
-            "is enabled only until the next reboot (enabled-runtime)".to_string()
-        } else if matches!(s.unit_file_state.as_str(), "static" | "alias") {
-            format!(
-                "has no [Install] section and nothing pulls it in (UnitFileState={}): it will not start at boot",
-                s.unit_file_state
-            )
+        let start = if inactive {
+            format!(" && systemctl start {name}")
         } else {
-            format!(
-                "is not enabled (UnitFileState={}): it will not start at boot",
-                if s.unit_file_state.is_empty() {
-                    "unknown"
-                } else {
-                    &s.unit_file_state
-                }
-            )
+            String::new()
         };
-        let remedy = if inactive {
-            format!("systemctl enable --now {name}")
-        } else {
-            format!("systemctl enable {name}")
+        // (message, remedy, fixable by EnableUnitFiles)
+        let (how, remedy, fixable) = match s.unit_file_state.as_str() {
+            "enabled-runtime" => (
+                "is enabled only until the next reboot (enabled-runtime)".to_string(),
+                format!("systemctl enable {name}{start}"),
+                true,
+            ),
+            // No [Install] section: enabling cannot work; something must
+            // pull it in.
+            "static" => (
+                "has no [Install] section and nothing pulls it in (UnitFileState=static): it will not start at boot".to_string(),
+                format!("systemctl add-wants multi-user.target {name}{start}"),
+                false,
+            ),
+            "alias" => (
+                "is an alias that nothing pulls in (UnitFileState=alias): it will not start at boot".to_string(),
+                format!("systemctl enable the unit it aliases (systemctl status {name} names it)"),
+                false,
+            ),
+            other => (
+                format!(
+                    "is not enabled (UnitFileState={}): it will not start at boot",
+                    if other.is_empty() { "unknown" } else { other }
+                ),
+                if inactive { format!("systemctl enable --now {name}") } else { format!("systemctl enable {name}") },
+                true,
+            ),
         };
         out.push(finding(
             "unit-disabled",
@@ -277,7 +288,7 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             name,
             format!("{name}{alt} {how}"),
             Some(remedy),
-            true,
+            fixable,
         ));
     }
     // `auto-restart`, and `auto-restart-queued` on systemd 254+.
@@ -350,6 +361,19 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
     match &obs.swap_now {
         Probe::Ok(now) => {
             for d in &now.devices {
+                // The kernel shows a swap file deleted while in use as
+                // `PATH (deleted)`: swapoff(2) cannot name it any more.
+                if let Some(path) = d.device.strip_suffix(" (deleted)") {
+                    out.push(finding(
+                        "swap-active",
+                        sev,
+                        &d.device,
+                        format!("swap file {path} was deleted while in use and stays on until reboot; {judgement}"),
+                        Some("reboot (after the fstab fix), or free the swap by restarting what uses it".into()),
+                        false,
+                    ));
+                    continue;
+                }
                 out.push(finding(
                     "swap-active",
                     sev,
@@ -406,7 +430,11 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
             let fstab_devices: Vec<&str> = obs
                 .fstab
                 .ok()
-                .map(|f| f.entries.iter().map(|e| e.device.as_str()).collect())
+                .map(|f| {
+                    let live = f.entries.iter().map(|e| e.device.as_str());
+                    live.chain(f.noauto_devices.iter().map(String::as_str))
+                        .collect()
+                })
                 .unwrap_or_default();
             for u in units {
                 // Only fstab explains a unit: zram-generator and
@@ -479,6 +507,7 @@ mod tests {
             swap_now: Probe::Ok(SwapNow::default()),
             fstab: Probe::Ok(FstabSwap {
                 path: "/etc/fstab".into(),
+                noauto_devices: vec![],
                 entries: vec![],
             }),
             swap_units: Probe::Ok(vec![]),
@@ -499,6 +528,7 @@ mod tests {
         });
         o.fstab = Probe::Ok(FstabSwap {
             path: "/etc/fstab".into(),
+            noauto_devices: vec![],
             entries: vec![SwapEntry {
                 line: 3,
                 spec: "/swapfile".into(),
@@ -686,6 +716,7 @@ mod tests {
         let mut o = with_swap(healthy());
         o.fstab = Probe::Ok(FstabSwap {
             path: "/etc/fstab".into(),
+            noauto_devices: vec![],
             entries: vec![],
         });
         let a = evaluate(&o, &Config::default());
@@ -776,6 +807,12 @@ mod tests {
             .unwrap()
             .starts_with("systemctl mask dev-zram0.swap"));
         assert!(!a.reboot_safe);
+        // A `noauto` fstab line explains its generated unit.
+        if let Probe::Ok(f) = &mut o.fstab {
+            f.noauto_devices.push("/dev/zram0".into());
+        }
+        let a = evaluate(&o, &Config::default());
+        assert!(!a.findings.iter().any(|f| f.subject == "dev-zram0.swap"));
     }
 
     #[test]
@@ -789,6 +826,11 @@ mod tests {
             vec![("unit-disabled", Severity::Critical, "kubelet.service")]
         );
         assert!(a.findings[0].message.contains("no [Install] section"));
+        assert!(!a.findings[0].fixable);
+        assert_eq!(
+            a.findings[0].remedy.as_deref(),
+            Some("systemctl add-wants multi-user.target kubelet.service")
+        );
         if let Probe::Ok(s) = &mut u.state {
             s.wanted_by = vec!["multi-user.target".into()];
         }
@@ -809,6 +851,18 @@ mod tests {
             evaluate(&o, &Config::default()).findings[0].id,
             "unit-failed"
         );
+    }
+
+    #[test]
+    fn deleted_swap_file_is_not_fixable() {
+        let mut o = with_swap(healthy());
+        if let Probe::Ok(now) = &mut o.swap_now {
+            now.devices[0].device = "/swapfile (deleted)".into();
+        }
+        let a = evaluate(&o, &Config::default());
+        let f = a.findings.iter().find(|f| f.id == "swap-active").unwrap();
+        assert!(!f.fixable);
+        assert!(f.message.contains("deleted while in use"));
     }
 
     #[test]
@@ -842,6 +896,7 @@ mod tests {
         let mut o = with_swap(healthy());
         o.fstab = Probe::Ok(FstabSwap {
             path: "/etc/fstab".into(),
+            noauto_devices: vec![],
             entries: vec![],
         });
         let a = evaluate(&o, &cfg);

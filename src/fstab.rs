@@ -22,6 +22,15 @@ pub struct SwapEntry {
 
 /// Every live swap entry in `content`.
 pub fn swap_entries(content: &str) -> Vec<SwapEntry> {
+    all_swap_entries(content)
+        .into_iter()
+        .filter(|e| !e.options.split(',').any(|o| o == "noauto"))
+        .collect()
+}
+
+/// Every uncommented swap entry, `noauto` ones included (systemd still
+/// generates a unit for those, without hooking it to swap.target).
+pub fn all_swap_entries(content: &str) -> Vec<SwapEntry> {
     let mut out = Vec::new();
     for (idx, raw) in split_lines(content).enumerate() {
         let text = raw.trim_end_matches(['\n', '\r']);
@@ -34,9 +43,6 @@ pub fn swap_entries(content: &str) -> Vec<SwapEntry> {
             continue;
         }
         let options = fields.get(3).copied().unwrap_or("defaults");
-        if options.split(',').any(|o| o == "noauto") {
-            continue;
-        }
         out.push(SwapEntry {
             line: idx + 1,
             spec: fields[0].to_string(),

@@ -53,9 +53,6 @@ impl HostRoot {
     /// must not read the pod's /etc). A missing component ends the walk
     /// (the caller sees NotFound when it opens the result).
     pub fn resolve(&self, node_path: impl AsRef<Path>) -> std::io::Result<PathBuf> {
-        if self.is_root() {
-            return Ok(self.path(node_path));
-        }
         let mut todo: Vec<std::ffi::OsString> = Vec::new();
         push_components(&mut todo, node_path.as_ref());
         let mut cur = self.0.clone();

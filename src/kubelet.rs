@@ -268,10 +268,14 @@ pub struct Flags {
 impl Flags {
     pub fn parse(argv: &[String], flavour: Flavour) -> Flags {
         let mut f = Flags::default();
+        // k3s's `--node-name`; a `--kubelet-arg=hostname-override=` wins
+        // over it, as k3s appends user kubelet args after its own.
+        let mut node_name = None;
         let mut i = 1;
         while i < argv.len() {
             let arg = &argv[i];
             i += 1;
+            let via_kubelet_arg = arg.starts_with("--kubelet-arg");
             // k3s/rke2 pass kubelet flags as `--kubelet-arg=NAME=VALUE`.
             let (name, inline) = if let Some(v) = arg.strip_prefix("--kubelet-arg=") {
                 split_flag(&format!("--{}", v.trim_start_matches("--")))
@@ -287,9 +291,9 @@ impl Flags {
                 // k3s's own flags (`--config` is k3s's config file); only
                 // its `--node-name` matters to us.
                 if let Some(v) = arg.strip_prefix("--node-name=") {
-                    f.hostname_override = Some(v.to_string());
+                    node_name = Some(v.to_string());
                 } else if arg == "--node-name" {
-                    f.hostname_override = argv.get(i).cloned();
+                    node_name = argv.get(i).cloned().or(node_name);
                     i += 1;
                 }
                 continue;
@@ -297,8 +301,13 @@ impl Flags {
                 split_flag(arg)
             };
             let Some(name) = name else { continue };
+            // `--flag value`; a `--kubelet-arg NAME` carries its value inline
+            // or not at all.
             let value = |inline: Option<String>, i: &mut usize| -> Option<String> {
                 inline.or_else(|| {
+                    if via_kubelet_arg {
+                        return None;
+                    }
                     let v = argv.get(*i).cloned();
                     *i += 1;
                     v
@@ -316,6 +325,7 @@ impl Flags {
                 _ => {}
             }
         }
+        f.hostname_override = f.hostname_override.or(node_name);
         f
     }
 }
@@ -491,6 +501,31 @@ mod tests {
             "k3s's own --config is not kubelet's"
         );
         assert_eq!(f.hostname_override.as_deref(), Some("Edge-1"));
+    }
+
+    #[test]
+    fn k3s_kubelet_arg_edge_cases() {
+        let parse = |v: &[&str]| {
+            Flags::parse(
+                &v.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                Flavour::Embedded,
+            )
+        };
+        // kubelet's own hostname-override beats k3s's --node-name.
+        let f = parse(&[
+            "k3s",
+            "agent",
+            "--kubelet-arg=hostname-override=a",
+            "--node-name",
+            "b",
+        ]);
+        assert_eq!(f.hostname_override.as_deref(), Some("a"));
+        // A trailing --node-name without a value keeps the earlier one.
+        let f = parse(&["k3s", "agent", "--node-name=x", "--node-name"]);
+        assert_eq!(f.hostname_override.as_deref(), Some("x"));
+        // `--kubelet-arg config` without a value does not swallow k3s's next flag.
+        let f = parse(&["k3s", "agent", "--kubelet-arg", "config", "--token", "t"]);
+        assert_eq!(f.config, None);
     }
 
     #[test]

@@ -98,6 +98,10 @@ pub struct FstabSwap {
     /// Node path of the file (`/etc/fstab`).
     pub path: String,
     pub entries: Vec<crate::fstab::SwapEntry>,
+    /// Devices of `noauto` swap lines: they explain generated swap units
+    /// but do not turn swap on at boot.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noauto_devices: Vec<String>,
 }
 
 /// Everything `check` looks at.

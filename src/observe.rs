@@ -123,9 +123,16 @@ pub fn read_optional(host: &HostRoot, node_path: &str) -> Result<Option<String>>
 
 fn read_fstab(host: &HostRoot) -> Result<FstabSwap> {
     let text = read_optional(host, FSTAB)?.unwrap_or_default();
+    let entries = fstab::swap_entries(&text);
+    let noauto_devices = fstab::all_swap_entries(&text)
+        .into_iter()
+        .filter(|e| !entries.contains(e))
+        .map(|e| e.device)
+        .collect();
     Ok(FstabSwap {
         path: FSTAB.into(),
-        entries: fstab::swap_entries(&text),
+        entries,
+        noauto_devices,
     })
 }
 

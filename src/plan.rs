@@ -211,6 +211,22 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
     }
 
+    // Swap that no action turns off (a deleted swap file) keeps kubelet
+    // from starting just the same.
+    let refuses = matches!(&obs.kubelet_policy, Some(Probe::Ok(pol)) if pol.fail_swap_on);
+    let swapped_off = |dev: &str| {
+        p.actions
+            .iter()
+            .any(|a| a.step == Step::Swapoff { device: dev.into() })
+    };
+    if refuses
+        && a.findings
+            .iter()
+            .any(|f| f.id == "swap-active" && !swapped_off(&f.subject))
+    {
+        swap_stays_on = true;
+    }
+
     // 2. Swap at next boot: fstab.
     let lines: Vec<usize> = fixable(a, "swap-in-fstab")
         .filter_map(|f| f.subject.rsplit_once(':').and_then(|(_, l)| l.parse().ok()))
@@ -410,6 +426,7 @@ mod tests {
             }),
             fstab: Probe::Ok(FstabSwap {
                 path: "/etc/fstab".into(),
+                noauto_devices: vec![],
                 entries,
             }),
             swap_units: Probe::Ok(vec![]),
@@ -569,6 +586,20 @@ mod tests {
             steps(&o, &pol).0,
             vec!["swap-unit-mask dev-sdb2.swap", "daemon-reload systemd"]
         );
+    }
+
+    #[test]
+    fn swap_that_cannot_be_turned_off_holds_the_start() {
+        let mut o = obs("loaded", "inactive", "dead", "enabled", Some(10), 4096);
+        if let Probe::Ok(now) = &mut o.swap_now {
+            now.devices[0].device = "/swapfile (deleted)".into();
+        }
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec!["fstab-comment /etc/fstab:4", "daemon-reload systemd"]
+        );
+        assert!(p.skipped.iter().any(|k| k.id == "start"));
     }
 
     #[test]

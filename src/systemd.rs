@@ -241,9 +241,8 @@ impl UnitManager for Systemd {
         if !has_install {
             bail!("{unit} has no [Install] section: it cannot be enabled, only pulled in by another unit");
         }
-        if changes.is_empty() {
-            bail!("EnableUnitFiles({unit}) changed nothing");
-        }
+        // No changes: the links were already there (e.g. after unmask).
+        let _ = changes;
         Ok(())
     }
 

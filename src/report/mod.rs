@@ -328,9 +328,10 @@ fn event_write(e: &Event) -> Write {
 /// a repeat on the next run duplicates it.
 fn new_event(spec: &EventSpec, node: &Node, name: &str, now: Timestamp) -> Event {
     // FNV-1a: stable across releases, unlike std's DefaultHasher.
-    // No time in it: the same event again (a repair failing on every run)
-    // is AlreadyExists until the apiserver's event TTL expires it.
-    let text = format!("{name}\0{}\0{}", spec.reason, spec.message);
+    // Repairs carry no time in it: the same failure on every run is
+    // AlreadyExists until the apiserver's event TTL expires it. Status
+    // changes carry their time: each one is news.
+    let text = format!("{name}\0{}\0{}\0{}", spec.reason, spec.message, spec.key);
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     });

@@ -25,6 +25,10 @@ pub struct EventSpec {
     pub type_: &'static str,
     pub reason: String,
     pub message: String,
+    /// Part of the event's name besides its content: the transition time
+    /// for status changes (each one is news), empty for repairs (the same
+    /// failure on every run is one event).
+    pub key: String,
 }
 
 /// The writes the Node needs; all empty in steady state.
@@ -189,6 +193,7 @@ pub fn changes(
                 "taint-guard status {} → {status}: {message}",
                 old_status.unwrap_or("none")
             ),
+            key: now_s.clone(),
         });
 
     // A daemon-reload that worked is plumbing, not news.
@@ -211,6 +216,7 @@ pub fn changes(
                     x.outcome.as_str(),
                     x.detail
                 ),
+                key: String::new(),
             })
         })
         .collect();
