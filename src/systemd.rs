@@ -126,15 +126,23 @@ impl Systemd {
         Ok(self.manager.system_state().await?)
     }
 
-    async fn job_type(&self, job: &OwnedObjectPath) -> Result<String> {
-        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+    /// org.freedesktop.DBus.Properties of one systemd object, uncached.
+    async fn properties(
+        &self,
+        path: &OwnedObjectPath,
+    ) -> Result<zbus::fdo::PropertiesProxy<'static>> {
+        Ok(zbus::fdo::PropertiesProxy::builder(&self.conn)
             .destination("org.freedesktop.systemd1")?
-            .path(job.as_ref())?
+            .path(path.clone())?
             .cache_properties(zbus::proxy::CacheProperties::No)
             .build()
-            .await?;
+            .await?)
+    }
+
+    async fn job_type(&self, job: &OwnedObjectPath) -> Result<String> {
         let iface = zbus::names::InterfaceName::try_from("org.freedesktop.systemd1.Job")?;
-        Ok(String::try_from(props.get(iface, "JobType").await?)?)
+        let v = self.properties(job).await?.get(iface, "JobType").await?;
+        Ok(String::try_from(v)?)
     }
 
     async fn get_all(
@@ -142,14 +150,8 @@ impl Systemd {
         path: &OwnedObjectPath,
         iface: &str,
     ) -> Result<HashMap<String, OwnedValue>> {
-        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
-            .destination("org.freedesktop.systemd1")?
-            .path(path.as_ref())?
-            .cache_properties(zbus::proxy::CacheProperties::No)
-            .build()
-            .await?;
         let iface = zbus::names::InterfaceName::try_from(iface)?;
-        Ok(props.get_all(iface).await?)
+        Ok(self.properties(path).await?.get_all(iface).await?)
     }
 }
 
