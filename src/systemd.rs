@@ -235,7 +235,8 @@ impl UnitManager for Systemd {
     }
 
     async fn enable(&self, unit: &str) -> Result<()> {
-        let (has_install, changes) = self
+        // Empty changes are fine: the links were already there (after unmask).
+        let (has_install, _changes) = self
             .manager
             .enable_unit_files(&[unit], false, false)
             .await
@@ -243,8 +244,6 @@ impl UnitManager for Systemd {
         if !has_install {
             bail!("{unit} has no [Install] section: it cannot be enabled, only pulled in by another unit");
         }
-        // No changes: the links were already there (e.g. after unmask).
-        let _ = changes;
         Ok(())
     }
 

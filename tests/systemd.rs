@@ -472,6 +472,31 @@ fn fix_leaves_masked_kubelet_alone() {
     assert_eq!(node.prop("kubelet.service", "ActiveState"), "inactive");
 }
 
+/// With `fix.unmask = true`, a kubelet that was enabled and then masked is
+/// unmasked, enabled (its links are already there: not a failure) and
+/// started.
+#[test]
+fn fix_unmasks_when_config_allows() {
+    let Some(node) = Node::boot("fixunmask", Kubelet::Kubeadm, |_| {}) else {
+        return;
+    };
+    node.exec("systemctl enable kubelet.service && systemctl mask kubelet.service");
+    std::fs::write(&node.config, "[fix]\nsettle_secs = 1\nunmask = true\n").unwrap();
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("unmask", "kubelet.service", "done"),
+            a("enable", "kubelet.service", "done"),
+            a("daemon-reload", "systemd", "done"),
+            a("start", "kubelet.service", "done")
+        ]
+    );
+    assert_eq!(node.prop("kubelet.service", "UnitFileState"), "enabled");
+    assert_eq!(node.prop("kubelet.service", "SubState"), "running");
+}
+
 #[test]
 fn fix_crash_loop_tries_once_and_reports_failure() {
     let Some(node) = Node::boot("fixcrash", Kubelet::Kubeadm, |root| {
