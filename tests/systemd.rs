@@ -944,29 +944,86 @@ fn fix_symlinked_fstab_edits_the_target_inside_the_root() {
 
 fn main() -> std::process::ExitCode {
     harness::run(vec![
-        harness::trial("check_seed_incident_disabled_and_inactive", check_seed_incident_disabled_and_inactive),
+        harness::trial(
+            "check_seed_incident_disabled_and_inactive",
+            check_seed_incident_disabled_and_inactive,
+        ),
         harness::trial("check_healthy_node_is_ok", check_healthy_node_is_ok),
         harness::trial("check_masked_kubelet", check_masked_kubelet),
-        harness::trial("check_missing_kubelet_and_k3s_alternative", check_missing_kubelet_and_k3s_alternative),
+        harness::trial(
+            "check_missing_kubelet_and_k3s_alternative",
+            check_missing_kubelet_and_k3s_alternative,
+        ),
         harness::trial("check_crash_looping_kubelet", check_crash_looping_kubelet),
-        harness::trial("check_swap_active_and_in_fstab", check_swap_active_and_in_fstab),
-        harness::trial("check_swap_tolerated_by_fail_swap_on_false", check_swap_tolerated_by_fail_swap_on_false),
-        harness::trial("check_swap_unit_outside_fstab", check_swap_unit_outside_fstab),
-        harness::trial("check_without_dbus_is_unknown", check_without_dbus_is_unknown),
-        harness::trial("check_config_errors_exit_78_and_usage_64", check_config_errors_exit_78_and_usage_64),
+        harness::trial(
+            "check_swap_active_and_in_fstab",
+            check_swap_active_and_in_fstab,
+        ),
+        harness::trial(
+            "check_swap_tolerated_by_fail_swap_on_false",
+            check_swap_tolerated_by_fail_swap_on_false,
+        ),
+        harness::trial(
+            "check_swap_unit_outside_fstab",
+            check_swap_unit_outside_fstab,
+        ),
+        harness::trial(
+            "check_without_dbus_is_unknown",
+            check_without_dbus_is_unknown,
+        ),
+        harness::trial(
+            "check_config_errors_exit_78_and_usage_64",
+            check_config_errors_exit_78_and_usage_64,
+        ),
         harness::trial("fix_seed_incident_end_to_end", fix_seed_incident_end_to_end),
         harness::trial("fix_dry_run_changes_nothing", fix_dry_run_changes_nothing),
-        harness::trial("fix_leaves_masked_kubelet_alone", fix_leaves_masked_kubelet_alone),
-        harness::trial("fix_unmasks_when_config_allows", fix_unmasks_when_config_allows),
-        harness::trial("fix_crash_loop_tries_once_and_reports_failure", fix_crash_loop_tries_once_and_reports_failure),
-        harness::trial("fix_start_refused_by_systemd_reports_reason", fix_start_refused_by_systemd_reports_reason),
-        harness::trial("fix_disables_swap_units_and_respects_pause", fix_disables_swap_units_and_respects_pause),
-        harness::trial("report_unreachable_api_keeps_local_result", report_unreachable_api_keeps_local_result),
-        harness::trial("boot_unit_repairs_the_seed_incident_at_boot", boot_unit_repairs_the_seed_incident_at_boot),
-        harness::trial("report_seed_incident_then_steady_state_then_fixed", report_seed_incident_then_steady_state_then_fixed),
-        harness::trial("start_limit_hit_is_reported_and_reset_once", start_limit_hit_is_reported_and_reset_once),
-        harness::trial("generated_swap_unit_is_reported_and_masked", generated_swap_unit_is_reported_and_masked),
-        harness::trial("unit_without_install_section_is_not_reboot_safe", unit_without_install_section_is_not_reboot_safe),
-        harness::trial("fix_symlinked_fstab_edits_the_target_inside_the_root", fix_symlinked_fstab_edits_the_target_inside_the_root),
+        harness::trial(
+            "fix_leaves_masked_kubelet_alone",
+            fix_leaves_masked_kubelet_alone,
+        ),
+        harness::trial(
+            "fix_unmasks_when_config_allows",
+            fix_unmasks_when_config_allows,
+        ),
+        harness::trial(
+            "fix_crash_loop_tries_once_and_reports_failure",
+            fix_crash_loop_tries_once_and_reports_failure,
+        ),
+        harness::trial(
+            "fix_start_refused_by_systemd_reports_reason",
+            fix_start_refused_by_systemd_reports_reason,
+        ),
+        harness::trial(
+            "fix_disables_swap_units_and_respects_pause",
+            fix_disables_swap_units_and_respects_pause,
+        ),
+        harness::trial(
+            "report_unreachable_api_keeps_local_result",
+            report_unreachable_api_keeps_local_result,
+        ),
+        harness::trial(
+            "boot_unit_repairs_the_seed_incident_at_boot",
+            boot_unit_repairs_the_seed_incident_at_boot,
+        ),
+        harness::trial(
+            "report_seed_incident_then_steady_state_then_fixed",
+            report_seed_incident_then_steady_state_then_fixed,
+        ),
+        harness::trial(
+            "start_limit_hit_is_reported_and_reset_once",
+            start_limit_hit_is_reported_and_reset_once,
+        ),
+        harness::trial(
+            "generated_swap_unit_is_reported_and_masked",
+            generated_swap_unit_is_reported_and_masked,
+        ),
+        harness::trial(
+            "unit_without_install_section_is_not_reboot_safe",
+            unit_without_install_section_is_not_reboot_safe,
+        ),
+        harness::trial(
+            "fix_symlinked_fstab_edits_the_target_inside_the_root",
+            fix_symlinked_fstab_edits_the_target_inside_the_root,
+        ),
     ])
 }

@@ -111,13 +111,19 @@ pub fn run(trials: Vec<libtest_mimic::Trial>) -> std::process::ExitCode {
                 let name = t.name().to_string();
                 let why = why.clone();
                 libtest_mimic::Trial::test(name, move || {
-                    Err(format!("real-systemd tests cannot run here ({why}) and TG_REQUIRE_SYSTEMD=1").into())
+                    Err(format!(
+                        "real-systemd tests cannot run here ({why}) and TG_REQUIRE_SYSTEMD=1"
+                    )
+                    .into())
                 })
             })
             .collect(),
         Some(why) => {
             eprintln!("real-systemd scenarios ignored: {why}");
-            trials.into_iter().map(|t| t.with_ignored_flag(true)).collect()
+            trials
+                .into_iter()
+                .map(|t| t.with_ignored_flag(true))
+                .collect()
         }
     };
     libtest_mimic::run(&args, trials).exit_code()
@@ -157,7 +163,10 @@ fn base_rootfs() -> PathBuf {
     let base = std::env::var_os("TG_ROOTFS_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| tmp().join("rootfs-bookworm"));
-    let parent = base.parent().expect("rootfs cache has a parent").to_path_buf();
+    let parent = base
+        .parent()
+        .expect("rootfs cache has a parent")
+        .to_path_buf();
     fs::create_dir_all(&parent).expect("creating the rootfs cache folder");
     let lock = fs::File::create(parent.join("rootfs.lock")).expect("lock file");
     // SAFETY: flock on an open fd; released when `lock` is dropped.
@@ -214,7 +223,9 @@ pub fn apt_mirror() -> String {
                 None
             };
             if let Some(u) = uri {
-                if (u.starts_with("http://") || u.starts_with("https://")) && !u.contains("security") {
+                if (u.starts_with("http://") || u.starts_with("https://"))
+                    && !u.contains("security")
+                {
                     return u.to_string();
                 }
             }
