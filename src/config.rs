@@ -84,6 +84,8 @@ pub struct PauseSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportSettings {
     pub api_timeout_secs: u64,
+    /// Refresh the condition's lastHeartbeatTime when older than this.
+    pub heartbeat_mins: u64,
     pub findings_annotation_max_bytes: usize,
 }
 
@@ -135,6 +137,7 @@ struct FixFragment {
 #[serde(deny_unknown_fields)]
 struct ReportFragment {
     api_timeout_secs: Option<u64>,
+    heartbeat_mins: Option<u64>,
     findings_annotation_max_bytes: Option<usize>,
 }
 
@@ -211,6 +214,7 @@ impl Config {
             },
             report: ReportSettings {
                 api_timeout_secs: 10,
+                heartbeat_mins: 30,
                 findings_annotation_max_bytes: 4096,
             },
             pause: PauseSettings { max_hours: 24 },
@@ -240,6 +244,7 @@ impl Config {
             set!(c.fix.swapoff_timeout_secs, f.fix.swapoff_timeout_secs);
             set!(c.pause.max_hours, f.pause.max_hours);
             set!(c.report.api_timeout_secs, f.report.api_timeout_secs);
+            set!(c.report.heartbeat_mins, f.report.heartbeat_mins);
             set!(
                 c.report.findings_annotation_max_bytes,
                 f.report.findings_annotation_max_bytes

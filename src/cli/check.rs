@@ -156,6 +156,7 @@ impl CheckCmd {
                 host: ctx.host.clone(),
                 timeout: Duration::from_secs(cfg.report.api_timeout_secs),
                 max_findings_bytes: cfg.report.findings_annotation_max_bytes,
+                heartbeat: Duration::from_secs(cfg.report.heartbeat_mins.saturating_mul(60)),
             };
             let outcome = report::report(
                 &opts,

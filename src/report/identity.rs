@@ -44,12 +44,15 @@ pub struct NodeName {
     pub source: &'static str,
 }
 
-/// `--node-name`, else `NODE_NAME`, else kubelet's `--hostname-override`,
-/// else the hostname. The last two are trimmed and lowercased, as kubelet
-/// does when it registers the Node.
+/// `--node-name`, else `NODE_NAME`, else the node identity's own name
+/// (`system:node:NAME` from the kubelet's client certificate: with it,
+/// NodeRestriction allows no other Node), else kubelet's
+/// `--hostname-override`, else the hostname. The last two are trimmed and
+/// lowercased, as kubelet does when it registers the Node.
 pub fn node_name(
     flag: Option<&str>,
     env: &Env,
+    identity: Option<&str>,
     hostname_override: Option<&str>,
 ) -> Option<NodeName> {
     let given = |v: Option<&str>, source| {
@@ -67,6 +70,12 @@ pub fn node_name(
     };
     given(flag, "--node-name")
         .or_else(|| given(env.node_name.as_deref(), "NODE_NAME"))
+        .or_else(|| {
+            given(
+                identity.and_then(|i| i.strip_prefix("system:node:")),
+                "the node identity (system:node:NAME)",
+            )
+        })
         .or_else(|| derived(hostname_override, "kubelet --hostname-override"))
         .or_else(|| derived(env.hostname.as_deref(), "hostname"))
 }
@@ -361,7 +370,7 @@ mod tests {
             hostname: Some("Host-1".into()),
             ..Env::default()
         };
-        let n = |flag, env: &Env, ov| node_name(flag, env, ov).map(|n| (n.name, n.source));
+        let n = |flag, env: &Env, ov| node_name(flag, env, None, ov).map(|n| (n.name, n.source));
         assert_eq!(
             n(Some("w1"), &env, Some("ov")),
             Some(("w1".into(), "--node-name"))
@@ -380,6 +389,15 @@ mod tests {
         );
         assert_eq!(n(None, &env, None), Some(("host-1".into(), "hostname")));
         assert_eq!(n(None, &Env::default(), None), None);
+        // The kubelet's own identity names the only Node it may write.
+        assert_eq!(
+            node_name(None, &env, Some("system:node:worker-1"), Some("ov")).map(|n| n.name),
+            Some("worker-1".into())
+        );
+        assert_eq!(
+            node_name(None, &env, Some("system:serviceaccount:x:y"), None).map(|n| n.name),
+            Some("host-1".into())
+        );
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Options {
     pub host: HostRoot,
     pub timeout: Duration,
     pub max_findings_bytes: usize,
+    /// Refresh the condition's heartbeat when it is older than this.
+    pub heartbeat: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,7 +57,15 @@ pub enum State {
     DryRun,
     /// No API server, node name or credentials: nothing attempted or read.
     Skipped,
-    /// Some request failed; `errors` says which and why.
+    /// No answer from the API server (connection refused, TLS, DNS).
+    Unreachable,
+    /// The API server did not answer within the bound.
+    TimedOut,
+    /// 401/403: these credentials may not do it (NodeRestriction, RBAC).
+    Forbidden,
+    /// The Node does not exist (wrong name, or not registered yet).
+    NotFound,
+    /// Some other request failed; `errors` says which and why.
     Failed,
 }
 
@@ -78,6 +88,8 @@ pub enum Write {
         reason: String,
         message: String,
     },
+    /// The same event again: its count and lastTimestamp were updated.
+    EventRepeat { name: String, count: i32 },
 }
 
 /// What reporting did (printed by `check`).
@@ -107,6 +119,12 @@ pub struct Outcome {
     pub skipped: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// Something worth saying (the Node name differs from the hostname).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The worst failure seen, which sets `state`.
+    #[serde(skip)]
+    problem: Option<State>,
 }
 
 /// Bounded retries of 409 Conflict, 429 and 5xx answers.
@@ -139,6 +157,8 @@ pub struct Input<'a> {
     pub kubelet_unit: Option<&'a str>,
     pub dry_run: bool,
     pub max_findings_bytes: usize,
+    /// Refresh the condition's heartbeat when it is older than this.
+    pub heartbeat: Duration,
     /// Bound on each request.
     pub timeout: Duration,
     pub retry: Retry,
@@ -158,18 +178,37 @@ pub async fn report(
         .as_ref()
         .and_then(|p| p.ok())
         .and_then(|p| p.hostname_override.as_deref());
-    let Some(name) = identity::node_name(opts.node_name.as_deref(), &env, hostname_override) else {
+    let source = identity::source(opts.kubeconfig.as_deref(), &env);
+    let loaded = identity::client_config(&source, &opts.host).await;
+    let ident_name = loaded.as_ref().ok().map(|(_, i)| i.name.as_str());
+    let Some(name) = identity::node_name(
+        opts.node_name.as_deref(),
+        &env,
+        ident_name,
+        hostname_override,
+    ) else {
         return Outcome::skipped(
             "no node name: pass --node-name or set NODE_NAME".into(),
             dry_run,
         );
     };
-    let source = identity::source(opts.kubeconfig.as_deref(), &env);
-    let (mut config, ident) = match identity::client_config(&source, &opts.host).await {
+    let note = env
+        .hostname
+        .as_deref()
+        .map(|h| h.trim().to_lowercase())
+        .filter(|h| !h.is_empty() && *h != name.name)
+        .map(|h| {
+            format!(
+                "node name {} (from {}) differs from the hostname {h}",
+                name.name, name.source
+            )
+        });
+    let (mut config, ident) = match loaded {
         Ok(x) => x,
         Err(e) => {
             let mut out = Outcome::skipped(format!("no usable kubeconfig: {e}"), dry_run);
             (out.node, out.node_source) = (Some(name.name), Some(name.source.into()));
+            out.note = note;
             return out;
         }
     };
@@ -184,6 +223,7 @@ pub async fn report(
             let mut out = Outcome::skipped(format!("cannot build API client: {e}"), dry_run);
             (out.node, out.node_source) = (Some(name.name), Some(name.source.into()));
             (out.identity, out.identity_source) = (Some(ident.name), Some(ident.source));
+            out.note = note;
             return out;
         }
     };
@@ -196,10 +236,13 @@ pub async fn report(
         kubelet_unit: obs.kubelet().map(|u| u.name.as_str()),
         dry_run,
         max_findings_bytes: opts.max_findings_bytes,
+        heartbeat: opts.heartbeat,
         timeout: opts.timeout,
         retry: Retry::default(),
     };
-    report_with(client, &input, Timestamp::now()).await
+    let mut out = report_with(client, &input, Timestamp::now()).await;
+    out.note = note;
+    out
 }
 
 /// Bring the Node in line with `input`: GET it, then write only what differs.
@@ -223,23 +266,29 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         taints: Vec::new(),
         skipped: None,
         errors: Vec::new(),
+        note: None,
+        problem: None,
     };
 
     let node = match rq.call(|| nodes.get(input.node)).await {
         Ok(n) => n,
-        Err(e) if e.unreachable() => {
-            out.skipped = Some(format!("API server unreachable: {e}"));
-            return out.finish(rq.count);
-        }
         Err(e) => {
-            out.errors
-                .push(rq.explain(&e, "get", &format!("node {}", input.node)));
+            out.fail(&rq, &e, "get", &format!("node {}", input.node));
             return out.finish(rq.count);
         }
     };
     let a = input.assessment;
     out.taints = node::explain_taints(&node, a, input.kubelet_unit);
-    let ch = node::changes(&node, a, input.actions, input.max_findings_bytes, now);
+    let heartbeat =
+        jiff::SignedDuration::try_from(input.heartbeat).unwrap_or(jiff::SignedDuration::MAX);
+    let ch = node::changes(
+        &node,
+        a,
+        input.actions,
+        input.max_findings_bytes,
+        heartbeat,
+        now,
+    );
     let event = |spec: &EventSpec| new_event(spec, &node, input.node, now);
 
     if input.dry_run {
@@ -266,8 +315,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
             Ok(_) => out.writes.push(Write::Annotations { annotations: ann }),
             Err(e) => {
                 annotated = false;
-                let what = format!("node {}", input.node);
-                out.errors.push(rq.explain(&e, "patch", &what));
+                out.fail(&rq, &e, "patch", &format!("node {}", input.node));
             }
         }
     }
@@ -279,8 +327,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         {
             Ok(_) => out.writes.push(condition_write(&c)),
             Err(e) => {
-                let what = format!("nodes/{}/status", input.node);
-                out.errors.push(rq.explain(&e, "patch", &what));
+                out.fail(&rq, &e, "patch", &format!("nodes/{}/status", input.node));
             }
         }
     }
@@ -293,14 +340,33 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
             field_manager: Some(MANAGER.into()),
             ..PostParams::default()
         };
+        let what = format!("events in namespace {EVENT_NAMESPACE}");
         match rq.call(|| events.create(&post, &ev)).await {
             Ok(_) => out.writes.push(event_write(&ev)),
-            // The same name: this very event was already recorded.
-            Err(Fail::Api(s)) if s.reason == "AlreadyExists" => {}
-            Err(e) => {
-                let what = format!("events in namespace {EVENT_NAMESPACE}");
-                out.errors.push(rq.explain(&e, "create", &what));
+            // The same name: the same thing happened again. Count it, as
+            // kubelet's recorder does: bump lastTimestamp, read the count
+            // from the answer (node identities may patch Events, not get
+            // them), then set count + 1.
+            Err(Fail::Api(s)) if s.reason == "AlreadyExists" => {
+                let name = ev.metadata.name.clone().unwrap_or_default();
+                let touch = Patch::Merge(json!({ "lastTimestamp": Time(now) }));
+                let r = rq.call(|| events.patch(&name, &params, &touch)).await;
+                let r = match r {
+                    Ok(old) => {
+                        let count = old.count.unwrap_or(1).saturating_add(1);
+                        let bump = Patch::Merge(json!({ "count": count }));
+                        rq.call(|| events.patch(&name, &params, &bump))
+                            .await
+                            .map(|_| count)
+                    }
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(count) => out.writes.push(Write::EventRepeat { name, count }),
+                    Err(e) => out.fail(&rq, &e, "patch", &what),
+                }
             }
+            Err(e) => out.fail(&rq, &e, "create", &what),
         }
     }
     out.finish(rq.count)
@@ -375,8 +441,15 @@ enum Fail {
 }
 
 impl Fail {
-    fn unreachable(&self) -> bool {
-        !matches!(self, Fail::Api(_))
+    /// The report state this failure stands for.
+    fn state(&self) -> State {
+        match self {
+            Fail::Timeout(_) => State::TimedOut,
+            Fail::Transport(_) => State::Unreachable,
+            Fail::Api(s) if s.code == 401 || s.code == 403 => State::Forbidden,
+            Fail::Api(s) if s.code == 404 => State::NotFound,
+            Fail::Api(_) => State::Failed,
+        }
     }
 }
 
@@ -482,7 +555,16 @@ impl Outcome {
             taints: Vec::new(),
             skipped: Some(reason),
             errors: Vec::new(),
+            note: None,
+            problem: None,
         }
+    }
+
+    /// Record a failed request: its sentence, and the state it stands for
+    /// (the first failure sets it: later ones are usually its consequence).
+    fn fail(&mut self, rq: &Requests<'_>, e: &Fail, verb: &str, what: &str) {
+        self.errors.push(rq.explain(e, verb, what));
+        self.problem.get_or_insert(e.state());
     }
 
     /// Set the state and the one-line summary from what happened.
@@ -497,7 +579,7 @@ impl Outcome {
                 Write::Condition { status, reason, .. } => {
                     parts.push(format!("condition {}={status} ({reason})", node::CONDITION))
                 }
-                Write::Event { .. } => events += 1,
+                Write::Event { .. } | Write::EventRepeat { .. } => events += 1,
             }
         }
         if events > 0 {
@@ -522,9 +604,17 @@ impl Outcome {
         (self.state, self.summary) = if let Some(r) = &self.skipped {
             (State::Skipped, format!("skipped ({r})"))
         } else if !self.errors.is_empty() {
+            let state = self.problem.unwrap_or(State::Failed);
+            let word = match state {
+                State::Unreachable => "API server unreachable",
+                State::TimedOut => "timed out",
+                State::Forbidden => "forbidden",
+                State::NotFound => "not found",
+                _ => "failed",
+            };
             (
-                State::Failed,
-                format!("failed ({}); {head}", self.errors.join("; ")),
+                state,
+                format!("{word} ({}); {head}", self.errors.join("; ")),
             )
         } else if self.dry_run {
             (State::DryRun, head)

@@ -128,6 +128,7 @@ pub fn changes(
     a: &Assessment,
     actions: &[ActionOutcome],
     max_findings_bytes: usize,
+    heartbeat: jiff::SignedDuration,
     now: Timestamp,
 ) -> Changes {
     let now_s = now.to_string();
@@ -170,7 +171,14 @@ pub fn changes(
             && c.reason.as_deref() == Some(&reason)
             && c.message.as_deref() == Some(&message)
     });
-    let condition = (!same).then(|| NodeCondition {
+    // A condition whose heartbeat is older than the period is refreshed, so
+    // a dead agent shows as a stale heartbeat (stale after 2× the period).
+    let stale = old_cond.is_some_and(|c| {
+        c.last_heartbeat_time
+            .as_ref()
+            .is_none_or(|t| now.duration_since(t.0) >= heartbeat)
+    });
+    let condition = (!same || stale).then(|| NodeCondition {
         type_: CONDITION.into(),
         status: c_status.into(),
         reason: Some(reason.clone()),
@@ -314,6 +322,40 @@ mod tests {
         assert_eq!(findings_json(&fs, 10), "[]");
     }
 
+    const HOUR: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+
+    #[test]
+    fn heartbeat_is_refreshed_when_older_than_the_period() {
+        let now: Timestamp = "2026-11-28T12:00:00Z".parse().unwrap();
+        let a = Assessment {
+            status: Status::Ok,
+            reboot_safe: Some(true),
+            findings: vec![],
+        };
+        let mut node = Node::default();
+        let first = changes(&node, &a, &[], 4096, HOUR, now).condition.unwrap();
+        node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+            conditions: Some(vec![first.clone()]),
+            ..Default::default()
+        });
+        // Within the period: nothing to write.
+        let later = now + jiff::SignedDuration::from_mins(59);
+        assert!(changes(&node, &a, &[], 4096, HOUR, later)
+            .condition
+            .is_none());
+        // Past it: the same condition, a new heartbeat, the old transition.
+        let later = now + HOUR;
+        let c = changes(&node, &a, &[], 4096, HOUR, later)
+            .condition
+            .unwrap();
+        assert_eq!(c.last_heartbeat_time.unwrap().0, later);
+        assert_eq!(c.last_transition_time, first.last_transition_time);
+        assert_eq!(
+            (c.status, c.reason, c.message),
+            (first.status, first.reason, first.message)
+        );
+    }
+
     #[test]
     fn condition_polarity() {
         let a = |status, reboot_safe: bool, findings| Assessment {
@@ -370,7 +412,7 @@ mod tests {
             findings: vec![f("swap-active", Severity::Warning, "swap is on")],
         };
         let now: Timestamp = "2025-06-01T00:00:00Z".parse().unwrap();
-        let ch = changes(&node, &a, &[], 4096, now);
+        let ch = changes(&node, &a, &[], 4096, HOUR, now);
         let ann = ch.annotations.expect("findings changed");
         assert_eq!(ann[SINCE], "2025-01-01T00:00:00Z");
         assert!(ch.transition.is_none(), "same status: no event");
@@ -378,7 +420,9 @@ mod tests {
             status: Status::Critical,
             ..a
         };
-        let ann = changes(&node, &a, &[], 4096, now).annotations.unwrap();
+        let ann = changes(&node, &a, &[], 4096, HOUR, now)
+            .annotations
+            .unwrap();
         assert_eq!(ann[SINCE], "2025-06-01T00:00:00Z");
     }
 }

@@ -285,29 +285,7 @@ impl Node {
         let config = dir.join("config.toml");
         fs::write(&config, "[fix]\nsettle_secs = 1\n").unwrap();
 
-        let log = fs::File::create(dir.join("nspawn.log")).unwrap();
-        let child = Command::new("setsid")
-            .args([
-                "timeout",
-                "-k",
-                "20",
-                "1800",
-                "systemd-nspawn",
-                "-q",
-                "--keep-unit",
-                "--register=no",
-                "-b",
-            ])
-            .arg("-D")
-            .arg(&root)
-            .arg(format!("--bind={}:/run/dbus", bus.display()))
-            .arg("--system-call-filter=@swap")
-            .arg(format!("--machine=tg-{name}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawning systemd-nspawn");
+        let child = spawn_nspawn(&dir, &root, &bus, name);
         let mut node = Node {
             name: name.into(),
             dir,
@@ -322,6 +300,61 @@ impl Node {
         node
     }
 
+    /// Power-cycle the node: halt the container (SIGTERM to nspawn) and
+    /// boot the same rootfs again. Swap the node had on stays on (swap is
+    /// kernel-global): the next boot starts with swap on, as if swap.target
+    /// had activated it, which systemd does not do inside a container.
+    pub fn reboot(&mut self) {
+        self.halt();
+        let _ = fs::remove_file(self.bus.join("system_bus_socket"));
+        self.child = spawn_nspawn(&self.dir, &self.root, &self.bus, &self.name);
+        self.wait_booted();
+    }
+
+    fn halt(&mut self) {
+        // SIGTERM to timeout, which passes it on to systemd-nspawn.
+        // SAFETY: plain kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_nspawn(dir: &Path, root: &Path, bus: &Path, name: &str) -> Child {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("nspawn.log"))
+        .unwrap();
+    Command::new("setsid")
+        .args([
+            "timeout",
+            "-k",
+            "20",
+            "1800",
+            "systemd-nspawn",
+            "-q",
+            "--keep-unit",
+            "--register=no",
+            "-b",
+        ])
+        .arg("-D")
+        .arg(root)
+        .arg(format!("--bind={}:/run/dbus", bus.display()))
+        .arg("--system-call-filter=@swap")
+        .arg(format!("--machine=tg-{name}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawning systemd-nspawn")
+}
+
+impl Node {
     pub fn bus_address(&self) -> String {
         format!("unix:path={}", self.bus.join("system_bus_socket").display())
     }
@@ -476,15 +509,7 @@ impl Drop for Node {
                 }
             }
         }
-        // SIGTERM to timeout, which passes it on to systemd-nspawn.
-        // SAFETY: plain kill(2) on our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.halt();
         if std::env::var_os("TG_KEEP_NODES").is_none() && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -555,4 +580,118 @@ pub fn install_fstab(root: &Path) {
 
 pub fn fixture(name: &str) -> String {
     fs::read_to_string(Path::new(FIXTURES).join(name)).unwrap()
+}
+
+/// Install the taint-guard binary and the boot unit (enabled) in a rootfs.
+pub fn install_boot_unit(root: &Path) {
+    fs::copy(
+        env!("CARGO_BIN_EXE_taint-guard"),
+        root.join("usr/bin/taint-guard"),
+    )
+    .unwrap();
+    let unit = root.join("etc/systemd/system/taint-guard-check.service");
+    fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/systemd/taint-guard-check.service"
+        ),
+        &unit,
+    )
+    .unwrap();
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).unwrap();
+    let link = wants.join("taint-guard-check.service");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc/systemd/system/taint-guard-check.service", link).unwrap();
+}
+
+/// A process on the host with `alloc` bytes of anonymous memory in a memory
+/// cgroup of its own, whose limit is then lowered to `limit`: the kernel
+/// pushes the rest to swap (which the caller has turned on). cgroup v2 or
+/// v1 (with swap accounting), whichever the host runs.
+pub struct MemoryHog {
+    cgroup: PathBuf,
+    child: Child,
+}
+
+impl MemoryHog {
+    pub fn start(name: &str, alloc: u64, limit: u64) -> MemoryHog {
+        let v2 = fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+            .map(|c| c.split_whitespace().any(|x| x == "memory"))
+            .unwrap_or(false);
+        let (cgroup, limit_file) = if v2 {
+            (PathBuf::from("/sys/fs/cgroup").join(name), "memory.max")
+        } else {
+            (
+                PathBuf::from("/sys/fs/cgroup/memory").join(name),
+                "memory.limit_in_bytes",
+            )
+        };
+        let _ = fs::remove_dir(&cgroup);
+        fs::create_dir(&cgroup).expect("creating the memory cgroup");
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec python3 -c \"import sys,time; b=b'x'*{alloc}; print('ready', flush=True); time.sleep(600)\"",
+            cgroup.display()
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawning the memory hog (python3)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line.trim(), "ready", "memory hog did not start");
+        fs::write(cgroup.join(limit_file), limit.to_string()).expect("lowering the limit");
+        let hog = MemoryHog { cgroup, child };
+        let want = (alloc - limit) / 2;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let swapped = hog.swapped(v2);
+            if swapped >= want {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {swapped} bytes of the hog went to swap"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        hog
+    }
+
+    fn swapped(&self, v2: bool) -> u64 {
+        if v2 {
+            fs::read_to_string(self.cgroup.join("memory.swap.current"))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(0)
+        } else {
+            fs::read_to_string(self.cgroup.join("memory.stat"))
+                .unwrap_or_default()
+                .lines()
+                .find_map(|l| l.strip_prefix("total_swap "))
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0)
+        }
+    }
+
+    pub fn stop(self) {}
+}
+
+impl Drop for MemoryHog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for _ in 0..100 {
+            if fs::remove_dir(&self.cgroup).is_ok() || !self.cgroup.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
