@@ -572,13 +572,13 @@ fn report_unreachable_api_keeps_local_result() {
     assert_eq!(code, 2, "{v:#}");
     assert!(t.elapsed() < std::time::Duration::from_secs(30), "bounded");
     let r = &v["report"];
-    assert_eq!(r["state"], "skipped", "{r:#}");
+    assert_eq!(r["state"], "unreachable", "{r:#}");
     assert_eq!(r["node"], "worker-7", "{r:#}");
     assert!(
         r["summary"]
             .as_str()
             .unwrap()
-            .starts_with("skipped (API server unreachable"),
+            .starts_with("API server unreachable (cannot get node worker-7"),
         "{r:#}"
     );
     assert!(
