@@ -277,6 +277,8 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
             return out.finish(rq.count);
         }
     };
+    // Tests make another writer change the Node here.
+    fail::fail_point!("report::after-get");
     let a = input.assessment;
     out.taints = node::explain_taints(&node, a, input.kubelet_unit);
     let heartbeat =

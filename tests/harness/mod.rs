@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod kube;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -86,6 +87,14 @@ pub fn require() -> Exclusive {
 
 /// One real-systemd scenario as a trial.
 pub fn trial(name: &'static str, f: fn()) -> libtest_mimic::Trial {
+    trial_with(name, f)
+}
+
+/// A trial from any closure; a panic is its failure, with the message.
+pub fn trial_with(
+    name: &'static str,
+    f: impl FnOnce() + Send + std::panic::UnwindSafe + 'static,
+) -> libtest_mimic::Trial {
     libtest_mimic::Trial::test(name, move || {
         std::panic::catch_unwind(f).map_err(|e| {
             let msg = e
@@ -102,31 +111,59 @@ pub fn trial(name: &'static str, f: fn()) -> libtest_mimic::Trial {
 /// shown as ignored (the runner's summary counts it), with the reason on
 /// stderr; with TG_REQUIRE_SYSTEMD=1 every trial fails instead.
 pub fn run(trials: Vec<libtest_mimic::Trial>) -> std::process::ExitCode {
+    run_requiring(trials, &[])
+}
+
+/// [`run`], with more requirements: (why not, if not; the variable that
+/// turns a skip into a failure).
+pub fn run_requiring(
+    trials: Vec<libtest_mimic::Trial>,
+    more: &[(Option<String>, &str)],
+) -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let trials = match unsupported() {
-        None => trials,
-        Some(why) if std::env::var("TG_REQUIRE_SYSTEMD").as_deref() == Ok("1") => trials
+    let mut missing: Vec<(String, &str)> = Vec::new();
+    if let Some(why) = unsupported() {
+        missing.push((why, "TG_REQUIRE_SYSTEMD"));
+    }
+    for (why, var) in more {
+        if let Some(w) = why {
+            missing.push((w.clone(), var));
+        }
+    }
+    let required: Vec<String> = missing
+        .iter()
+        .filter(|(_, var)| std::env::var(var).as_deref() == Ok("1"))
+        .map(|(why, var)| format!("{why} and {var}=1"))
+        .collect();
+    let trials = if !required.is_empty() {
+        let why = required.join("; ");
+        trials
             .into_iter()
             .map(|t| {
                 let name = t.name().to_string();
                 let why = why.clone();
                 libtest_mimic::Trial::test(name, move || {
-                    Err(format!(
-                        "real-systemd tests cannot run here ({why}) and TG_REQUIRE_SYSTEMD=1"
-                    )
-                    .into())
+                    Err(format!("these tests cannot run here: {why}").into())
                 })
             })
-            .collect(),
-        Some(why) => {
-            eprintln!("real-systemd scenarios ignored: {why}");
-            trials
-                .into_iter()
-                .map(|t| t.with_ignored_flag(true))
-                .collect()
-        }
+            .collect()
+    } else if !missing.is_empty() {
+        let why: Vec<&str> = missing.iter().map(|(w, _)| w.as_str()).collect();
+        eprintln!("scenarios ignored: {}", why.join("; "));
+        trials
+            .into_iter()
+            .map(|t| t.with_ignored_flag(true))
+            .collect()
+    } else {
+        trials
     };
     libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// Whether this machine can boot nodes (for callers that set up more
+/// before running trials).
+pub fn can_boot_nodes() -> bool {
+    unsupported().is_none()
 }
 
 fn ensure_prerequisites() {

@@ -1,0 +1,421 @@
+//! A real Kubernetes API server for tests: etcd and kube-apiserver on
+//! loopback ports chosen per run, in a temporary directory, with a
+//! throwaway CA (rcgen), client certificates for `admin` (system:masters)
+//! and for `system:node:NAME` (system:nodes), `--authorization-mode=Node,RBAC`
+//! and the NodeRestriction admission plugin, and an audit log to count
+//! requests by user.
+//!
+//! The binaries come from `../shared/tools/build-kube-apiserver.sh`
+//! (kube-apiserver v1.20.2 built from Debian's source package, Debian's
+//! etcd), found at `$TG_APISERVER_BIN` or
+//! `~/.cache/taint-guard/apiserver-bin`.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use serde_json::{json, Value};
+
+/// Where the binaries are, or why they are not usable.
+pub fn binaries() -> Result<PathBuf, String> {
+    let dir = std::env::var_os("TG_APISERVER_BIN")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".cache/taint-guard/apiserver-bin"))
+        })
+        .ok_or("no TG_APISERVER_BIN and no HOME")?;
+    for b in ["kube-apiserver", "etcd"] {
+        if !dir.join(b).is_file() {
+            return Err(format!(
+                "{} missing: build it with ../shared/tools/build-kube-apiserver.sh (or set TG_APISERVER_BIN)",
+                dir.join(b).display()
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// A client identity: certificate and key, PEM.
+#[derive(Clone)]
+pub struct Creds {
+    pub cert: String,
+    pub key: String,
+}
+
+pub struct KubeApi {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub ca_pem: String,
+    ca: CertifiedIssuer<'static, KeyPair>,
+    pub admin: Creds,
+    bin: PathBuf,
+    etcd: Option<Child>,
+    apiserver: Option<Child>,
+    etcd_port: u16,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(cmd: &mut Command, log: &Path) -> Child {
+    let log = fs::File::create(log).unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("spawning")
+}
+
+impl KubeApi {
+    pub fn start(bin: &Path) -> KubeApi {
+        let dir = tempfile::Builder::new()
+            .prefix("tg-kube-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        // CA, serving certificate, admin and service-account keys.
+        let ca_key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name
+            .push(DnType::CommonName, "taint-guard test CA");
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca = CertifiedIssuer::self_signed(p, ca_key).unwrap();
+        let ca_pem = ca.pem();
+        fs::write(d.join("ca.crt"), &ca_pem).unwrap();
+        let serving = leaf(
+            &ca,
+            "kube-apiserver",
+            None,
+            &["127.0.0.1", "localhost", "kubernetes"],
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        fs::write(d.join("apiserver.crt"), &serving.cert).unwrap();
+        fs::write(d.join("apiserver.key"), &serving.key).unwrap();
+        let admin = leaf(
+            &ca,
+            "admin",
+            Some("system:masters"),
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let sa = KeyPair::generate().unwrap();
+        fs::write(d.join("sa.key"), sa.serialize_pem()).unwrap();
+        fs::write(d.join("sa.pub"), sa.public_key_pem()).unwrap();
+        fs::write(
+            d.join("audit-policy.yaml"),
+            "apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\nrules:\n- level: Metadata\n",
+        )
+        .unwrap();
+        let mut api = KubeApi {
+            dir,
+            port: free_port(),
+            ca_pem,
+            ca,
+            admin,
+            bin: bin.to_path_buf(),
+            etcd: None,
+            apiserver: None,
+            etcd_port: free_port(),
+        };
+        api.start_etcd();
+        api.start_apiserver();
+        api
+    }
+
+    fn start_etcd(&mut self) {
+        let d = self.dir.path();
+        let peer = free_port();
+        let url = format!("http://127.0.0.1:{}", self.etcd_port);
+        self.etcd = Some(spawn(
+            Command::new("timeout")
+                .args(["-k", "5", "3600"])
+                .arg(self.bin.join("etcd"))
+                .arg(format!("--data-dir={}", d.join("etcd").display()))
+                .arg(format!("--listen-client-urls={url}"))
+                .arg(format!("--advertise-client-urls={url}"))
+                .arg(format!("--listen-peer-urls=http://127.0.0.1:{peer}"))
+                .arg(format!(
+                    "--initial-advertise-peer-urls=http://127.0.0.1:{peer}"
+                ))
+                .arg(format!("--initial-cluster=default=http://127.0.0.1:{peer}"))
+                .arg("--unsafe-no-fsync"),
+            &d.join("etcd.log"),
+        ));
+    }
+
+    /// Start (or restart) kube-apiserver and wait for /readyz.
+    pub fn start_apiserver(&mut self) {
+        let d = self.dir.path();
+        let f = |n: &str| d.join(n).display().to_string();
+        self.apiserver = Some(spawn(
+            Command::new("timeout")
+                .args(["-k", "5", "3600"])
+                .arg(self.bin.join("kube-apiserver"))
+                .arg(format!(
+                    "--etcd-servers=http://127.0.0.1:{}",
+                    self.etcd_port
+                ))
+                .arg("--bind-address=127.0.0.1")
+                .arg("--advertise-address=127.0.0.1")
+                .arg(format!("--secure-port={}", self.port))
+                .arg("--insecure-port=0")
+                .arg(format!("--cert-dir={}", f("certs")))
+                .arg(format!("--tls-cert-file={}", f("apiserver.crt")))
+                .arg(format!("--tls-private-key-file={}", f("apiserver.key")))
+                .arg(format!("--client-ca-file={}", f("ca.crt")))
+                .arg("--authorization-mode=Node,RBAC")
+                .arg("--enable-admission-plugins=NodeRestriction")
+                .arg(format!("--service-account-key-file={}", f("sa.pub")))
+                .arg(format!(
+                    "--service-account-signing-key-file={}",
+                    f("sa.key")
+                ))
+                .arg("--service-account-issuer=https://kubernetes.default.svc")
+                .arg("--service-cluster-ip-range=10.96.0.0/24")
+                .arg(format!("--audit-policy-file={}", f("audit-policy.yaml")))
+                .arg(format!("--audit-log-path={}", f("audit.log")))
+                .arg("--audit-log-mode=blocking")
+                .arg("--event-ttl=1h"),
+            &d.join("apiserver.log"),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            if let Ok((200, body)) = self.raw("GET", "/readyz", None, &self.admin.clone()) {
+                if body.trim() == "ok" {
+                    break;
+                }
+            }
+            if let Some(Ok(Some(st))) = self.apiserver.as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "kube-apiserver exited ({st}):\n{}",
+                    fs::read_to_string(d.join("apiserver.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver not ready within 90s:\n{}",
+                fs::read_to_string(d.join("apiserver.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Stop kube-apiserver (etcd keeps the data).
+    pub fn stop_apiserver(&mut self) {
+        if let Some(mut c) = self.apiserver.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // Until the port refuses connections.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn server(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// Client credentials for the kubelet of `node` (system:node:NODE in
+    /// system:nodes), signed by the cluster CA.
+    pub fn node_creds(&self, node: &str) -> Creds {
+        leaf(
+            &self.ca,
+            &format!("system:node:{node}"),
+            Some("system:nodes"),
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+        )
+    }
+
+    /// A kubeconfig like kubeadm's kubelet.conf, with the certificate and
+    /// key in files (`cert`, `key`: paths written into it as given).
+    pub fn kubeconfig(&self, ca: &str, cert: &str, key: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority: {ca}\n    server: {}\n  name: default-cluster\ncontexts:\n- context:\n    cluster: default-cluster\n    namespace: default\n    user: default-auth\n  name: default-context\ncurrent-context: default-context\nusers:\n- name: default-auth\n  user:\n    client-certificate: {cert}\n    client-key: {key}\n",
+            self.server()
+        )
+    }
+
+    /// One HTTPS request with `creds` (curl: a real client, not our code).
+    pub fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &Value)>,
+        creds: &Creds,
+    ) -> Result<(u16, String), String> {
+        let d = self.dir.path();
+        let id = format!("{:x}", fxhash(&creds.cert));
+        let cert = d.join(format!("c-{id}.crt"));
+        let key = d.join(format!("c-{id}.key"));
+        if !cert.exists() {
+            fs::write(&cert, &creds.cert).unwrap();
+            fs::write(&key, &creds.key).unwrap();
+        }
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+            .arg("--cacert")
+            .arg(d.join("ca.crt"))
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["-X", method]);
+        if let Some((ct, v)) = body {
+            c.args(["-H", &format!("Content-Type: {ct}")])
+                .args(["--data-binary", &v.to_string()]);
+        }
+        let o = c
+            .arg(format!("{}{path}", self.server()))
+            .output()
+            .map_err(|e| format!("curl: {e}"))?;
+        if !o.status.success() {
+            return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+        }
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+        Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+    }
+
+    /// As admin; panics unless the answer is 2xx. Returns the JSON.
+    pub fn admin_call(&self, method: &str, path: &str, body: Option<(&str, &Value)>) -> Value {
+        let (code, text) = self.raw(method, path, body, &self.admin).unwrap();
+        assert!(
+            (200..300).contains(&code),
+            "{method} {path}: HTTP {code}: {text}"
+        );
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Register a Node as kubelet would: the object, then its status with
+    /// kubelet's conditions (Ready=`ready`), and `taints`.
+    pub fn create_node(&self, name: &str, ready: &str, taints: &[(&str, &str)]) -> Value {
+        let taints: Vec<Value> = taints
+            .iter()
+            .map(|(k, e)| json!({"key": k, "effect": e}))
+            .collect();
+        self.admin_call(
+            "POST",
+            "/api/v1/nodes",
+            Some((
+                "application/json",
+                &json!({"apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+                        "spec": {"taints": taints}}),
+            )),
+        );
+        let t = "2026-11-28T00:00:00Z";
+        let cond = |type_: &str, status: &str, reason: &str| {
+            json!({"type": type_, "status": status, "reason": reason, "message": reason,
+                   "lastHeartbeatTime": t, "lastTransitionTime": t})
+        };
+        self.admin_call(
+            "PATCH",
+            &format!("/api/v1/nodes/{name}/status"),
+            Some((
+                "application/strategic-merge-patch+json",
+                &json!({"status": {"conditions": [
+                    cond("MemoryPressure", "False", "KubeletHasSufficientMemory"),
+                    cond("DiskPressure", "False", "KubeletHasNoDiskPressure"),
+                    cond("PIDPressure", "False", "KubeletHasSufficientPID"),
+                    cond("Ready", ready, if ready == "True" { "KubeletReady" } else { "NodeStatusUnknown" }),
+                ]}}),
+            )),
+        )
+    }
+
+    pub fn node(&self, name: &str) -> Value {
+        self.admin_call("GET", &format!("/api/v1/nodes/{name}"), None)
+    }
+
+    /// core/v1 Events about `node` (namespace default).
+    pub fn events(&self, node: &str) -> Vec<Value> {
+        let v = self.admin_call(
+            "GET",
+            &format!("/api/v1/namespaces/default/events?fieldSelector=involvedObject.name={node}"),
+            None,
+        );
+        v["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Requests in the audit log by `user` (verb, URI), in order.
+    pub fn audit(&self, user: &str) -> Vec<(String, String)> {
+        let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["stage"] == "ResponseComplete" && e["user"]["username"] == user)
+            .map(|e| {
+                (
+                    e["verb"].as_str().unwrap_or("").to_string(),
+                    e["requestURI"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for KubeApi {
+    fn drop(&mut self) {
+        for c in [self.apiserver.take(), self.etcd.take()]
+            .into_iter()
+            .flatten()
+        {
+            let mut c = c;
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn fxhash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn leaf(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    cn: &str,
+    org: Option<&str>,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+) -> Creds {
+    let key = KeyPair::generate().unwrap();
+    let mut p =
+        CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, cn);
+    if let Some(o) = org {
+        p.distinguished_name.push(DnType::OrganizationName, o);
+    }
+    p.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    p.extended_key_usages = vec![usage];
+    let cert = p.signed_by(&key, ca).unwrap();
+    Creds {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    }
+}

@@ -1,0 +1,294 @@
+//! Reporting against a real Kubernetes API server (etcd + kube-apiserver on
+//! loopback, see harness/kube.rs) with the node's own credentials, the Node
+//! authorizer and NodeRestriction, from a real-systemd node (harness/mod.rs).
+//!
+//! Ignored (shown as such) where the binaries or nspawn are missing; with
+//! TG_REQUIRE_APISERVER=1 / TG_REQUIRE_SYSTEMD=1 (CI) a missing part fails.
+
+mod harness;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use harness::kube::{Creds, KubeApi};
+use harness::{Kubelet, Node};
+use serde_json::{json, Value};
+
+type Api = Arc<Mutex<Option<KubeApi>>>;
+
+const UNREACHABLE: [(&str, &str); 2] = [
+    ("node.kubernetes.io/unreachable", "NoExecute"),
+    ("node.kubernetes.io/unreachable", "NoSchedule"),
+];
+
+/// Lay out the kubelet's credentials as kubeadm does: the CA in
+/// /etc/kubernetes/pki, the client certificate and key in one PEM under
+/// /var/lib/kubelet/pki, and /etc/kubernetes/kubelet.conf naming them by
+/// absolute (`relative = false`) or relative paths.
+fn install_kubelet_creds(root: &Path, api: &KubeApi, creds: &Creds, relative: bool) {
+    let put = |p: &str, c: &str| {
+        let f = root.join(p.trim_start_matches('/'));
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(f, c).unwrap();
+    };
+    put("/etc/kubernetes/pki/ca.crt", &api.ca_pem);
+    let pem = format!("{}{}", creds.cert, creds.key);
+    if relative {
+        put("/etc/kubernetes/pki/kubelet-client.pem", &pem);
+        put(
+            "/etc/kubernetes/kubelet.conf",
+            &api.kubeconfig(
+                "pki/ca.crt",
+                "pki/kubelet-client.pem",
+                "pki/kubelet-client.pem",
+            ),
+        );
+    } else {
+        put("/var/lib/kubelet/pki/kubelet-client-current.pem", &pem);
+        put(
+            "/etc/kubernetes/kubelet.conf",
+            &api.kubeconfig(
+                "/etc/kubernetes/pki/ca.crt",
+                "/var/lib/kubelet/pki/kubelet-client-current.pem",
+                "/var/lib/kubelet/pki/kubelet-client-current.pem",
+            ),
+        );
+    }
+}
+
+fn condition<'a>(node: &'a Value, type_: &str) -> Option<&'a Value> {
+    node["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+fn writes(audit: &[(String, String)]) -> Vec<&(String, String)> {
+    audit
+        .iter()
+        .filter(|(v, _)| v != "get" && v != "list" && v != "watch")
+        .collect()
+}
+
+/// The seed incident reported with the node's own credentials; an
+/// identical run writes nothing; --fix flips the condition.
+fn seed_incident_reported_with_node_credentials(api: &mut KubeApi) {
+    let name = "seed-1";
+    api.create_node(name, "Unknown", &UNREACHABLE);
+    let creds = api.node_creds(name);
+    let node = Node::boot("kseed", Kubelet::Kubeadm, |root| {
+        install_kubelet_creds(root, api, &creds, false)
+    });
+    let user = format!("system:node:{name}");
+
+    // No --node-name: the name comes from the kubelet's certificate.
+    let (code, v) = node.check_json(&["--report"]);
+    assert_eq!(code, 2, "{v:#}");
+    let r = &v["report"];
+    assert_eq!(r["state"], "updated", "{r:#}");
+    assert_eq!(r["node"], name, "{r:#}");
+    assert_eq!(r["identity"], user.as_str(), "{r:#}");
+    let n = api.node(name);
+    let ann = &n["metadata"]["annotations"];
+    assert_eq!(ann["taint-guard.io/status"], "critical", "{n:#}");
+    assert_eq!(ann["taint-guard.io/reboot-safe"], "false");
+    let c = condition(&n, "KubeletHostProblem").expect("condition");
+    assert_eq!(c["status"], "True");
+    assert_eq!(c["reason"], "UnitDisabled");
+    // kubelet's own conditions are all still there.
+    for t in ["Ready", "MemoryPressure", "DiskPressure", "PIDPressure"] {
+        assert!(condition(&n, t).is_some(), "{t} lost: {n:#}");
+    }
+    assert_eq!(condition(&n, "Ready").unwrap()["status"], "Unknown");
+    let evs = api.events(name);
+    assert_eq!(evs.len(), 1, "{evs:#?}");
+    assert_eq!(evs[0]["type"], "Warning");
+    assert_eq!(evs[0]["reason"], "UnitDisabled");
+    assert!(r["taints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t.as_str().unwrap().contains(
+            "node.kubernetes.io/unreachable:NoExecute is caused by finding unit-disabled"
+        )));
+    let first = api.audit(&user);
+    assert_eq!(
+        writes(&first)
+            .iter()
+            .map(|(v, _)| v.as_str())
+            .collect::<Vec<_>>(),
+        vec!["patch", "patch", "create"],
+        "{first:#?}"
+    );
+
+    // The same again: one GET, no write.
+    let (code, v) = node.check_json(&["--report"]);
+    assert_eq!(code, 2);
+    assert_eq!(v["report"]["state"], "unchanged", "{v:#}");
+    let second = api.audit(&user);
+    assert_eq!(second.len(), first.len() + 1, "{second:#?}");
+    assert_eq!(second.last().unwrap().0, "get");
+
+    // Repaired: the condition flips to False with a new transition time.
+    let t0 = c["lastTransitionTime"].as_str().unwrap().to_string();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (code, v) = node.check_json(&["--fix", "--report"]);
+    assert_eq!(code, 0, "{v:#}");
+    let n = api.node(name);
+    let c = condition(&n, "KubeletHostProblem").unwrap();
+    assert_eq!(c["status"], "False", "{n:#}");
+    assert!(
+        c["lastTransitionTime"].as_str().unwrap() > t0.as_str(),
+        "{c:#}"
+    );
+    assert_eq!(n["metadata"]["annotations"]["taint-guard.io/status"], "ok");
+    assert!(condition(&n, "Ready").is_some());
+}
+
+/// NodeRestriction: this node's credentials cannot write another Node; the
+/// refusal is said clearly and the local result is kept.
+fn another_nodes_name_is_forbidden(api: &mut KubeApi) {
+    api.create_node("own-2", "True", &[]);
+    api.create_node("other-2", "True", &[]);
+    let creds = api.node_creds("own-2");
+    let node = Node::boot("kforbid", Kubelet::Kubeadm, |root| {
+        install_kubelet_creds(root, api, &creds, true)
+    });
+    let (code, v) = node.check_json(&["--report", "--node-name", "other-2"]);
+    assert_eq!(code, 2, "local result kept: {v:#}");
+    let r = &v["report"];
+    assert_eq!(r["state"], "forbidden", "{r:#}");
+    let s = r["summary"].as_str().unwrap();
+    assert!(
+        s.contains("NodeRestriction lets system:node:own-2 write only node own-2"),
+        "{s}"
+    );
+    let other = api.node("other-2");
+    assert!(
+        other["metadata"]["annotations"]["taint-guard.io/status"].is_null(),
+        "{other:#}"
+    );
+    assert!(condition(&other, "KubeletHostProblem").is_none());
+    // Its own name works with the same (relative-path) kubeconfig.
+    let (_, v) = node.check_json(&["--report"]);
+    assert_eq!(v["report"]["state"], "updated", "{v:#}");
+}
+
+/// Another writer changes the Node between our GET and our PATCH: no
+/// conflict (our patches carry no resourceVersion), and nothing of theirs
+/// is lost.
+fn concurrent_writer_is_not_clobbered(api: &mut KubeApi) {
+    let name = "conc-3";
+    api.create_node(name, "True", &[]);
+    let creds = api.node_creds(name);
+    let node = Node::boot("kconc", Kubelet::Kubeadm, |root| {
+        install_kubelet_creds(root, api, &creds, false)
+    });
+    let child = node
+        .tg_command(&["check", "--output", "json", "--report"])
+        .env("FAILPOINTS", "report::after-get=sleep(2000)")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let before = api.node(name)["metadata"]["resourceVersion"].clone();
+    api.admin_call(
+        "PATCH",
+        &format!("/api/v1/nodes/{name}"),
+        Some((
+            "application/merge-patch+json",
+            &json!({"metadata": {"annotations": {"example.com/owner": "ansible"}, "labels": {"rack": "r7"}}}),
+        )),
+    );
+    api.admin_call(
+        "PATCH",
+        &format!("/api/v1/nodes/{name}/status"),
+        Some((
+            "application/strategic-merge-patch+json",
+            &json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "again", "lastHeartbeatTime": "2026-11-28T00:00:05Z", "lastTransitionTime": "2026-11-28T00:00:00Z"}]}}),
+        )),
+    );
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["report"]["state"], "updated", "{v:#}");
+    let n = api.node(name);
+    assert_ne!(n["metadata"]["resourceVersion"], before);
+    let ann = &n["metadata"]["annotations"];
+    assert_eq!(ann["example.com/owner"], "ansible", "{n:#}");
+    assert_eq!(ann["taint-guard.io/status"], "critical", "{n:#}");
+    assert_eq!(n["metadata"]["labels"]["rack"], "r7");
+    assert_eq!(condition(&n, "Ready").unwrap()["message"], "again");
+    assert_eq!(
+        condition(&n, "KubeletHostProblem").unwrap()["status"],
+        "True"
+    );
+}
+
+/// The API server goes away: the local verdict and exit code are the same,
+/// the report says unreachable; back again, the next run reports.
+fn api_server_down_then_back(api: &mut KubeApi) {
+    let name = "down-4";
+    api.create_node(name, "True", &[]);
+    let creds = api.node_creds(name);
+    let node = Node::boot("kdown", Kubelet::Kubeadm, |root| {
+        install_kubelet_creds(root, api, &creds, false)
+    });
+    let (code_local, _) = node.check_json(&[]);
+    api.stop_apiserver();
+    let t = std::time::Instant::now();
+    let (code, v) = node.check_json(&["--report"]);
+    assert_eq!(code, code_local, "{v:#}");
+    assert_eq!(v["report"]["state"], "unreachable", "{v:#}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(40), "bounded");
+    api.start_apiserver();
+    let (code, v) = node.check_json(&["--report"]);
+    assert_eq!(code, code_local);
+    assert_eq!(v["report"]["state"], "updated", "{v:#}");
+    assert_eq!(
+        api.node(name)["metadata"]["annotations"]["taint-guard.io/status"],
+        "critical"
+    );
+}
+
+type Scenario = fn(&mut KubeApi);
+
+fn main() -> std::process::ExitCode {
+    let bin = harness::kube::binaries();
+    let api: Api = Arc::new(Mutex::new(None));
+    let scenarios: [(&'static str, Scenario); 4] = [
+        (
+            "seed_incident_reported_with_node_credentials",
+            seed_incident_reported_with_node_credentials,
+        ),
+        (
+            "another_nodes_name_is_forbidden",
+            another_nodes_name_is_forbidden,
+        ),
+        (
+            "concurrent_writer_is_not_clobbered",
+            concurrent_writer_is_not_clobbered,
+        ),
+        ("api_server_down_then_back", api_server_down_then_back),
+    ];
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, f)| {
+            let api = api.clone();
+            let bin = bin.clone();
+            harness::trial_with(name, move || {
+                let mut guard = api.lock().unwrap_or_else(|p| p.into_inner());
+                // One server for the whole binary, started by the first
+                // scenario that runs (~5 s); each scenario has its own Nodes.
+                let api = guard.get_or_insert_with(|| KubeApi::start(bin.as_ref().unwrap()));
+                f(api)
+            })
+        })
+        .collect();
+    let code = harness::run_requiring(
+        trials,
+        &[(bin.as_ref().err().cloned(), "TG_REQUIRE_APISERVER")],
+    );
+    // Stop etcd and kube-apiserver before exiting.
+    drop(api.lock().unwrap_or_else(|p| p.into_inner()).take());
+    code
+}
