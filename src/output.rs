@@ -65,12 +65,18 @@ pub fn human(out: &CheckOutput) -> String {
             }
         }
     }
-    if let Some(Probe::Ok(p)) = &out.observations.kubelet_policy {
-        let _ = writeln!(
-            s,
-            "kubelet swap policy: failSwapOn={} ({})",
-            p.fail_swap_on, p.decided_by
-        );
+    match &out.observations.kubelet_policy {
+        Some(crate::kubelet::KubeletPolicy::Known(p)) => {
+            let _ = writeln!(
+                s,
+                "kubelet swap policy: failSwapOn={} ({})",
+                p.fail_swap_on, p.fail_swap_on_from
+            );
+        }
+        Some(crate::kubelet::KubeletPolicy::Unknown(u)) => {
+            let _ = writeln!(s, "kubelet swap policy: unknown ({})", u.reason);
+        }
+        None => {}
     }
     if !out.findings.is_empty() {
         s.push('\n');

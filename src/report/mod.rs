@@ -156,7 +156,7 @@ pub async fn report(
     let hostname_override = obs
         .kubelet_policy
         .as_ref()
-        .and_then(|p| p.ok())
+        .and_then(|p| p.known())
         .and_then(|p| p.hostname_override.as_deref());
     let Some(name) = identity::node_name(opts.node_name.as_deref(), &env, hostname_override) else {
         return Outcome::skipped(
