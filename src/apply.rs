@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::fstab;
 use crate::hostroot::HostRoot;
 use crate::plan::{Plan, Step};
-use crate::systemd::UnitManager;
+use crate::systemd::{JobMode, UnitManager};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +20,9 @@ pub enum Outcome {
     Done,
     Skipped,
     Failed,
+    /// Did not finish within its bound (swapoff).
+    #[serde(rename = "timed-out")]
+    TimedOut,
 }
 
 impl Outcome {
@@ -29,6 +32,7 @@ impl Outcome {
             Outcome::Done => "done",
             Outcome::Skipped => "skipped",
             Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed-out",
         }
     }
 }
@@ -93,11 +97,38 @@ pub fn fstab_edit(
     Ok((old, edit.new_content))
 }
 
-/// Apply the plan in order. A failed swapoff holds back starting the units
-/// (kubelet would only crash-loop); other failures do not stop later steps.
+/// The swapoff(2) seam: a test can count calls and make one fail or hang.
+pub trait Swapoff: Send + Sync + 'static {
+    fn swapoff(&self, path: &std::path::Path) -> anyhow::Result<()>;
+}
+
+/// The real syscall.
+pub struct Kernel;
+
+impl Swapoff for Kernel {
+    fn swapoff(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        crate::swap::swapoff(path)
+    }
+}
+
+/// Apply the plan in order. A failed or timed-out swapoff holds back
+/// starting the units (kubelet would only crash-loop); other failures do not
+/// stop later steps.
 pub async fn apply<S: UnitManager>(
     plan: &Plan,
     sd: Option<&S>,
+    host: &HostRoot,
+    cfg: &Config,
+    now: Timestamp,
+) -> Vec<ActionOutcome> {
+    apply_with(plan, sd, std::sync::Arc::new(Kernel), host, cfg, now).await
+}
+
+/// [`apply`] with the swapoff seam given.
+pub async fn apply_with<S: UnitManager, K: Swapoff>(
+    plan: &Plan,
+    sd: Option<&S>,
+    kernel: std::sync::Arc<K>,
     host: &HostRoot,
     cfg: &Config,
     now: Timestamp,
@@ -106,14 +137,30 @@ pub async fn apply<S: UnitManager>(
     let mut swap_still_on = false;
     for a in &plan.actions {
         let (outcome, detail) = match (&a.step, sd) {
-            (Step::Swapoff { device }, _) => match crate::swap::swapoff(&host.path(device)) {
-                Ok(()) => (Outcome::Done, format!("swap on {device} turned off")),
-                Err(e) => {
-                    swap_still_on = true;
-                    (Outcome::Failed, format!("{e:#}"))
+            (Step::Swapoff { device }, _) => {
+                let r = swapoff_bounded(
+                    kernel.clone(),
+                    host.path(device),
+                    Duration::from_secs(cfg.fix.swapoff_timeout_secs),
+                )
+                .await;
+                match r {
+                    (Outcome::Done, _) => (Outcome::Done, format!("swap on {device} turned off")),
+                    other => {
+                        swap_still_on = true;
+                        other
+                    }
                 }
-            },
+            }
             (Step::CommentFstab { path, lines }, _) => comment_fstab(host, path, lines, now),
+            (Step::ClearPause { path }, _) => match crate::pause::clear_expired(host, path, now) {
+                Ok(true) => (Outcome::Done, format!("removed the expired pause {path}")),
+                Ok(false) => (
+                    Outcome::Skipped,
+                    format!("{path} is gone or no longer expired"),
+                ),
+                Err(e) => (Outcome::Failed, format!("{e:#}")),
+            },
             (Step::Start { unit }, Some(_)) if swap_still_on => (
                 Outcome::Skipped,
                 format!("swap is still on: not starting {unit}"),
@@ -127,7 +174,10 @@ pub async fn apply<S: UnitManager>(
                     Step::ResetFailed { unit } => sd.reset_failed(unit).await,
                     Step::Enable { unit } => sd.enable(unit).await,
                     Step::Reload => sd.reload().await,
-                    Step::Swapoff { .. } | Step::CommentFstab { .. } | Step::Start { .. } => {
+                    Step::Swapoff { .. }
+                    | Step::CommentFstab { .. }
+                    | Step::Start { .. }
+                    | Step::ClearPause { .. } => {
                         unreachable!("handled above")
                     }
                 };
@@ -148,6 +198,42 @@ pub async fn apply<S: UnitManager>(
     }
     out.extend(skips(plan));
     out
+}
+
+/// swapoff(2) in a thread of its own, waited for at most `bound`. Past it
+/// the thread is abandoned: in a one-shot run the process then exits, and a
+/// fatal signal makes the kernel abandon the swapoff (swap stays on); the
+/// daemon lets it run on.
+async fn swapoff_bounded<K: Swapoff>(
+    kernel: std::sync::Arc<K>,
+    path: std::path::PathBuf,
+    bound: Duration,
+) -> (Outcome, String) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let shown = path.display().to_string();
+    let spawned = std::thread::Builder::new()
+        .name("swapoff".into())
+        .spawn(move || {
+            let _ = tx.send(kernel.swapoff(&path));
+        });
+    if let Err(e) = spawned {
+        return (
+            Outcome::Failed,
+            format!("cannot start a swapoff thread: {e}"),
+        );
+    }
+    match tokio::time::timeout(bound, rx).await {
+        Ok(Ok(Ok(()))) => (Outcome::Done, String::new()),
+        Ok(Ok(Err(e))) => (Outcome::Failed, format!("{e:#}")),
+        Ok(Err(_)) => (Outcome::Failed, format!("swapoff {shown}: the thread died")),
+        Err(_) => (
+            Outcome::TimedOut,
+            format!(
+                "swapoff {shown} did not finish within {}s (fix.swapoff_timeout_secs): swap stays on, nothing is started",
+                bound.as_secs()
+            ),
+        ),
+    }
 }
 
 fn comment_fstab(
@@ -192,23 +278,42 @@ fn comment_fstab(
     }
 }
 
+/// A start refused because another job is queued for the unit (job mode
+/// `fail` never replaces one: a person's stop, or systemd's own) is a
+/// conflict we step back from, not a failure of ours.
+fn start_refused(unit: &str, e: anyhow::Error) -> (Outcome, String) {
+    let text = format!("{e:#}");
+    if text.contains("TransactionIsDestructive") || text.contains("is destructive") {
+        (
+            Outcome::Skipped,
+            format!("not starting {unit}: another job is queued for it (a stop in progress?) and taint-guard does not replace it: {text}"),
+        )
+    } else {
+        (Outcome::Failed, text)
+    }
+}
+
 async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, String) {
     if !cfg.fix.wait_for_start {
-        return match sd.queue_start(unit).await {
+        return match sd.queue_start(unit, JobMode::Fail).await {
             Ok(()) => (
                 Outcome::Done,
                 format!("start job for {unit} queued (not waiting for it)"),
             ),
-            Err(e) => (Outcome::Failed, format!("{e:#}")),
+            Err(e) => start_refused(unit, e),
         };
     }
     let t0 = std::time::Instant::now();
     let job = match sd
-        .start(unit, Duration::from_secs(cfg.fix.start_timeout_secs))
+        .start(
+            unit,
+            JobMode::Fail,
+            Duration::from_secs(cfg.fix.start_timeout_secs),
+        )
         .await
     {
         Ok(r) => r,
-        Err(e) => return (Outcome::Failed, format!("{e:#}")),
+        Err(e) => return start_refused(unit, e),
     };
     let job_ms = t0.elapsed().as_millis();
     if job != "done" {
@@ -240,5 +345,260 @@ async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, St
             ),
         ),
         Err(e) => (Outcome::Failed, format!("{e:#}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::observation::UnitState;
+    use crate::plan::Action;
+
+    /// Records every call, in order; answers as configured.
+    #[derive(Default)]
+    struct FakeSd {
+        calls: RefCell<Vec<String>>,
+        /// Error text StartUnit answers with, if any.
+        start_error: Option<String>,
+    }
+
+    impl UnitManager for FakeSd {
+        async fn unit_state(&self, name: &str) -> anyhow::Result<UnitState> {
+            self.calls.borrow_mut().push(format!("state {name}"));
+            Ok(UnitState {
+                load_state: "loaded".into(),
+                active_state: "active".into(),
+                sub_state: "running".into(),
+                ..Default::default()
+            })
+        }
+        async fn boot_swap_unit_files(&self) -> anyhow::Result<Vec<(String, String)>> {
+            Ok(vec![])
+        }
+        async fn enable(&self, unit: &str) -> anyhow::Result<()> {
+            self.calls.borrow_mut().push(format!("enable {unit}"));
+            Ok(())
+        }
+        async fn disable(&self, unit: &str) -> anyhow::Result<()> {
+            self.calls.borrow_mut().push(format!("disable {unit}"));
+            Ok(())
+        }
+        async fn mask(&self, unit: &str) -> anyhow::Result<()> {
+            self.calls.borrow_mut().push(format!("mask {unit}"));
+            Ok(())
+        }
+        async fn unmask(&self, unit: &str) -> anyhow::Result<()> {
+            self.calls.borrow_mut().push(format!("unmask {unit}"));
+            Ok(())
+        }
+        async fn reload(&self) -> anyhow::Result<()> {
+            self.calls.borrow_mut().push("reload".into());
+            Ok(())
+        }
+        async fn reset_failed(&self, unit: &str) -> anyhow::Result<()> {
+            self.calls.borrow_mut().push(format!("reset-failed {unit}"));
+            Ok(())
+        }
+        async fn start(&self, unit: &str, mode: JobMode, _t: Duration) -> anyhow::Result<String> {
+            self.calls
+                .borrow_mut()
+                .push(format!("start {unit} mode={}", mode.as_str()));
+            match &self.start_error {
+                Some(e) => Err(anyhow::anyhow!("{e}")),
+                None => Ok("done".into()),
+            }
+        }
+        async fn queue_start(&self, unit: &str, mode: JobMode) -> anyhow::Result<()> {
+            self.calls
+                .borrow_mut()
+                .push(format!("queue-start {unit} mode={}", mode.as_str()));
+            Ok(())
+        }
+    }
+
+    /// swapoff(2) stand-in: counts calls; fails, hangs or succeeds.
+    struct FakeKernel {
+        calls: AtomicUsize,
+        fail: bool,
+        hang: Duration,
+    }
+
+    impl Swapoff for FakeKernel {
+        fn swapoff(&self, _path: &std::path::Path) -> anyhow::Result<()> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(self.hang);
+            if self.fail {
+                anyhow::bail!("swapoff /swapfile: Cannot allocate memory (os error 12)");
+            }
+            Ok(())
+        }
+    }
+
+    fn kernel(fail: bool, hang_ms: u64) -> Arc<FakeKernel> {
+        Arc::new(FakeKernel {
+            calls: AtomicUsize::new(0),
+            fail,
+            hang: Duration::from_millis(hang_ms),
+        })
+    }
+
+    fn seed_plan() -> Plan {
+        let act = |step| Action {
+            step,
+            reason: "r".into(),
+        };
+        let unit = || "kubelet.service".to_string();
+        Plan {
+            actions: vec![
+                act(Step::Swapoff {
+                    device: "/swapfile".into(),
+                }),
+                act(Step::Enable { unit: unit() }),
+                act(Step::Reload),
+                act(Step::Start { unit: unit() }),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn cfg() -> Config {
+        let mut c = Config::default();
+        c.fix.settle_secs = 0;
+        c.fix.swapoff_timeout_secs = 1;
+        c
+    }
+
+    fn outcomes(v: &[ActionOutcome]) -> Vec<(&str, Outcome)> {
+        v.iter().map(|o| (o.id.as_str(), o.outcome)).collect()
+    }
+
+    #[tokio::test]
+    async fn order_and_job_mode_fail() {
+        let sd = FakeSd::default();
+        let k = kernel(false, 0);
+        let host = HostRoot::new("/nonexistent");
+        let out = apply_with(
+            &seed_plan(),
+            Some(&sd),
+            k.clone(),
+            &host,
+            &cfg(),
+            Timestamp::now(),
+        )
+        .await;
+        assert_eq!(
+            outcomes(&out),
+            vec![
+                ("swapoff", Outcome::Done),
+                ("enable", Outcome::Done),
+                ("daemon-reload", Outcome::Done),
+                ("start", Outcome::Done)
+            ]
+        );
+        assert_eq!(k.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            *sd.calls.borrow(),
+            vec![
+                "enable kubelet.service",
+                "reload",
+                "start kubelet.service mode=fail",
+                "state kubelet.service"
+            ]
+        );
+        // --no-block queues with the same mode.
+        let sd = FakeSd::default();
+        let mut c = cfg();
+        c.fix.wait_for_start = false;
+        apply_with(
+            &seed_plan(),
+            Some(&sd),
+            kernel(false, 0),
+            &host,
+            &c,
+            Timestamp::now(),
+        )
+        .await;
+        assert_eq!(
+            sd.calls.borrow().last().unwrap(),
+            "queue-start kubelet.service mode=fail"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_swapoff_means_no_start() {
+        let sd = FakeSd::default();
+        let host = HostRoot::new("/nonexistent");
+        let out = apply_with(
+            &seed_plan(),
+            Some(&sd),
+            kernel(true, 0),
+            &host,
+            &cfg(),
+            Timestamp::now(),
+        )
+        .await;
+        assert_eq!(
+            outcomes(&out),
+            vec![
+                ("swapoff", Outcome::Failed),
+                ("enable", Outcome::Done),
+                ("daemon-reload", Outcome::Done),
+                ("start", Outcome::Skipped)
+            ]
+        );
+        assert!(!sd.calls.borrow().iter().any(|c| c.starts_with("start")));
+    }
+
+    #[tokio::test]
+    async fn hung_swapoff_times_out_and_nothing_starts() {
+        let sd = FakeSd::default();
+        let host = HostRoot::new("/nonexistent");
+        let t0 = std::time::Instant::now();
+        let out = apply_with(
+            &seed_plan(),
+            Some(&sd),
+            kernel(false, 5000),
+            &host,
+            &cfg(),
+            Timestamp::now(),
+        )
+        .await;
+        assert!(
+            t0.elapsed() < Duration::from_millis(4000),
+            "not bounded: {:?}",
+            t0.elapsed()
+        );
+        assert_eq!(out[0].outcome, Outcome::TimedOut);
+        assert!(out[0].detail.contains("within 1s"), "{}", out[0].detail);
+        assert_eq!(out[3].outcome, Outcome::Skipped);
+        assert!(!sd.calls.borrow().iter().any(|c| c.starts_with("start")));
+    }
+
+    #[tokio::test]
+    async fn a_queued_job_is_not_replaced() {
+        let sd = FakeSd {
+            start_error: Some("systemd refused to start kubelet.service: Transaction for kubelet.service/start is destructive (kubelet.service has 'stop' job queued, but 'start' is included in transaction). (org.freedesktop.systemd1.TransactionIsDestructive)".into()),
+            ..Default::default()
+        };
+        let host = HostRoot::new("/nonexistent");
+        let out = apply_with(
+            &seed_plan(),
+            Some(&sd),
+            kernel(false, 0),
+            &host,
+            &cfg(),
+            Timestamp::now(),
+        )
+        .await;
+        assert_eq!(out[3].outcome, Outcome::Skipped);
+        assert!(
+            out[3].detail.contains("does not replace it"),
+            "{}",
+            out[3].detail
+        );
     }
 }

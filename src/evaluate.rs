@@ -8,15 +8,19 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe, UnitObservation, UnitState};
+use crate::remedy::Remedy;
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 11] = [
+pub const FINDING_IDS: [&str; 14] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
     "unit-disabled",
     "unit-inactive",
+    "unit-stopped",
+    "unit-stopping",
     "unit-failed",
+    "pause-expired",
     "swap-active",
     "swap-in-fstab",
     "swap-unit-enabled",
@@ -95,17 +99,27 @@ pub struct Finding {
     /// What it is about: a unit, a swap device, `/etc/fstab:LINE`, a probe.
     pub subject: String,
     pub message: String,
-    /// The exact command an operator would run.
-    pub remedy: Option<String>,
+    /// The exact command line an operator would paste (every argument
+    /// quoted for POSIX sh); None where no command fixes it.
+    pub remedy: Option<Remedy>,
     /// `check --fix` can repair it (under the default policy).
     pub fixable: bool,
+}
+
+impl Finding {
+    /// The remedy as the command line shown to people.
+    pub fn remedy_line(&self) -> Option<String> {
+        self.remedy.as_ref().map(|r| r.to_string())
+    }
 }
 
 /// Findings plus the verdict drawn from them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assessment {
     pub status: Status,
-    pub reboot_safe: bool,
+    /// Will kubelet come back by itself after a reboot? `None` when that
+    /// cannot be known (systemd could not be asked, a probe failed).
+    pub reboot_safe: Option<bool>,
     pub findings: Vec<Finding>,
 }
 
@@ -123,8 +137,33 @@ const BOOT_IDS: [&str; 7] = [
 
 pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
     let mut f = Vec::new();
-    for u in &obs.units {
-        unit_findings(u, &mut f);
+    if let Some(e) = &obs.bus_error {
+        // One cause, said once: the units and swap units it hides are not
+        // repeated as findings of their own.
+        f.push(finding(
+            "probe-failed",
+            Severity::Unknown,
+            "system-bus",
+            format!("cannot ask systemd: {e}. Not a systemd host? In a pod, mount the host's /run/dbus and set DBUS_SYSTEM_BUS_ADDRESS=unix:path=/host/run/dbus/system_bus_socket"),
+            None,
+            false,
+        ));
+    } else {
+        for u in &obs.units {
+            unit_findings(u, &mut f);
+        }
+    }
+    if let Some(p) = &obs.pause {
+        if p.expired {
+            f.push(finding(
+                "pause-expired",
+                Severity::Info,
+                "pause",
+                format!("the maintenance pause ended at {}{}; repairs are on again (check --fix removes the pause file)", p.pause.until, p.pause.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()),
+                Some(Remedy::cmd(&["taint-guard", "resume"])),
+                false,
+            ));
+        }
     }
     swap_findings(obs, &mut f);
     assess(f, cfg)
@@ -145,10 +184,17 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
         Some(Severity::Unknown) => Status::Unknown,
         Some(Severity::Critical) => Status::Critical,
     };
-    let reboot_safe = !findings.iter().any(|x| {
-        (x.severity == Severity::Critical && BOOT_IDS.contains(&x.id.as_str()))
-            || (x.id == "probe-failed" && x.severity >= Severity::Unknown)
-    });
+    let unsafe_ = findings
+        .iter()
+        .any(|x| x.severity == Severity::Critical && BOOT_IDS.contains(&x.id.as_str()));
+    let unknown = findings.iter().any(|x| x.id == "probe-failed");
+    let reboot_safe = if unsafe_ {
+        Some(false)
+    } else if unknown {
+        None
+    } else {
+        Some(true)
+    };
     Assessment {
         status,
         reboot_safe,
@@ -161,7 +207,7 @@ fn finding(
     severity: Severity,
     subject: &str,
     message: String,
-    remedy: Option<String>,
+    remedy: Option<Remedy>,
     fixable: bool,
 ) -> Finding {
     Finding {
@@ -182,6 +228,43 @@ fn boots(s: &UnitState) -> bool {
         "static" | "alias" => !s.wanted_by.is_empty(),
         _ => false,
     }
+}
+
+/// What the unit is doing right now, as far as taint-guard may act on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Motion {
+    /// Running, or a start/restart is under way: nothing to do.
+    Up,
+    /// A stop is in progress (deactivating, or a stop job queued): a person
+    /// or systemd is stopping it, and nobody should start it now.
+    Stopping,
+    /// Stopped cleanly after running in this boot (`Result=success`): most
+    /// likely `systemctl stop` by a person.
+    StoppedCleanly,
+    /// Not running, and not started in this boot (or stopped otherwise).
+    Down,
+}
+
+/// Classify a unit's motion. A unit's timestamps start at 0 on every boot
+/// (they survive only daemon-reload/reexec), so a non-zero
+/// ActiveEnterTimestamp means "was active in this boot".
+pub fn motion(s: &UnitState) -> Motion {
+    let job = s.job.as_deref();
+    if job == Some("stop") || (s.active_state == "deactivating" && job.is_none()) {
+        return Motion::Stopping;
+    }
+    // Any other queued job (start, restart, try-restart, reload-or-start,
+    // verify-active) brings the unit up: it is starting, not stopped.
+    if job.is_some() || !matches!(s.active_state.as_str(), "inactive" | "deactivating") {
+        return Motion::Up;
+    }
+    if s.result == "success"
+        && s.active_enter_timestamp > 0
+        && s.inactive_enter_timestamp >= s.active_enter_timestamp
+    {
+        return Motion::StoppedCleanly;
+    }
+    Motion::Down
 }
 
 fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
@@ -208,11 +291,18 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     match s.load_state.as_str() {
         "not-found" => {
             let msg = if u.required == "kubelet.service" {
-                format!("{name} is not installed, and neither is any known alternative (k3s, rke2, microk8s)")
+                format!("{name} is not installed, and neither is any known alternative (k3s, rke2, microk8s): install the package that ships it, or remove it from required_units in /etc/taint-guard/config.toml")
             } else {
-                format!("{name} is not installed")
+                format!("{name} is not installed: install the package that ships it, or remove it from required_units in /etc/taint-guard/config.toml")
             };
-            out.push(finding("unit-missing", Severity::Critical, name, msg, Some(format!("install the package that ships {name}, or remove it from required_units in /etc/taint-guard/config.toml")), false));
+            out.push(finding(
+                "unit-missing",
+                Severity::Critical,
+                name,
+                msg,
+                None,
+                false,
+            ));
             return;
         }
         "masked" => {
@@ -221,9 +311,12 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
                 Severity::Critical,
                 name,
                 format!("{name}{alt} is masked: systemd will not start it, now or at boot"),
-                Some(format!(
-                    "systemctl unmask {name} && systemctl enable --now {name}"
-                )),
+                Some(Remedy::systemctl(&["unmask", name]).then(&[
+                    "systemctl",
+                    "enable",
+                    "--now",
+                    name,
+                ])),
                 false,
             ));
             return;
@@ -235,43 +328,52 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
                 Severity::Critical,
                 name,
                 format!(
-                    "{name}{alt} failed to load (LoadState={other}); see `systemctl status {name}`"
+                    "{name}{alt} failed to load (LoadState={other}): see `systemctl status {name}`, fix the unit file, then run `systemctl daemon-reload`"
                 ),
-                Some(format!(
-                    "systemctl status {name}; fix the unit file, then systemctl daemon-reload"
-                )),
+                None,
                 false,
             ));
             return;
         }
     }
-    // Inactive with a start job queued (boot, or `check --fix --no-block`)
-    // is starting, not stopped.
-    let starting = s.job.as_deref() == Some("start");
-    let inactive = matches!(s.active_state.as_str(), "inactive" | "deactivating") && !starting;
+    let motion = motion(s);
+    let inactive = matches!(motion, Motion::Down | Motion::StoppedCleanly);
+    if motion == Motion::Stopping {
+        // Someone (or systemd) is stopping it: report, never interfere —
+        // not even enable, which a person mid-change may not want.
+        out.push(finding(
+            "unit-stopping",
+            Severity::Warning,
+            name,
+            format!(
+                "{name}{alt} is being stopped ({}/{}{}): taint-guard does not start or enable a unit while a stop is in progress",
+                s.active_state,
+                s.sub_state,
+                if s.job.as_deref() == Some("stop") { ", stop job queued" } else { "" }
+            ),
+            None,
+            false,
+        ));
+        return;
+    }
     if !boots(s) {
-        let start = if inactive {
-            format!(" && systemctl start {name}")
-        } else {
-            String::new()
-        };
         // (message, remedy, fixable by EnableUnitFiles)
         let (how, remedy, fixable) = match s.unit_file_state.as_str() {
             "enabled-runtime" => (
                 "is enabled only until the next reboot (enabled-runtime)".to_string(),
-                format!("systemctl enable {name}{start}"),
+                Some(Remedy::systemctl(&["enable", name])),
                 true,
             ),
             // No [Install] section: enabling cannot work; something must
             // pull it in.
             "static" => (
                 "has no [Install] section and nothing pulls it in (UnitFileState=static): it will not start at boot".to_string(),
-                format!("systemctl add-wants multi-user.target {name}{start}"),
+                Some(Remedy::systemctl(&["add-wants", "multi-user.target", name])),
                 false,
             ),
             "alias" => (
-                "is an alias that nothing pulls in (UnitFileState=alias): it will not start at boot".to_string(),
-                format!("systemctl enable the unit it aliases (systemctl status {name} names it)"),
+                "is an alias that nothing pulls in (UnitFileState=alias): it will not start at boot; enable the unit it aliases (`systemctl status` names it)".to_string(),
+                None,
                 false,
             ),
             other => (
@@ -279,16 +381,22 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
                     "is not enabled (UnitFileState={}): it will not start at boot",
                     if other.is_empty() { "unknown" } else { other }
                 ),
-                if inactive { format!("systemctl enable --now {name}") } else { format!("systemctl enable {name}") },
+                Some(if inactive {
+                    Remedy::systemctl(&["enable", "--now", name])
+                } else {
+                    Remedy::systemctl(&["enable", name])
+                }),
                 true,
             ),
         };
+        // Where the remedy does not start it, a separate inactive finding
+        // carries `systemctl start`.
         out.push(finding(
             "unit-disabled",
             Severity::Critical,
             name,
             format!("{name}{alt} {how}"),
-            Some(remedy),
+            remedy,
             fixable,
         ));
     }
@@ -307,7 +415,21 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             Severity::Critical,
             name,
             format!("{name}{alt} {what}: Result={}, exit status {}; see `journalctl -u {name} -b -n 50`", s.result, s.exec_main_status),
-            Some(format!("journalctl -u {name} -b -n 50; systemctl reset-failed {name} && systemctl restart {name}")),
+            Some(Remedy::systemctl(&["reset-failed", name]).then(&["systemctl", "restart", name])),
+            true,
+        ));
+    } else if motion == Motion::StoppedCleanly {
+        let when = jiff::Timestamp::from_microsecond(s.inactive_enter_timestamp as i64)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_else(|_| "?".into());
+        out.push(finding(
+            "unit-stopped",
+            Severity::Critical,
+            name,
+            format!(
+                "{name}{alt} was stopped cleanly at {when} after running in this boot (Result=success: `systemctl stop`?); it stays down until someone starts it"
+            ),
+            Some(Remedy::systemctl(&["start", name])),
             true,
         ));
     } else if inactive {
@@ -319,7 +441,7 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
                 "{name}{alt} is not running ({}/{})",
                 s.active_state, s.sub_state
             ),
-            Some(format!("systemctl start {name}")),
+            Some(Remedy::systemctl(&["start", name])),
             true,
         ));
     }
@@ -365,8 +487,8 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                         "swap-active",
                         sev,
                         &d.device,
-                        format!("swap file {path} was deleted while in use and stays on until reboot; {judgement}"),
-                        Some("reboot (after the fstab fix), or free the swap by restarting what uses it".into()),
+                        format!("swap file {path} was deleted while in use and stays on until reboot (after the fstab fix), or until what uses it restarts; {judgement}"),
+                        None,
                         false,
                     ));
                     continue;
@@ -378,7 +500,7 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                     // Sizes stay in the observations: a message that moved
                     // with swap usage would rewrite Node annotations each run.
                     format!("swap {} {} is active; {judgement}", d.kind, d.device),
-                    Some(format!("swapoff {}", d.device)),
+                    Some(Remedy::cmd(&["swapoff", &d.device])),
                     fixable,
                 ));
             }
@@ -401,13 +523,16 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                     sev,
                     &format!("{}:{}", fs.path, e.line),
                     format!(
-                        "{} line {} turns swap on at boot ({}); {judgement}",
+                        "{} line {} turns swap on at boot ({}); {judgement}; the remedy comments it out (marker line, original kept behind #, backup next to the file; --dry-run shows the diff)",
                         fs.path, e.line, e.spec
                     ),
-                    Some(format!(
-                        "sed -i.bak '{}s/^/#/' {} && systemctl daemon-reload",
-                        e.line, fs.path
-                    )),
+                    Some(Remedy::cmd(&[
+                        "taint-guard",
+                        "check",
+                        "--fix",
+                        "--only",
+                        "fstab-comment",
+                    ])),
                     fixable,
                 ));
             }
@@ -451,26 +576,26 @@ fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
                     sev,
                     &u.name,
                     format!(
-                        "swap unit {} ({}, {}) activates {} at boot outside fstab; {judgement}",
+                        "swap unit {} ({}, {}) activates {} at boot outside fstab; {judgement}{}",
                         u.name,
                         u.path,
                         u.state,
-                        u.what.as_deref().unwrap_or("?")
+                        u.what.as_deref().unwrap_or("?"),
+                        if u.state == "generated" { " (a generator makes it at every boot: mask it, or turn it off in the generator's config)" } else { "" }
                     ),
                     // A generated unit (zram-generator, gpt-auto) comes back
                     // at every boot unless masked.
                     Some(if u.state == "generated" {
-                        format!(
-                            "systemctl mask {} (or turn it off in its generator's config)",
-                            u.name
-                        )
+                        Remedy::systemctl(&["mask", &u.name])
                     } else {
-                        format!("systemctl disable {}", u.name)
+                        Remedy::systemctl(&["disable", &u.name])
                     }),
                     fixable,
                 ));
             }
         }
+        // Said once already, as the system bus finding.
+        Probe::Failed(_) if obs.bus_error.is_some() => {}
         Probe::Failed(e) => out.push(finding(
             "probe-failed",
             Severity::Unknown,
@@ -500,6 +625,9 @@ mod tests {
 
     fn healthy() -> Observation {
         Observation {
+            bus_error: None,
+            pause: None,
+            swap_cgroups: None,
             units: vec![unit("loaded", "active", "running", "enabled")],
             swap_now: Probe::Ok(SwapNow::default()),
             fstab: Probe::Ok(FstabSwap {
@@ -548,7 +676,7 @@ mod tests {
     fn healthy_is_ok_and_reboot_safe() {
         let a = evaluate(&healthy(), &Config::default());
         assert_eq!(a.status, Status::Ok);
-        assert!(a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(true));
         assert!(a.findings.is_empty());
     }
 
@@ -558,7 +686,7 @@ mod tests {
         o.units = vec![unit("loaded", "inactive", "dead", "disabled")];
         let a = evaluate(&o, &Config::default());
         assert_eq!(a.status, Status::Critical);
-        assert!(!a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(false));
         assert_eq!(
             ids(&a),
             vec![
@@ -567,7 +695,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            a.findings[0].remedy.as_deref(),
+            a.findings[0].remedy_line().as_deref(),
             Some("systemctl enable --now kubelet.service")
         );
         assert!(a.findings.iter().all(|f| f.fixable));
@@ -583,12 +711,34 @@ mod tests {
         o.units = vec![u.clone()];
         assert!(evaluate(&o, &Config::default()).findings.is_empty());
         if let Probe::Ok(s) = &mut u.state {
+            s.job = Some("restart".into());
+        }
+        o.units = vec![u.clone()];
+        assert!(evaluate(&o, &Config::default()).findings.is_empty());
+        // A stop job queued: someone is stopping it. Reported, not fixable.
+        if let Probe::Ok(s) = &mut u.state {
             s.job = Some("stop".into());
         }
-        o.units = vec![u];
+        o.units = vec![u.clone()];
+        let a = evaluate(&o, &Config::default());
         assert_eq!(
-            evaluate(&o, &Config::default()).findings[0].id,
-            "unit-inactive"
+            ids(&a),
+            vec![("unit-stopping", Severity::Warning, "kubelet.service")]
+        );
+        assert!(!a.findings[0].fixable);
+        // Deactivating (a slow ExecStop=) is the same, even when disabled:
+        // no enable while someone is mid-change.
+        if let Probe::Ok(s) = &mut u.state {
+            s.job = None;
+            s.active_state = "deactivating".into();
+            s.sub_state = "stop-sigterm".into();
+            s.unit_file_state = "disabled".into();
+        }
+        o.units = vec![u];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("unit-stopping", Severity::Warning, "kubelet.service")]
         );
     }
 
@@ -601,7 +751,7 @@ mod tests {
             ids(&a),
             vec![("unit-inactive", Severity::Critical, "kubelet.service")]
         );
-        assert!(a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(true));
     }
 
     #[test]
@@ -615,7 +765,7 @@ mod tests {
         );
         assert!(a.findings[0].message.contains("until the next reboot"));
         assert_eq!(
-            a.findings[0].remedy.as_deref(),
+            a.findings[0].remedy_line().as_deref(),
             Some("systemctl enable kubelet.service")
         );
     }
@@ -640,7 +790,7 @@ mod tests {
                 vec![(id, Severity::Critical, "kubelet.service")],
                 "{load}"
             );
-            assert!(!a.reboot_safe);
+            assert_eq!(a.reboot_safe, Some(false));
             assert!(!a.findings[0].fixable);
         }
     }
@@ -694,7 +844,7 @@ mod tests {
     fn swap_critical_when_kubelet_refuses() {
         let a = evaluate(&with_swap(healthy()), &Config::default());
         assert_eq!(a.status, Status::Critical);
-        assert!(!a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(false));
         assert_eq!(
             ids(&a),
             vec![
@@ -703,8 +853,8 @@ mod tests {
             ]
         );
         assert_eq!(
-            a.findings[1].remedy.as_deref(),
-            Some("sed -i.bak '3s/^/#/' /etc/fstab && systemctl daemon-reload")
+            a.findings[1].remedy_line().as_deref(),
+            Some("taint-guard check --fix --only fstab-comment")
         );
     }
 
@@ -718,7 +868,7 @@ mod tests {
         });
         let a = evaluate(&o, &Config::default());
         assert_eq!(a.status, Status::Critical);
-        assert!(a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(true));
     }
 
     #[test]
@@ -727,7 +877,7 @@ mod tests {
         o.kubelet_policy = policy(false);
         let a = evaluate(&o, &Config::default());
         assert_eq!(a.status, Status::Ok);
-        assert!(a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(true));
         assert!(a
             .findings
             .iter()
@@ -804,11 +954,11 @@ mod tests {
             .find(|f| f.subject == "dev-zram0.swap")
             .unwrap();
         assert!(zram
-            .remedy
+            .remedy_line()
             .as_deref()
             .unwrap()
             .starts_with("systemctl mask dev-zram0.swap"));
-        assert!(!a.reboot_safe);
+        assert_eq!(a.reboot_safe, Some(false));
         // A `noauto` fstab line explains its generated unit.
         if let Probe::Ok(f) = &mut o.fstab {
             f.noauto_devices.push("/dev/zram0".into());
@@ -830,7 +980,7 @@ mod tests {
         assert!(a.findings[0].message.contains("no [Install] section"));
         assert!(!a.findings[0].fixable);
         assert_eq!(
-            a.findings[0].remedy.as_deref(),
+            a.findings[0].remedy_line().as_deref(),
             Some("systemctl add-wants multi-user.target kubelet.service")
         );
         if let Probe::Ok(s) = &mut u.state {
@@ -878,17 +1028,110 @@ mod tests {
     }
 
     #[test]
+    fn stopped_cleanly_in_this_boot_is_unit_stopped() {
+        let mut o = healthy();
+        let mut u = unit("loaded", "inactive", "dead", "enabled");
+        if let Probe::Ok(s) = &mut u.state {
+            s.result = "success".into();
+            s.active_enter_timestamp = 1_764_300_000_000_000;
+            s.inactive_enter_timestamp = 1_764_300_060_000_000;
+        }
+        o.units = vec![u.clone()];
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("unit-stopped", Severity::Critical, "kubelet.service")]
+        );
+        assert!(
+            a.findings[0]
+                .message
+                .contains("stopped cleanly at 2025-11-28T03:21:00Z"),
+            "{}",
+            a.findings[0].message
+        );
+        assert_eq!(a.reboot_safe, Some(true));
+        // Never active in this boot (the seed incident): unit-inactive.
+        if let Probe::Ok(s) = &mut u.state {
+            s.active_enter_timestamp = 0;
+            s.inactive_enter_timestamp = 0;
+        }
+        o.units = vec![u];
+        assert_eq!(
+            evaluate(&o, &Config::default()).findings[0].id,
+            "unit-inactive"
+        );
+    }
+
+    /// Every remedy is a command line that `sh -c` turns into exactly the
+    /// argv intended, for hostile unit names and paths too.
+    #[test]
+    fn every_remedy_round_trips_through_sh() {
+        let hostile = "kube$let;'x\\x2d\" y.service";
+        let mut obs = Vec::new();
+        for (load, active, sub, ufs) in [
+            ("loaded", "inactive", "dead", "disabled"),
+            ("masked", "inactive", "dead", "masked"),
+            ("loaded", "failed", "failed", "enabled"),
+            ("loaded", "inactive", "dead", "static"),
+            ("loaded", "active", "running", "enabled-runtime"),
+        ] {
+            let mut o = with_swap(healthy());
+            let mut u = unit(load, active, sub, ufs);
+            u.name = hostile.into();
+            o.units = vec![u];
+            if let Probe::Ok(n) = &mut o.swap_now {
+                n.devices[0].device = "/var/lib/swap file $(x);".into();
+            }
+            o.swap_units = Probe::Ok(vec![crate::swap::SwapUnit {
+                name: r"dev-disk-by\x2dlabel-my\x5cx20swap.swap".into(),
+                path: "/run/systemd/generator/x.swap".into(),
+                state: "generated".into(),
+                what: Some("/dev/zram0".into()),
+            }]);
+            obs.push(o);
+        }
+        let mut n = 0;
+        for o in obs {
+            for f in evaluate(&o, &Config::default()).findings {
+                let Some(r) = &f.remedy else { continue };
+                let names: Vec<&str> = r.commands().iter().map(|c| c[0].as_str()).collect();
+                let line = r.to_string();
+                assert_eq!(
+                    crate::remedy::sh_argv(&line, &names),
+                    r.commands(),
+                    "{line}"
+                );
+                n += 1;
+            }
+        }
+        assert!(n >= 8, "{n}");
+    }
+
+    #[test]
     fn no_bus_is_unknown() {
         let mut o = healthy();
-        o.units[0].state =
-            Probe::Failed("connecting to the system bus: No such file or directory".into());
-        o.kubelet_policy = Some(KubeletPolicy::unknown("no bus"));
-        o.swap_units = Probe::Failed("no bus".into());
+        let e = "cannot connect to the system bus at unix:path=/x: No such file or directory (os error 2)";
+        o.bus_error = Some(e.into());
+        o.units[0].state = Probe::Failed(e.into());
+        o.kubelet_policy = None;
+        o.swap_units = Probe::Failed(e.into());
         let a = evaluate(&o, &Config::default());
         assert_eq!(a.status, Status::Unknown);
         assert_eq!(a.status.exit_code(), 3);
-        assert!(!a.reboot_safe);
-        assert!(a.findings.iter().all(|f| f.severity == Severity::Unknown));
+        // Reboot safety cannot be known; the cause is said once.
+        assert_eq!(a.reboot_safe, None);
+        assert_eq!(
+            ids(&a),
+            vec![("probe-failed", Severity::Unknown, "system-bus")]
+        );
+        assert_eq!(
+            a.findings[0]
+                .message
+                .matches("No such file or directory")
+                .count(),
+            1
+        );
+        assert!(a.findings[0].message.contains("DBUS_SYSTEM_BUS_ADDRESS"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`output`] / [`report`] (stdout, journal, the Node object).
 
 pub mod apply;
+pub mod cgroup;
 pub mod cli;
 pub mod config;
 pub mod evaluate;
@@ -17,6 +18,7 @@ pub mod observe;
 pub mod output;
 pub mod pause;
 pub mod plan;
+pub mod remedy;
 pub mod report;
 pub mod swap;
 pub mod systemd;

@@ -107,6 +107,17 @@ pub struct FstabSwap {
 /// Everything `check` looks at.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
+    /// Why systemd could not be asked (no system bus), if it could not: the
+    /// one cause behind every unit and swap-unit probe then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bus_error: Option<String>,
+    /// The maintenance pause file, in force or expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause: Option<crate::pause::PauseState>,
+    /// Memory cgroups holding swap, read only while swap is in use (the
+    /// swapoff guard needs them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_cgroups: Option<Probe<crate::cgroup::SwapCgroups>>,
     pub units: Vec<UnitObservation>,
     pub swap_now: Probe<SwapNow>,
     pub fstab: Probe<FstabSwap>,

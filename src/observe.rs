@@ -23,6 +23,8 @@ pub struct Sources {
     /// /proc/swaps of this kernel (swap is kernel-global, so the agent's own
     /// /proc serves in a pod too).
     pub proc_swaps: std::path::PathBuf,
+    /// The cgroupfs root (/sys/fs/cgroup), read for the swapoff guard.
+    pub cgroup_root: std::path::PathBuf,
 }
 
 /// Observe the node. `systemd` is the bus connection, or why there is none.
@@ -50,9 +52,22 @@ pub async fn observe<S: UnitManager>(
         Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
         Err(e) => Probe::Failed(e.to_string()),
     };
+    let swap_now = Probe::from_result(swap::observe_now(&src.proc_swaps));
+    let swap_in_use = swap_now
+        .ok()
+        .is_some_and(|n| n.devices.iter().any(|d| d.used_kib > 0));
+    let swap_cgroups =
+        swap_in_use.then(|| Probe::from_result(crate::cgroup::observe(&src.cgroup_root)));
     Observation {
+        swap_cgroups,
+        bus_error: systemd.err().map(str::to_string),
+        pause: crate::pause::read(
+            &src.host,
+            jiff::Timestamp::now(),
+            jiff::SignedDuration::from_hours(cfg.pause.max_hours.min(i64::MAX as u64 / 3600) as i64),
+        ),
         units,
-        swap_now: Probe::from_result(swap::observe_now(&src.proc_swaps)),
+        swap_now,
         fstab: Probe::from_result(read_fstab(&src.host)),
         swap_units,
         kubelet_policy,

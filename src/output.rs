@@ -11,7 +11,8 @@ use crate::observation::{Observation, Probe};
 #[derive(Debug, Serialize)]
 pub struct CheckOutput<'a> {
     pub status: &'static str,
-    pub reboot_safe: bool,
+    /// `null` when reboot safety cannot be known.
+    pub reboot_safe: Option<bool>,
     pub findings: &'a [crate::evaluate::Finding],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<&'a [crate::apply::ActionOutcome]>,
@@ -60,6 +61,8 @@ pub fn human(out: &CheckOutput) -> String {
                     }
                 );
             }
+            // The bus error is one finding; not repeated per unit.
+            Probe::Failed(_) if out.observations.bus_error.is_some() => {}
             Probe::Failed(e) => {
                 let _ = writeln!(s, "unit {}: unknown ({e})", u.name);
             }
@@ -77,6 +80,9 @@ pub fn human(out: &CheckOutput) -> String {
             let _ = writeln!(s, "kubelet swap policy: unknown ({})", u.reason);
         }
         None => {}
+    }
+    if let Some(p) = out.observations.pause.as_ref().and_then(|p| p.active()) {
+        let _ = writeln!(s, "paused: {}", p.describe());
     }
     if !out.findings.is_empty() {
         s.push('\n');
@@ -138,10 +144,11 @@ pub fn human(out: &CheckOutput) -> String {
         } else {
             counts.join(", ")
         },
-        if out.reboot_safe {
-            "reboot-safe: kubelet will come back after a reboot"
-        } else {
-            "NOT reboot-safe: kubelet will not come back by itself after a reboot"
+        match out.reboot_safe {
+            Some(true) => "reboot-safe: kubelet will come back after a reboot",
+            Some(false) => "NOT reboot-safe: kubelet will not come back by itself after a reboot",
+            None =>
+                "reboot safety unknown: not everything kubelet's return depends on could be read",
         }
     );
     s

@@ -1,48 +1,113 @@
-//! Maintenance pause: while `/run/taint-guard/pause` (under the host root)
-//! says so, nothing is remediated. /run is tmpfs, so a reboot clears it.
+//! Maintenance pause: while a pause is in force, nothing is remediated —
+//! not by `check --fix`, not by the boot unit, not by the daemon.
+//!
+//! The pause lives in `/var/lib/taint-guard/pause` under the host root, so
+//! it survives the reboot it is usually taken for (a kernel upgrade). It
+//! always ends: `until` is required and capped (`[pause] max_hours`). A
+//! pause file in `/run/taint-guard/pause` (older releases) is honoured too.
+
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::hostroot::HostRoot;
 
-pub const PAUSE_FILE: &str = "/run/taint-guard/pause";
+pub const PAUSE_FILE: &str = "/var/lib/taint-guard/pause";
+/// Where releases before 0.2 wrote it (cleared by a reboot).
+pub const LEGACY_PAUSE_FILE: &str = "/run/taint-guard/pause";
 
+/// What `taint-guard pause` writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Pause {
     /// RFC 3339.
     pub until: Timestamp,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Who paused (`SUDO_USER`, `USER` or the uid).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Timestamp>,
 }
 
 impl Pause {
     pub fn describe(&self) -> String {
-        match &self.reason {
-            Some(r) => format!(
-                "maintenance pause until {} ({r}); `taint-guard resume` ends it",
-                self.until
-            ),
-            None => format!(
-                "maintenance pause until {}; `taint-guard resume` ends it",
-                self.until
-            ),
+        let mut s = format!("maintenance pause until {}", self.until);
+        if let Some(by) = &self.by {
+            s += &format!(" by {by}");
         }
+        if let Some(r) = &self.reason {
+            s += &format!(" ({r})");
+        }
+        s + "; `taint-guard resume` ends it"
     }
 }
 
-/// The pause in force at `now`, if any. An unreadable pause file counts as a
-/// pause (the operator meant to stop us); an expired one does not.
-pub fn active(host: &HostRoot, now: Timestamp) -> Result<Option<Pause>> {
-    let path = host.path(PAUSE_FILE);
-    let text = match std::fs::read_to_string(&path) {
+/// The pause file as found on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PauseState {
+    #[serde(flatten)]
+    pub pause: Pause,
+    /// Node path of the file.
+    pub path: String,
+    /// Ended: repairs are on again; reported once as `pause-expired` and
+    /// removed by the next repair run.
+    pub expired: bool,
+}
+
+impl PauseState {
+    /// The pause in force, if it is.
+    pub fn active(&self) -> Option<&Pause> {
+        (!self.expired).then_some(&self.pause)
+    }
+}
+
+/// Read the pause at `now`. A pause file that cannot be read or parsed
+/// counts as a pause in force (the operator meant to stop us), with the
+/// error as its reason. `max` caps how long any pause lasts from its start
+/// (`since`, else the file's mtime).
+pub fn read(host: &HostRoot, now: Timestamp, max: SignedDuration) -> Option<PauseState> {
+    for node_path in [PAUSE_FILE, LEGACY_PAUSE_FILE] {
+        let path = host.path(node_path);
+        match read_file(&path, max) {
+            Ok(None) => continue,
+            Ok(Some(pause)) => {
+                return Some(PauseState {
+                    expired: pause.until <= now,
+                    pause,
+                    path: node_path.into(),
+                })
+            }
+            Err(e) => {
+                return Some(PauseState {
+                    pause: Pause {
+                        until: Timestamp::MAX,
+                        reason: Some(format!(
+                            "{e:#}; remove the file or run `taint-guard resume`"
+                        )),
+                        by: None,
+                        since: None,
+                    },
+                    path: node_path.into(),
+                    expired: false,
+                })
+            }
+        }
+    }
+    None
+}
+
+fn read_file(path: &Path, max: SignedDuration) -> Result<Option<Pause>> {
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let p: Pause = toml::from_str(&text).map_err(|e| {
+    let mut p: Pause = toml::from_str(&text).map_err(|e| {
         let (l, c) = e
             .span()
             .map(|s| crate::config::line_col(&text, s.start))
@@ -53,23 +118,53 @@ pub fn active(host: &HostRoot, now: Timestamp) -> Result<Option<Pause>> {
             e.message()
         )
     })?;
-    Ok((p.until > now).then_some(p))
+    let start = match p.since {
+        Some(t) => t,
+        None => std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|m| Timestamp::try_from(m).ok())
+            .unwrap_or(p.until),
+    };
+    if let Ok(cap) = start.checked_add(max) {
+        if p.until > cap {
+            p.until = cap;
+        }
+    }
+    Ok(Some(p))
 }
 
-/// Write the pause file (atomically).
+/// Write the pause file (atomically, fsynced: it must survive a power cut).
 pub fn pause(host: &HostRoot, pause: &Pause) -> Result<std::path::PathBuf> {
     let path = host.path(PAUSE_FILE);
     let dir = path.parent().expect("has parent");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let text = toml::to_string(pause).context("serialising pause")?;
     crate::files::write_atomic(&path, text.as_bytes(), None)?;
+    // A legacy pause would outlive this one's resume otherwise.
+    remove(&host.path(LEGACY_PAUSE_FILE))?;
     Ok(path)
 }
 
-/// Remove the pause file. Returns whether there was one.
+/// Remove the pause (both places). Returns whether there was one.
 pub fn resume(host: &HostRoot) -> Result<bool> {
-    let path = host.path(PAUSE_FILE);
-    match std::fs::remove_file(&path) {
+    let a = remove(&host.path(PAUSE_FILE))?;
+    let b = remove(&host.path(LEGACY_PAUSE_FILE))?;
+    Ok(a || b)
+}
+
+/// Remove an expired pause file, unless it was replaced by a live one since.
+pub fn clear_expired(host: &HostRoot, node_path: &str, now: Timestamp) -> Result<bool> {
+    let path = host.path(node_path);
+    match read_file(&path, SignedDuration::MAX) {
+        Ok(Some(p)) if p.until <= now => remove(&path),
+        Ok(_) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn remove(path: &Path) -> Result<bool> {
+    match std::fs::remove_file(path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).with_context(|| format!("removing {}", path.display())),
@@ -80,38 +175,92 @@ pub fn resume(host: &HostRoot) -> Result<bool> {
 mod tests {
     use super::*;
 
+    const DAY: SignedDuration = SignedDuration::from_hours(24);
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
     #[test]
     fn pause_resume_roundtrip_and_expiry() {
         let t = tempfile::tempdir().unwrap();
         let host = HostRoot::new(t.path());
-        let now: Timestamp = "2026-11-27T12:00:00Z".parse().unwrap();
-        assert_eq!(active(&host, now).unwrap(), None);
+        let now = ts("2026-11-27T12:00:00Z");
+        assert_eq!(read(&host, now, DAY), None);
         let p = Pause {
-            until: "2026-11-27T14:00:00Z".parse().unwrap(),
+            until: ts("2026-11-27T14:00:00Z"),
             reason: Some("kernel upgrade".into()),
+            by: Some("alice".into()),
+            since: Some(now),
         };
         let path = pause(&host, &p).unwrap();
-        assert!(path.starts_with(t.path()));
-        assert_eq!(active(&host, now).unwrap(), Some(p.clone()));
-        assert_eq!(
-            active(&host, "2026-11-27T15:00:00Z".parse().unwrap()).unwrap(),
-            None
-        );
+        assert_eq!(path, t.path().join("var/lib/taint-guard/pause"));
+        let st = read(&host, now, DAY).unwrap();
+        assert_eq!(st.active(), Some(&p));
+        assert_eq!(st.path, PAUSE_FILE);
+        assert!(st.pause.describe().contains("by alice (kernel upgrade)"));
+        // Expired: still read (to be reported once), but not in force.
+        let later = ts("2026-11-27T15:00:00Z");
+        let st = read(&host, later, DAY).unwrap();
+        assert!(st.expired && st.active().is_none());
+        assert!(clear_expired(&host, PAUSE_FILE, later).unwrap());
+        assert_eq!(read(&host, later, DAY), None);
+        pause(&host, &p).unwrap();
         assert!(resume(&host).unwrap());
         assert!(!resume(&host).unwrap());
-        assert_eq!(active(&host, now).unwrap(), None);
+        assert_eq!(read(&host, now, DAY), None);
     }
 
     #[test]
-    fn bad_pause_file_is_an_error_with_location() {
+    fn pause_is_capped_from_its_start() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        let now = ts("2026-11-27T12:00:00Z");
+        let p = Pause {
+            until: ts("2027-01-01T00:00:00Z"),
+            reason: None,
+            by: None,
+            since: Some(now),
+        };
+        pause(&host, &p).unwrap();
+        let st = read(&host, now, DAY).unwrap();
+        assert_eq!(st.pause.until, ts("2026-11-28T12:00:00Z"));
+        assert!(
+            read(&host, ts("2026-11-28T12:00:01Z"), DAY)
+                .unwrap()
+                .expired
+        );
+    }
+
+    #[test]
+    fn legacy_run_pause_is_honoured_and_resume_clears_both() {
         let t = tempfile::tempdir().unwrap();
         let host = HostRoot::new(t.path());
         std::fs::create_dir_all(host.path("/run/taint-guard")).unwrap();
+        std::fs::write(
+            host.path(LEGACY_PAUSE_FILE),
+            "until = \"2026-11-27T14:00:00Z\"\n",
+        )
+        .unwrap();
+        let st = read(&host, ts("2026-11-27T13:00:00Z"), SignedDuration::MAX).unwrap();
+        assert_eq!(st.path, LEGACY_PAUSE_FILE);
+        assert!(!st.expired);
+        assert!(resume(&host).unwrap());
+        assert_eq!(read(&host, ts("2026-11-27T13:00:00Z"), DAY), None);
+    }
+
+    #[test]
+    fn bad_pause_file_counts_as_a_pause_with_the_error() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        std::fs::create_dir_all(host.path("/var/lib/taint-guard")).unwrap();
         std::fs::write(host.path(PAUSE_FILE), "until = \"tomorrow\"\n").unwrap();
-        let e = active(&host, Timestamp::now()).unwrap_err().to_string();
+        let st = read(&host, Timestamp::now(), DAY).unwrap();
+        assert!(st.active().is_some());
+        let why = st.pause.reason.unwrap();
         assert!(
-            e.contains("run/taint-guard/pause:1:9: invalid pause file"),
-            "{e}"
+            why.contains("var/lib/taint-guard/pause:1:9: invalid pause file"),
+            "{why}"
         );
     }
 }

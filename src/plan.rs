@@ -41,11 +41,30 @@ pub enum Step {
     },
     /// daemon-reload, once, after every file change.
     Reload,
-    /// Start and wait for the unit to stay active.
+    /// Start (job mode `fail`: never replaces a queued job) and wait for
+    /// the unit to stay active.
     Start {
         unit: String,
     },
+    /// Remove an expired maintenance pause file (reported once).
+    ClearPause {
+        path: String,
+    },
 }
+
+/// Every action id, for `--only` and docs.
+pub const ACTION_IDS: [&str; 10] = [
+    "swapoff",
+    "fstab-comment",
+    "swap-unit-disable",
+    "swap-unit-mask",
+    "unmask",
+    "reset-failed",
+    "enable",
+    "daemon-reload",
+    "start",
+    "pause-clear",
+];
 
 impl Step {
     /// Stable action id for output and events.
@@ -60,6 +79,7 @@ impl Step {
             Step::Enable { .. } => "enable",
             Step::Reload => "daemon-reload",
             Step::Start { .. } => "start",
+            Step::ClearPause { .. } => "pause-clear",
         }
     }
 
@@ -95,6 +115,7 @@ impl Step {
             | Step::Enable { unit }
             | Step::Start { unit } => unit.clone(),
             Step::Reload => "systemd".into(),
+            Step::ClearPause { path } => path.clone(),
         }
     }
 }
@@ -120,6 +141,49 @@ pub struct Plan {
     pub skipped: Vec<Skip>,
     /// Findings the planner adds (`swapoff-unsafe`).
     pub findings: Vec<Finding>,
+}
+
+impl Plan {
+    /// Keep only the actions whose id is in `ids` (`check --fix --only`),
+    /// plus the daemon-reload that a kept file change needs. What is left
+    /// out is listed as skipped.
+    pub fn only(mut self, ids: &[String]) -> Plan {
+        if ids.is_empty() {
+            return self;
+        }
+        let (kept, dropped): (Vec<Action>, Vec<Action>) = self
+            .actions
+            .into_iter()
+            .partition(|a| ids.iter().any(|i| i == a.step.id()));
+        let reload = kept.iter().any(|a| a.step.changes_files());
+        let mut actions = Vec::new();
+        for a in kept {
+            let starts = matches!(a.step, Step::ResetFailed { .. } | Step::Start { .. });
+            if starts && reload && !actions.iter().any(|x: &Action| x.step == Step::Reload) {
+                actions.push(reload_action());
+            }
+            actions.push(a);
+        }
+        if reload && !actions.iter().any(|x| x.step == Step::Reload) {
+            actions.push(reload_action());
+        }
+        for a in dropped.into_iter().filter(|a| a.step != Step::Reload) {
+            self.skipped.push(Skip {
+                id: a.step.id(),
+                subject: a.step.subject(),
+                reason: "not asked for (--only)".into(),
+            });
+        }
+        self.actions = actions;
+        self
+    }
+}
+
+fn reload_action() -> Action {
+    Action {
+        step: Step::Reload,
+        reason: "unit files or fstab changed: reload systemd (daemon-reload)".into(),
+    }
 }
 
 /// Findings with this id that --fix may repair. Gated on `fixable` (set
@@ -149,6 +213,14 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
         return p;
     }
+    if let Some(st) = obs.pause.as_ref().filter(|st| st.expired) {
+        p.actions.push(Action {
+            step: Step::ClearPause {
+                path: st.path.clone(),
+            },
+            reason: format!("the maintenance pause ended at {}", st.pause.until),
+        });
+    }
 
     // 1. Swap now.
     let active: Vec<&Finding> = fixable(a, "swap-active").collect();
@@ -172,14 +244,38 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
             let used: u64 = devices.iter().map(|d| d.used_kib * 1024).sum();
             let margin = policy.swapoff_min_free_mib * MIB;
             let avail = now.memory.available_bytes;
-            if used.saturating_add(margin) > avail {
+            // swapoff charges pages back to the cgroup that owns them.
+            let tight: Vec<&crate::cgroup::CgroupSwap> = match &obs.swap_cgroups {
+                Some(Probe::Ok(cg)) if used > 0 => cg
+                    .cgroups
+                    .iter()
+                    .filter(|c| c.swap_bytes > c.headroom())
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let host_short = used.saturating_add(margin) > avail;
+            if host_short || !tight.is_empty() {
                 swap_stays_on = true;
-                let msg = format!(
-                    "refusing swapoff: {} MiB of swap in use would not fit in {} MiB of available memory with a {} MiB margin (fix.swapoff_min_free_mib)",
-                    used / MIB,
-                    avail / MIB,
-                    policy.swapoff_min_free_mib
-                );
+                let mut why = Vec::new();
+                if host_short {
+                    why.push(format!(
+                        "{} MiB of swap in use would not fit in {} MiB of available memory with a {} MiB margin (fix.swapoff_min_free_mib)",
+                        used / MIB,
+                        avail / MIB,
+                        policy.swapoff_min_free_mib
+                    ));
+                }
+                for c in &tight {
+                    why.push(format!(
+                        "cgroup {} holds {} MiB of swap but has {} MiB of headroom under its limit of {} MiB: swapoff would charge it back and could OOM-kill it",
+                        c.path,
+                        c.swap_bytes / MIB,
+                        c.headroom() / MIB,
+                        c.limit_bytes / MIB
+                    ));
+                }
+                let msg = format!("refusing swapoff: {}", why.join("; "));
+                let names: Vec<&str> = tight.iter().map(|c| c.path.as_str()).collect();
                 p.findings.push(Finding {
                     id: "swapoff-unsafe".into(),
                     severity: Severity::Critical,
@@ -190,8 +286,12 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                         .join(","),
                     // Figures go in the skipped swapoff actions; the finding
                     // stays the same from run to run.
-                    message: "refusing swapoff: the swap in use would not fit in available memory with fix.swapoff_min_free_mib to spare".into(),
-                    remedy: Some("free memory (stop workloads), then swapoff -a".into()),
+                    message: if names.is_empty() {
+                        "refusing swapoff: the swap in use would not fit in available memory with fix.swapoff_min_free_mib to spare; free memory (stop workloads), then swapoff".into()
+                    } else {
+                        format!("refusing swapoff: memory cgroups {} could not take their swapped pages back under their limits; free memory in them, then swapoff", names.join(", "))
+                    },
+                    remedy: None,
                     fixable: false,
                 });
                 for d in &devices {
@@ -315,8 +415,11 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
         let failed = has("unit-failed", name);
         let disabled = masked || has("unit-disabled", name);
-        let stopped = masked || failed || has("unit-inactive", name);
-        if failed && policy.start {
+        let stopped_by_person = has("unit-stopped", name);
+        let stopped = masked || failed || stopped_by_person || has("unit-inactive", name);
+        // Only a unit that is really failed (or in its start limit) needs
+        // reset-failed; a crash loop in auto-restart does not.
+        if failed && st.active_state == "failed" && policy.start {
             run.push(Action {
                 step: Step::ResetFailed { unit: name.into() },
                 reason: format!(
@@ -346,6 +449,12 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                     subject: name.into(),
                     reason: "fix.start is off in config".into(),
                 });
+            } else if stopped_by_person && !policy.start_stopped {
+                p.skipped.push(Skip {
+                    id: "start",
+                    subject: name.into(),
+                    reason: "stopped cleanly after running in this boot (a person's systemctl stop?): left stopped".into(),
+                });
             } else if swap_stays_on && u.required == "kubelet.service" {
                 p.skipped.push(Skip {
                     id: "start",
@@ -362,10 +471,7 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
     }
     if p.actions.iter().any(|a| a.step.changes_files()) {
-        p.actions.push(Action {
-            step: Step::Reload,
-            reason: "unit files or fstab changed: reload systemd (daemon-reload)".into(),
-        });
+        p.actions.push(reload_action());
     }
     p.actions.extend(run);
     p
@@ -412,6 +518,9 @@ mod tests {
             vec![]
         };
         Observation {
+            bus_error: None,
+            pause: None,
+            swap_cgroups: None,
             units: vec![UnitObservation::kubelet(
                 load,
                 active,
@@ -502,6 +611,11 @@ mod tests {
             None,
             4096,
         );
+        // In auto-restart: no reset-failed (it is not failed), one start.
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert_eq!(s, vec!["start kubelet.service"]);
+        // Really failed (start limit): reset-failed first.
+        let o = obs("loaded", "failed", "failed", "enabled", None, 4096);
         let (s, _) = steps(&o, &Config::default().fix);
         assert_eq!(
             s,
@@ -641,6 +755,8 @@ mod tests {
         let pause = Pause {
             until: "2030-01-01T00:00:00Z".parse().unwrap(),
             reason: Some("kernel upgrade".into()),
+            by: None,
+            since: None,
         };
         let p = plan(&a, &o, &Config::default().fix, Some(&pause));
         assert!(p.actions.is_empty());

@@ -67,6 +67,22 @@ trait Manager {
     fn environment(&self) -> zbus::Result<Vec<String>>;
 }
 
+/// systemd job modes taint-guard uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobMode {
+    /// Refuse when it conflicts with a queued job (a person's stop): never
+    /// replace what someone else asked for.
+    Fail,
+}
+
+impl JobMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobMode::Fail => "fail",
+        }
+    }
+}
+
 /// Operations on units that observe and apply need. Implemented by
 /// [`Systemd`]; the daemon and tests can supply their own.
 #[allow(async_fn_in_trait)]
@@ -82,11 +98,13 @@ pub trait UnitManager {
     async fn unmask(&self, unit: &str) -> Result<()>;
     async fn reload(&self) -> Result<()>;
     async fn reset_failed(&self, unit: &str) -> Result<()>;
-    /// StartUnit(mode=replace) and wait for the job; returns the job result
-    /// (`done`, `failed`, `timeout`…). Errors when systemd refuses the job.
-    async fn start(&self, unit: &str, timeout: Duration) -> Result<String>;
-    /// StartUnit(mode=replace) without waiting for the job (`--no-block`).
-    async fn queue_start(&self, unit: &str) -> Result<()>;
+    /// StartUnit(mode=fail: a conflicting queued job — a person's stop —
+    /// makes systemd refuse rather than replace it) and wait for the job;
+    /// returns the job result (`done`, `failed`, `timeout`…). Errors when
+    /// systemd refuses the job.
+    async fn start(&self, unit: &str, mode: JobMode, timeout: Duration) -> Result<String>;
+    /// StartUnit(mode=fail) without waiting for the job (`--no-block`).
+    async fn queue_start(&self, unit: &str, mode: JobMode) -> Result<()>;
 }
 
 /// Bound on each D-Bus method call (Reload can take a while on big hosts).
@@ -116,11 +134,19 @@ impl Systemd {
                 .await?;
             Ok::<_, zbus::Error>(Systemd { conn, manager })
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| anyhow!("timed out after {timeout:?}"))
-            .and_then(|r| r.map_err(anyhow::Error::from))
-            .with_context(|| format!("connecting to the system bus at {addr}"))
+        // One line: zbus repeats its io error as its source, so only the
+        // root cause is said.
+        match tokio::time::timeout(timeout, fut).await {
+            Err(_) => bail!("no answer on the system bus at {addr} within {timeout:?}"),
+            Ok(Err(e)) => {
+                let mut root: &dyn std::error::Error = &e;
+                while let Some(s) = root.source() {
+                    root = s;
+                }
+                bail!("cannot connect to the system bus at {addr}: {root}")
+            }
+            Ok(Ok(s)) => Ok(s),
+        }
     }
 
     /// `Manager.SystemState` (`running`, `degraded`, `starting`…).
@@ -316,15 +342,15 @@ impl UnitManager for Systemd {
             .with_context(|| format!("ResetFailedUnit({unit})"))
     }
 
-    async fn queue_start(&self, unit: &str) -> Result<()> {
+    async fn queue_start(&self, unit: &str, mode: JobMode) -> Result<()> {
         self.manager
-            .start_unit(unit, "replace")
+            .start_unit(unit, mode.as_str())
             .await
             .map_err(|e| refused(unit, e))?;
         Ok(())
     }
 
-    async fn start(&self, unit: &str, timeout: Duration) -> Result<String> {
+    async fn start(&self, unit: &str, mode: JobMode, timeout: Duration) -> Result<String> {
         // Subscribe before starting so the JobRemoved signal cannot be missed.
         let _ = self.manager.subscribe().await;
         let mut removed = self
@@ -334,7 +360,7 @@ impl UnitManager for Systemd {
             .context("subscribing to JobRemoved")?;
         let job = self
             .manager
-            .start_unit(unit, "replace")
+            .start_unit(unit, mode.as_str())
             .await
             .map_err(|e| refused(unit, e))?;
         let wait = async {

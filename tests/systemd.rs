@@ -59,11 +59,8 @@ fn a(id: &str, subject: &str, outcome: &str) -> (String, String, String) {
 
 /// The seed incident: kubelet installed by kubeadm but never enabled, and
 /// not running after the reboot.
-#[test]
 fn check_seed_incident_disabled_and_inactive() {
-    let Some(node) = Node::boot("seed", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("seed", Kubelet::Kubeadm, |_| {});
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(v["status"], "critical");
@@ -99,11 +96,8 @@ fn check_seed_incident_disabled_and_inactive() {
     assert!(out.lines().count() < 25, "{out}");
 }
 
-#[test]
 fn check_healthy_node_is_ok() {
-    let Some(node) = Node::boot("healthy", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("healthy", Kubelet::Kubeadm, |_| {});
     node.exec("systemctl enable --now kubelet.service");
     node.wait_for("kubelet active", |n| {
         n.prop("kubelet.service", "ActiveState") == "active"
@@ -118,11 +112,8 @@ fn check_healthy_node_is_ok() {
     assert!(out.contains("OK: no problems found; reboot-safe"), "{out}");
 }
 
-#[test]
 fn check_masked_kubelet() {
-    let Some(node) = Node::boot("masked", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("masked", Kubelet::Kubeadm, |_| {});
     node.exec("systemctl mask kubelet.service");
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2);
@@ -132,11 +123,8 @@ fn check_masked_kubelet() {
     );
 }
 
-#[test]
 fn check_missing_kubelet_and_k3s_alternative() {
-    let Some(node) = Node::boot("missing", Kubelet::None, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("missing", Kubelet::None, |_| {});
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2);
     assert_eq!(
@@ -164,17 +152,14 @@ fn check_missing_kubelet_and_k3s_alternative() {
     );
 }
 
-#[test]
 fn check_crash_looping_kubelet() {
-    let Some(node) = Node::boot("crashloop", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("crashloop", Kubelet::Kubeadm, |root| {
         harness::kubelet_dropin(
             root,
             "20-false.conf",
             "[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\n",
         );
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable --now kubelet.service");
     node.wait_for("auto-restart", |n| {
         n.prop("kubelet.service", "SubState") == "auto-restart"
@@ -192,11 +177,8 @@ fn check_crash_looping_kubelet() {
     );
 }
 
-#[test]
 fn check_swap_active_and_in_fstab() {
-    let Some(node) = Node::boot("swap", Kubelet::Kubeadm, harness::install_fstab) else {
-        return;
-    };
+    let node = Node::boot("swap", Kubelet::Kubeadm, harness::install_fstab);
     node.exec("systemctl enable --now kubelet.service");
     node.swap_on("/swapfile", 16);
     let (code, v) = node.check_json(&[]);
@@ -212,14 +194,11 @@ fn check_swap_active_and_in_fstab() {
     assert_eq!(sw["size_kib"], 16 * 1024 - 4);
 }
 
-#[test]
 fn check_swap_tolerated_by_fail_swap_on_false() {
-    let Some(node) = Node::boot("swapok", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("swapok", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
         std::fs::write(root.join("var/lib/kubelet/config.yaml"), "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nfailSwapOn: false\nmemorySwap:\n  swapBehavior: LimitedSwap\n").unwrap();
-    }) else {
-        return;
-    };
+    });
     node.swap_on("/swapfile", 16);
     node.exec("systemctl enable --now kubelet.service");
     node.wait_for("kubelet active", |n| {
@@ -236,13 +215,10 @@ fn check_swap_tolerated_by_fail_swap_on_false() {
     );
 }
 
-#[test]
 fn check_swap_unit_outside_fstab() {
-    let Some(node) = Node::boot("swapunit", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("swapunit", Kubelet::Kubeadm, |root| {
         harness::install_extra_swap_unit(root);
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable --now kubelet.service && systemctl enable extra.swap");
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
@@ -253,11 +229,8 @@ fn check_swap_unit_outside_fstab() {
     assert!(msg(&v, 0).contains("/dev/vdb2"));
 }
 
-#[test]
 fn check_without_dbus_is_unknown() {
-    let Some(node) = Node::boot("nobus", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("nobus", Kubelet::Kubeadm, |_| {});
     let o = node
         .tg_command(&["check"])
         .env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/bus")
@@ -283,11 +256,8 @@ fn check_without_dbus_is_unknown() {
     );
 }
 
-#[test]
 fn check_config_errors_exit_78_and_usage_64() {
-    let Some(node) = Node::boot("config", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("config", Kubelet::Kubeadm, |_| {});
     std::fs::write(&node.config, "[fix]\nswapof = true\n").unwrap();
     let (code, _, err) = node.tg(&["check"]);
     assert_eq!(code, 78);
@@ -305,19 +275,16 @@ fn check_config_errors_exit_78_and_usage_64() {
 // ---------------------------------------------------------------- fix
 
 /// The seed incident with swap: exit 2 → one `check --fix` → exit 0.
-#[test]
 fn fix_seed_incident_end_to_end() {
     use std::os::unix::fs::MetadataExt;
-    let Some(node) = Node::boot("fixseed", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("fixseed", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
         // An unusual owner and mode, to see them kept.
         let fstab = root.join("etc/fstab");
         std::os::unix::fs::chown(&fstab, Some(1234), Some(5678)).unwrap();
         std::fs::set_permissions(&fstab, std::os::unix::fs::PermissionsExt::from_mode(0o640))
             .unwrap();
-    }) else {
-        return;
-    };
+    });
     node.swap_on("/swapfile", 16);
     let fstab_before = node.read("/etc/fstab");
     let (code, _) = node.check_json(&[]);
@@ -400,11 +367,8 @@ fn fix_seed_incident_end_to_end() {
     assert_eq!(baks2, 1);
 }
 
-#[test]
 fn fix_dry_run_changes_nothing() {
-    let Some(node) = Node::boot("dryrun", Kubelet::Kubeadm, harness::install_fstab) else {
-        return;
-    };
+    let node = Node::boot("dryrun", Kubelet::Kubeadm, harness::install_fstab);
     node.swap_on("/swapfile", 16);
     let fstab_before = node.read("/etc/fstab");
     let state = |n: &Node| {
@@ -459,11 +423,8 @@ fn fix_dry_run_changes_nothing() {
     );
 }
 
-#[test]
 fn fix_leaves_masked_kubelet_alone() {
-    let Some(node) = Node::boot("fixmasked", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("fixmasked", Kubelet::Kubeadm, |_| {});
     node.exec("systemctl mask kubelet.service");
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
@@ -475,11 +436,8 @@ fn fix_leaves_masked_kubelet_alone() {
 /// With `fix.unmask = true`, a kubelet that was enabled and then masked is
 /// unmasked, enabled (its links are already there: not a failure) and
 /// started.
-#[test]
 fn fix_unmasks_when_config_allows() {
-    let Some(node) = Node::boot("fixunmask", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("fixunmask", Kubelet::Kubeadm, |_| {});
     node.exec("systemctl enable kubelet.service && systemctl mask kubelet.service");
     std::fs::write(&node.config, "[fix]\nsettle_secs = 1\nunmask = true\n").unwrap();
     let (code, v) = node.check_json(&["--fix"]);
@@ -497,17 +455,14 @@ fn fix_unmasks_when_config_allows() {
     assert_eq!(node.prop("kubelet.service", "SubState"), "running");
 }
 
-#[test]
 fn fix_crash_loop_tries_once_and_reports_failure() {
-    let Some(node) = Node::boot("fixcrash", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("fixcrash", Kubelet::Kubeadm, |root| {
         harness::kubelet_dropin(
             root,
             "20-false.conf",
             "[Service]\nExecStart=\nExecStart=/bin/false\n",
         );
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable --now kubelet.service");
     node.wait_for("auto-restart", |n| {
         n.prop("kubelet.service", "SubState") == "auto-restart"
@@ -529,17 +484,14 @@ fn fix_crash_loop_tries_once_and_reports_failure() {
     assert!(has(&v, "unit-failed", "critical", "kubelet.service"));
 }
 
-#[test]
 fn fix_start_refused_by_systemd_reports_reason() {
-    let Some(node) = Node::boot("fixrefused", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("fixrefused", Kubelet::Kubeadm, |root| {
         harness::kubelet_dropin(
             root,
             "20-exec.conf",
             "[Service]\nType=exec\nExecStart=\nExecStart=/usr/bin/no-such-kubelet\n",
         );
-    }) else {
-        return;
-    };
+    });
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
     assert_eq!(
@@ -557,13 +509,10 @@ fn fix_start_refused_by_systemd_reports_reason() {
     );
 }
 
-#[test]
 fn fix_disables_swap_units_and_respects_pause() {
-    let Some(node) = Node::boot("fixunits", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("fixunits", Kubelet::Kubeadm, |root| {
         harness::install_extra_swap_unit(root);
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable --now kubelet.service && systemctl enable extra.swap");
 
     // A maintenance pause holds every action back.
@@ -597,9 +546,8 @@ fn fix_disables_swap_units_and_respects_pause() {
 
 /// At boot the API server is often unreachable: `--report` says so and the
 /// exit code stays the local verdict.
-#[test]
 fn report_unreachable_api_keeps_local_result() {
-    let Some(node) = Node::boot("report", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("report", Kubelet::Kubeadm, |root| {
         // The kubelet's own kubeconfig, pointing at a port nothing listens on.
         let kc = "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    server: https://127.0.0.1:9\n    insecure-skip-tls-verify: true\n  name: default-cluster\ncontexts:\n- context:\n    cluster: default-cluster\n    namespace: default\n    user: default-auth\n  name: default-context\ncurrent-context: default-context\nusers:\n- name: default-auth\n  user:\n    token: abc\n";
         std::fs::create_dir_all(root.join("etc/kubernetes")).unwrap();
@@ -609,9 +557,7 @@ fn report_unreachable_api_keeps_local_result() {
             "KUBELET_EXTRA_ARGS=--hostname-override=Worker-7\n",
         )
         .unwrap();
-    }) else {
-        return;
-    };
+    });
     let t = std::time::Instant::now();
     let (code, v) = node.check_json(&["--report"]);
     assert_eq!(code, 2, "{v:#}");
@@ -649,9 +595,8 @@ fn report_unreachable_api_keeps_local_result() {
 /// The packaged boot-time unit, on a node whose kubelet was never enabled
 /// (the seed incident) and whose fstab turns swap on: after one boot,
 /// kubelet is enabled and running and fstab no longer turns swap on.
-#[test]
 fn boot_unit_repairs_the_seed_incident_at_boot() {
-    let Some(node) = Node::boot("bootunit", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("bootunit", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
         std::fs::copy(
             env!("CARGO_BIN_EXE_taint-guard"),
@@ -674,9 +619,7 @@ fn boot_unit_repairs_the_seed_incident_at_boot() {
             wants.join("taint-guard-check.service"),
         )
         .unwrap();
-    }) else {
-        return;
-    };
+    });
     node.wait_for("kubelet active", |n| {
         n.prop("kubelet.service", "SubState") == "running"
     });
@@ -716,11 +659,8 @@ fn boot_unit_repairs_the_seed_incident_at_boot() {
 /// The whole process against a stateful stand-in for the API server: the
 /// seed incident is reported (annotations, condition, one Warning event),
 /// a second identical run only reads, and after --fix the condition flips.
-#[test]
 fn report_seed_incident_then_steady_state_then_fixed() {
-    let Some(node) = Node::boot("reportapi", Kubelet::Kubeadm, |_| {}) else {
-        return;
-    };
+    let node = Node::boot("reportapi", Kubelet::Kubeadm, |_| {});
     let fixture: Value =
         serde_json::from_str(include_str!("fixtures/report/node-worker-1.json")).unwrap();
     let api = harness::apiserver::FakeApi::start(fixture);
@@ -854,17 +794,14 @@ fn report_seed_incident_then_steady_state_then_fixed() {
 /// systemd's start limit and stays failed: check reports it, --fix resets
 /// the limit once (a plain start would be refused) and reports the new
 /// failure instead of looping.
-#[test]
 fn start_limit_hit_is_reported_and_reset_once() {
-    let Some(node) = Node::boot("startlimit", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("startlimit", Kubelet::Kubeadm, |root| {
         harness::kubelet_dropin(
             root,
             "20-limit.conf",
             "[Unit]\nStartLimitIntervalSec=30s\nStartLimitBurst=3\n[Service]\nExecStart=\nExecStart=/bin/false\nRestart=always\nRestartSec=100ms\n",
         );
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable kubelet.service; systemctl start kubelet.service || true");
     // systemd 252 leaves Result=exit-code when auto-restarts hit the limit.
     node.wait_for("start limit", |n| {
@@ -904,9 +841,8 @@ fn start_limit_hit_is_reported_and_reset_once() {
 /// A swap unit made by a generator at every boot (as zram-generator and
 /// gpt-auto-generator do) is not explained by fstab; --fix masks it, since
 /// disabling a generated unit does nothing.
-#[test]
 fn generated_swap_unit_is_reported_and_masked() {
-    let Some(node) = Node::boot("genswap", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("genswap", Kubelet::Kubeadm, |root| {
         let gen = root.join("etc/systemd/system-generators/zram-test-generator");
         std::fs::create_dir_all(gen.parent().unwrap()).unwrap();
         std::fs::write(
@@ -916,9 +852,7 @@ fn generated_swap_unit_is_reported_and_masked() {
         .unwrap();
         std::fs::set_permissions(&gen, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable --now kubelet.service");
     assert_eq!(node.prop("dev-zram0.swap", "UnitFileState"), "generated");
     let (code, v) = node.check_json(&[]);
@@ -946,17 +880,14 @@ fn generated_swap_unit_is_reported_and_masked() {
 
 /// A kubelet unit without an [Install] section cannot be enabled: check
 /// says so and gives the remedy that works; --fix does not pretend.
-#[test]
 fn unit_without_install_section_is_not_reboot_safe() {
-    let Some(node) = Node::boot("noinstall", Kubelet::None, |root| {
+    let node = Node::boot("noinstall", Kubelet::None, |root| {
         std::fs::write(
             root.join("etc/systemd/system/kubelet.service"),
             "[Service]\nExecStart=/bin/sleep infinity\n",
         )
         .unwrap();
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl start kubelet.service");
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 2, "{v:#}");
@@ -980,16 +911,13 @@ fn unit_without_install_section_is_not_reboot_safe() {
 
 /// A symlinked /etc/fstab (absolute target) is edited where it really
 /// lives inside the node's root; the link stays a link.
-#[test]
 fn fix_symlinked_fstab_edits_the_target_inside_the_root() {
-    let Some(node) = Node::boot("fstablink", Kubelet::Kubeadm, |root| {
+    let node = Node::boot("fstablink", Kubelet::Kubeadm, |root| {
         std::fs::create_dir_all(root.join("etc/fstab.d")).unwrap();
         std::fs::write(root.join("etc/fstab.d/real"), harness::fixture("fstab")).unwrap();
         std::fs::remove_file(root.join("etc/fstab")).ok();
         std::os::unix::fs::symlink("/etc/fstab.d/real", root.join("etc/fstab")).unwrap();
-    }) else {
-        return;
-    };
+    });
     node.exec("systemctl enable --now kubelet.service");
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 0, "{v:#}");
@@ -1012,4 +940,90 @@ fn fix_symlinked_fstab_edits_the_target_inside_the_root() {
         })
         .count();
     assert_eq!(baks, 1);
+}
+
+fn main() -> std::process::ExitCode {
+    harness::run(vec![
+        harness::trial(
+            "check_seed_incident_disabled_and_inactive",
+            check_seed_incident_disabled_and_inactive,
+        ),
+        harness::trial("check_healthy_node_is_ok", check_healthy_node_is_ok),
+        harness::trial("check_masked_kubelet", check_masked_kubelet),
+        harness::trial(
+            "check_missing_kubelet_and_k3s_alternative",
+            check_missing_kubelet_and_k3s_alternative,
+        ),
+        harness::trial("check_crash_looping_kubelet", check_crash_looping_kubelet),
+        harness::trial(
+            "check_swap_active_and_in_fstab",
+            check_swap_active_and_in_fstab,
+        ),
+        harness::trial(
+            "check_swap_tolerated_by_fail_swap_on_false",
+            check_swap_tolerated_by_fail_swap_on_false,
+        ),
+        harness::trial(
+            "check_swap_unit_outside_fstab",
+            check_swap_unit_outside_fstab,
+        ),
+        harness::trial(
+            "check_without_dbus_is_unknown",
+            check_without_dbus_is_unknown,
+        ),
+        harness::trial(
+            "check_config_errors_exit_78_and_usage_64",
+            check_config_errors_exit_78_and_usage_64,
+        ),
+        harness::trial("fix_seed_incident_end_to_end", fix_seed_incident_end_to_end),
+        harness::trial("fix_dry_run_changes_nothing", fix_dry_run_changes_nothing),
+        harness::trial(
+            "fix_leaves_masked_kubelet_alone",
+            fix_leaves_masked_kubelet_alone,
+        ),
+        harness::trial(
+            "fix_unmasks_when_config_allows",
+            fix_unmasks_when_config_allows,
+        ),
+        harness::trial(
+            "fix_crash_loop_tries_once_and_reports_failure",
+            fix_crash_loop_tries_once_and_reports_failure,
+        ),
+        harness::trial(
+            "fix_start_refused_by_systemd_reports_reason",
+            fix_start_refused_by_systemd_reports_reason,
+        ),
+        harness::trial(
+            "fix_disables_swap_units_and_respects_pause",
+            fix_disables_swap_units_and_respects_pause,
+        ),
+        harness::trial(
+            "report_unreachable_api_keeps_local_result",
+            report_unreachable_api_keeps_local_result,
+        ),
+        harness::trial(
+            "boot_unit_repairs_the_seed_incident_at_boot",
+            boot_unit_repairs_the_seed_incident_at_boot,
+        ),
+        harness::trial(
+            "report_seed_incident_then_steady_state_then_fixed",
+            report_seed_incident_then_steady_state_then_fixed,
+        ),
+        harness::trial(
+            "start_limit_hit_is_reported_and_reset_once",
+            start_limit_hit_is_reported_and_reset_once,
+        ),
+        harness::trial(
+            "generated_swap_unit_is_reported_and_masked",
+            generated_swap_unit_is_reported_and_masked,
+        ),
+        harness::trial(
+            "unit_without_install_section_is_not_reboot_safe",
+            unit_without_install_section_is_not_reboot_safe,
+        ),
+        harness::trial(
+            "fix_symlinked_fstab_edits_the_target_inside_the_root",
+            fix_symlinked_fstab_edits_the_target_inside_the_root,
+        ),
+    ])
 }

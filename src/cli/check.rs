@@ -36,6 +36,12 @@ pub struct CheckCmd {
     #[arg(long, requires = "fix")]
     pub dry_run: bool,
 
+    /// With --fix: only these repairs (repeatable): swapoff, fstab-comment,
+    /// swap-unit-disable, swap-unit-mask, unmask, reset-failed, enable,
+    /// start, pause-clear. A daemon-reload follows file changes.
+    #[arg(long, requires = "fix", value_name = "ACTION", value_parser = clap::builder::PossibleValuesParser::new(plan::ACTION_IDS))]
+    pub only: Vec<String>,
+
     /// With --fix: queue start jobs and return without waiting for them
     /// (for the boot-time unit ordered before kubelet.service).
     #[arg(long, requires = "fix")]
@@ -59,6 +65,15 @@ pub struct CheckCmd {
     /// Where to read active swap from (swap is kernel-global).
     #[arg(long, default_value = "/proc/swaps", value_name = "PATH", hide = true)]
     pub proc_swaps: PathBuf,
+
+    /// The cgroupfs root, for the swapoff guard.
+    #[arg(
+        long,
+        default_value = "/sys/fs/cgroup",
+        value_name = "PATH",
+        hide = true
+    )]
+    pub cgroup_root: PathBuf,
 }
 
 const BUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -90,10 +105,14 @@ impl CheckCmd {
         if self.no_block {
             cfg.fix.wait_for_start = false;
         }
+        // A person ran --fix: a unit they (or a colleague) stopped earlier
+        // is started too. The daemon decides by its own config.
+        cfg.fix.start_stopped = true;
         let cfg = &cfg;
         let src = Sources {
             host: ctx.host.clone(),
             proc_swaps: self.proc_swaps.clone(),
+            cgroup_root: self.cgroup_root.clone(),
         };
         let conn = Systemd::connect(BUS_TIMEOUT)
             .await
@@ -107,14 +126,8 @@ impl CheckCmd {
 
         if self.fix {
             let now = jiff::Timestamp::now();
-            let pause = match crate::pause::active(&ctx.host, now) {
-                Ok(p) => p,
-                Err(e) => Some(crate::pause::Pause {
-                    until: jiff::Timestamp::MAX,
-                    reason: Some(format!("{e:#}")),
-                }),
-            };
-            let p = plan::plan(&assessment, &obs, &cfg.fix, pause.as_ref());
+            let pause = obs.pause.as_ref().and_then(|p| p.active()).cloned();
+            let p = plan::plan(&assessment, &obs, &cfg.fix, pause.as_ref()).only(&self.only);
             if self.dry_run {
                 for a in &p.actions {
                     if let plan::Step::CommentFstab { path, lines } = &a.step {

@@ -97,7 +97,8 @@ pub fn condition(a: &Assessment) -> (&'static str, String, String) {
     let status = match a.status {
         Status::Critical => "True",
         Status::Unknown => "Unknown",
-        Status::Ok | Status::Warning if !a.reboot_safe => "True",
+        Status::Ok | Status::Warning if a.reboot_safe == Some(false) => "True",
+        Status::Ok | Status::Warning if a.reboot_safe.is_none() => "Unknown",
         Status::Ok | Status::Warning => "False",
     };
     // Findings are sorted most severe first.
@@ -141,7 +142,12 @@ pub fn changes(
     };
     let want: BTreeMap<String, String> = [
         (STATUS, status.to_string()),
-        (REBOOT_SAFE, a.reboot_safe.to_string()),
+        (
+            REBOOT_SAFE,
+            a.reboot_safe
+                .map(|b| b.to_string())
+                .unwrap_or_else(|| "unknown".into()),
+        ),
         (FINDINGS, findings_json(&a.findings, max_findings_bytes)),
         (SINCE, since),
     ]
@@ -204,6 +210,7 @@ pub fn changes(
             let (type_, suffix) = match x.outcome {
                 Action::Done => ("Normal", ""),
                 Action::Failed => ("Warning", "Failed"),
+                Action::TimedOut => ("Warning", "TimedOut"),
                 Action::Planned | Action::Skipped => return None,
             };
             Some(EventSpec {
@@ -309,9 +316,9 @@ mod tests {
 
     #[test]
     fn condition_polarity() {
-        let a = |status, reboot_safe, findings| Assessment {
+        let a = |status, reboot_safe: bool, findings| Assessment {
             status,
-            reboot_safe,
+            reboot_safe: Some(reboot_safe),
             findings,
         };
         let (s, r, _) = condition(&a(Status::Ok, true, vec![]));
@@ -359,7 +366,7 @@ mod tests {
         );
         let a = Assessment {
             status: Status::Warning,
-            reboot_safe: true,
+            reboot_safe: Some(true),
             findings: vec![f("swap-active", Severity::Warning, "swap is on")],
         };
         let now: Timestamp = "2025-06-01T00:00:00Z".parse().unwrap();

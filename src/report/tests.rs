@@ -2,6 +2,7 @@
 //! pair): every request is checked (method, path, query, patch type, body)
 //! and answered as the API server would; a missing or extra request fails.
 
+use crate::remedy::Remedy;
 use std::time::Duration;
 
 use http::{Method, Request, Response};
@@ -140,7 +141,7 @@ fn finding(id: &str, severity: Severity, message: &str, remedy: &str) -> Finding
         severity,
         subject: "kubelet.service".into(),
         message: message.into(),
-        remedy: Some(remedy.into()),
+        remedy: Some(Remedy::cmd(&shlex::split(remedy).unwrap())),
         fixable: true,
     }
 }
@@ -148,7 +149,7 @@ fn finding(id: &str, severity: Severity, message: &str, remedy: &str) -> Finding
 fn critical() -> Assessment {
     Assessment {
         status: Status::Critical,
-        reboot_safe: false,
+        reboot_safe: Some(false),
         findings: vec![finding(
             "unit-disabled",
             Severity::Critical,
@@ -161,7 +162,7 @@ fn critical() -> Assessment {
 fn ok() -> Assessment {
     Assessment {
         status: Status::Ok,
-        reboot_safe: true,
+        reboot_safe: Some(true),
         findings: vec![],
     }
 }
@@ -433,7 +434,7 @@ async fn heartbeat_only_condition_change_keeps_transition_time() {
     // Same condition status, new message: lastTransitionTime stays.
     let node = first_report().await;
     let mut a = critical();
-    a.findings[0].remedy = Some("systemctl enable kubelet.service".into());
+    a.findings[0].remedy = Some(Remedy::systemctl(&["enable", "kubelet.service"]));
     let later = t0() + jiff::SignedDuration::from_mins(1);
     let out = Run::new(&a)
         .go(

@@ -4,8 +4,9 @@
 //! DBUS_SYSTEM_BUS_ADDRESS and reads its files through --host-root.
 //!
 //! Needs Linux and root; installs debootstrap and systemd-container with
-//! apt when missing. Elsewhere the tests are skipped with a message, unless
-//! TG_REQUIRE_SYSTEMD=1, which makes a skip a failure.
+//! apt when missing. The test targets are `harness = false` (libtest-mimic):
+//! elsewhere every scenario shows as *ignored* in the runner's summary, never
+//! as passed; with TG_REQUIRE_SYSTEMD=1 (CI) each fails instead.
 //!
 //! The base rootfs is cached under the cargo target dir (or at
 //! $TG_ROOTFS_CACHE) and copied per node.
@@ -53,24 +54,79 @@ fn unsupported() -> Option<String> {
     None
 }
 
-/// Skip (or fail under TG_REQUIRE_SYSTEMD=1) when the machine cannot boot
-/// a node. Returns the serialising guard when it can.
-pub fn require() -> Option<MutexGuard<'static, ()>> {
+/// The serialising guards: one node at a time in this process, and across
+/// processes (other test binaries, other checkouts), since swap and the
+/// payload cgroup are machine-wide.
+pub struct Exclusive {
+    _guard: MutexGuard<'static, ()>,
+    _lock: fs::File,
+}
+
+/// Take the machine for one real-systemd scenario. Only called from a trial
+/// that [`run`] did not mark ignored.
+pub fn require() -> Exclusive {
     let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(why) = unsupported() {
-        if std::env::var("TG_REQUIRE_SYSTEMD").as_deref() == Ok("1") {
-            panic!("real-systemd tests cannot run here ({why}) and TG_REQUIRE_SYSTEMD=1");
-        }
-        eprintln!("SKIPPED: real-systemd test: {why}");
-        return None;
-    }
+    let lock = fs::File::create("/tmp/taint-guard-nspawn.lock").expect("lock file");
+    // SAFETY: flock on an open fd; released when `lock` is dropped.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+        0
+    );
     ensure_prerequisites();
     let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
     assert!(
         swaps.lines().count() <= 1,
         "the host has swap on; these tests need a host without swap of its own:\n{swaps}"
     );
-    Some(guard)
+    Exclusive {
+        _guard: guard,
+        _lock: lock,
+    }
+}
+
+/// One real-systemd scenario as a trial.
+pub fn trial(name: &'static str, f: fn()) -> libtest_mimic::Trial {
+    libtest_mimic::Trial::test(name, move || {
+        std::panic::catch_unwind(f).map_err(|e| {
+            let msg = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "panicked".into());
+            libtest_mimic::Failed::from(msg)
+        })
+    })
+}
+
+/// Run the trials. On a machine that cannot boot a node every trial is
+/// shown as ignored (the runner's summary counts it), with the reason on
+/// stderr; with TG_REQUIRE_SYSTEMD=1 every trial fails instead.
+pub fn run(trials: Vec<libtest_mimic::Trial>) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = match unsupported() {
+        None => trials,
+        Some(why) if std::env::var("TG_REQUIRE_SYSTEMD").as_deref() == Ok("1") => trials
+            .into_iter()
+            .map(|t| {
+                let name = t.name().to_string();
+                let why = why.clone();
+                libtest_mimic::Trial::test(name, move || {
+                    Err(format!(
+                        "real-systemd tests cannot run here ({why}) and TG_REQUIRE_SYSTEMD=1"
+                    )
+                    .into())
+                })
+            })
+            .collect(),
+        Some(why) => {
+            eprintln!("real-systemd scenarios ignored: {why}");
+            trials
+                .into_iter()
+                .map(|t| t.with_ignored_flag(true))
+                .collect()
+        }
+    };
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
 fn ensure_prerequisites() {
@@ -104,18 +160,22 @@ fn ensure_prerequisites() {
 /// The cached base rootfs, built once (under a file lock, so parallel
 /// test processes do not race).
 fn base_rootfs() -> PathBuf {
-    if let Ok(p) = std::env::var("TG_ROOTFS_CACHE") {
-        return PathBuf::from(p);
-    }
-    let base = tmp().join("rootfs-bookworm");
-    let lock = fs::File::create(tmp().join("rootfs.lock")).expect("lock file");
+    let base = std::env::var_os("TG_ROOTFS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp().join("rootfs-bookworm"));
+    let parent = base
+        .parent()
+        .expect("rootfs cache has a parent")
+        .to_path_buf();
+    fs::create_dir_all(&parent).expect("creating the rootfs cache folder");
+    let lock = fs::File::create(parent.join("rootfs.lock")).expect("lock file");
     // SAFETY: flock on an open fd; released when `lock` is dropped.
     assert_eq!(
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
         0
     );
     if !base.join("usr/lib/systemd/systemd").exists() {
-        let partial = tmp().join("rootfs-bookworm.partial");
+        let partial = parent.join("rootfs-bookworm.partial");
         let _ = fs::remove_dir_all(&partial);
         eprintln!("debootstrap: building the base rootfs (~1 min, once)");
         let t = Instant::now();
@@ -126,7 +186,7 @@ fn base_rootfs() -> PathBuf {
                 "bookworm",
             ])
             .arg(&partial)
-            .arg("http://deb.debian.org/debian")
+            .arg(apt_mirror())
             .output()
             .expect("running debootstrap");
         assert!(
@@ -140,6 +200,38 @@ fn base_rootfs() -> PathBuf {
         eprintln!("debootstrap: done in {:?}", t.elapsed());
     }
     base
+}
+
+/// The Debian mirror this host's own apt sources use (deb822 `URIs:` in
+/// /etc/apt/sources.list.d/*.sources, or a `deb URI bookworm main` line), so
+/// no mirror host is written into the repository.
+pub fn apt_mirror() -> String {
+    let mut files: Vec<PathBuf> = fs::read_dir("/etc/apt/sources.list.d")
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.sort();
+    files.insert(0, PathBuf::from("/etc/apt/sources.list"));
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap_or_default();
+        for line in text.lines() {
+            let line = line.trim();
+            let uri = if let Some(rest) = line.strip_prefix("URIs:") {
+                rest.split_whitespace().next()
+            } else if let Some(rest) = line.strip_prefix("deb ") {
+                rest.split_whitespace().find(|w| !w.starts_with('['))
+            } else {
+                None
+            };
+            if let Some(u) = uri {
+                if (u.starts_with("http://") || u.starts_with("https://"))
+                    && !u.contains("security")
+                {
+                    return u.to_string();
+                }
+            }
+        }
+    }
+    panic!("no Debian mirror found in this host's apt sources (/etc/apt/sources.list{{,.d/*}})")
 }
 
 /// How to lay out kubelet on a node.
@@ -160,14 +252,14 @@ pub struct Node {
     pub config: PathBuf,
     child: Child,
     leader: u32,
-    _guard: MutexGuard<'static, ()>,
+    _exclusive: Exclusive,
 }
 
 impl Node {
     /// Copy the base rootfs, lay out kubelet, run `prepare` on the rootfs,
-    /// boot it and wait for systemd to be up. None when skipped.
-    pub fn boot(name: &str, kubelet: Kubelet, prepare: impl FnOnce(&Path)) -> Option<Node> {
-        let guard = require()?;
+    /// boot it and wait for systemd to be up.
+    pub fn boot(name: &str, kubelet: Kubelet, prepare: impl FnOnce(&Path)) -> Node {
+        let exclusive = require();
         let base = base_rootfs();
         let dir = tmp().join("nodes").join(name);
         let _ = fs::remove_dir_all(&dir);
@@ -224,10 +316,10 @@ impl Node {
             config,
             child,
             leader: 0,
-            _guard: guard,
+            _exclusive: exclusive,
         };
         node.wait_booted();
-        Some(node)
+        node
     }
 
     pub fn bus_address(&self) -> String {
