@@ -65,6 +65,23 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Stri
     let swap_null = value
         .get("memorySwap")
         .is_some_and(|m| m.is_null() || m.get("swapBehavior").is_some_and(|v| v.is_null()));
+    // A drop-in key in another case (`FailSwapOn`, `failswapon`) may win or
+    // lose against the base config depending on how encoding/json orders
+    // them: not reproduced.
+    if dropin {
+        if let Some(m) = value.as_mapping() {
+            for k in m.keys().filter_map(|k| k.as_str()) {
+                let lower = k.to_ascii_lowercase();
+                if (lower == "failswapon" && k != "failSwapOn")
+                    || (lower == "memoryswap" && k != "memorySwap")
+                {
+                    return Err(format!(
+                        "{path}: key {k:?} differs from failSwapOn/memorySwap only in case; how kubelet merges it is not reproduced"
+                    ));
+                }
+            }
+        }
+    }
     if dropin && (null_at("failSwapOn") || swap_null) {
         return Err(format!(
             "{path}: a null failSwapOn/memorySwap in a --config-dir drop-in (merge-patch deletion) is not reproduced"
@@ -110,6 +127,20 @@ mod tests {
             .unwrap_err()
             .starts_with("/c:"));
         assert!(parse(format!("{HEAD}failSwapOn: null\n").as_bytes(), "/c", true).is_err());
+        assert!(
+            parse(format!("{HEAD}failswapon: false\n").as_bytes(), "/c", true)
+                .unwrap_err()
+                .contains("only in case")
+        );
+        // In --config a wrong-case key is an unknown field: ignored.
+        assert_eq!(
+            parse(format!("{HEAD}FailSwapOn: false\n").as_bytes(), "/c", false)
+                .unwrap()
+                .fail_swap_on,
+            None
+        );
+        // YAML 1.1 booleans (kubelet reads `yes` as true): not reproduced, unknown.
+        assert!(parse(format!("{HEAD}failSwapOn: yes\n").as_bytes(), "/c", false).is_err());
         assert_eq!(
             parse(format!("{HEAD}failSwapOn: null\n").as_bytes(), "/c", false)
                 .unwrap()
