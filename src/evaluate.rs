@@ -6,6 +6,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
+use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe, UnitObservation, UnitState};
 use crate::remedy::Remedy;
 
@@ -447,37 +448,33 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
 }
 
 fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
-    // Would kubelet refuse to start with swap on? Unknown policy: assume
-    // kubelet's default (it refuses).
-    let (refuses, why) = match &obs.kubelet_policy {
-        None => (false, "no kubelet unit found".to_string()),
-        Some(Probe::Ok(p)) => (p.fail_swap_on, p.decided_by.clone()),
-        Some(Probe::Failed(e)) => {
-            out.push(finding(
-                "probe-failed",
-                Severity::Unknown,
-                "kubelet-config",
-                format!("cannot determine kubelet's swap policy: {e}; assuming failSwapOn: true"),
-                None,
-                false,
-            ));
-            (true, "assumed default".into())
-        }
-    };
-    let sev = if refuses {
-        Severity::Critical
-    } else {
-        Severity::Info
-    };
-    // Repair swap only on a known policy: a node that runs with swap on
-    // purpose must not lose it because its kubelet config was unreadable.
-    let fixable = refuses && matches!(obs.kubelet_policy, Some(Probe::Ok(_)));
-    let judgement = if refuses {
-        format!("kubelet refuses to start while swap is on ({why})")
-    } else if obs.kubelet_policy.is_some() {
-        format!("kubelet tolerates swap ({why})")
-    } else {
-        why
+    // Would kubelet refuse to start with swap on? Only a known policy
+    // decides; an unknown one makes every swap finding a warning that says
+    // why, and nothing is fixable because of it: a node that runs with swap
+    // on purpose must not lose it because its kubelet config was unreadable.
+    let (sev, fixable, judgement) = match &obs.kubelet_policy {
+        None => (Severity::Info, false, "no kubelet unit found".to_string()),
+        Some(KubeletPolicy::Known(p)) if p.fail_swap_on => (
+            Severity::Critical,
+            true,
+            format!(
+                "kubelet refuses to start while swap is on ({})",
+                p.fail_swap_on_from
+            ),
+        ),
+        Some(KubeletPolicy::Known(p)) => (
+            Severity::Info,
+            false,
+            format!("kubelet tolerates swap ({})", p.fail_swap_on_from),
+        ),
+        Some(KubeletPolicy::Unknown(u)) => (
+            Severity::Warning,
+            false,
+            format!(
+                "kubelet's swap policy is unknown ({}): swap left alone",
+                u.reason
+            ),
+        ),
     };
 
     match &obs.swap_now {
@@ -622,8 +619,8 @@ mod tests {
         UnitObservation::kubelet(load, active, sub, ufs, "success")
     }
 
-    fn policy(fail: bool) -> Option<Probe<SwapPolicy>> {
-        Some(Probe::Ok(SwapPolicy::builtin(fail)))
+    fn policy(fail: bool) -> Option<KubeletPolicy> {
+        Some(KubeletPolicy::Known(SwapPolicy::builtin(fail)))
     }
 
     fn healthy() -> Observation {
@@ -889,22 +886,27 @@ mod tests {
     }
 
     #[test]
-    fn unknown_policy_assumes_refusal_and_says_so() {
+    fn unknown_policy_warns_once_per_finding_and_fixes_nothing() {
         let mut o = with_swap(healthy());
-        o.kubelet_policy = Some(Probe::Failed(
-            "/var/lib/kubelet/config.yaml:2:13: bad".into(),
+        o.kubelet_policy = Some(KubeletPolicy::unknown(
+            "ExecStart runs /usr/local/bin/kubelet-wrapper.sh, not a kubelet binary",
         ));
         let a = evaluate(&o, &Config::default());
-        assert_eq!(a.status, Status::Critical);
-        assert!(a
-            .findings
-            .iter()
-            .any(|f| f.id == "probe-failed" && f.message.contains("config.yaml:2:13")));
-        assert!(a
-            .findings
-            .iter()
-            .filter(|f| f.id.starts_with("swap-"))
-            .all(|f| !f.fixable));
+        assert_eq!(a.status, Status::Warning);
+        assert_eq!(
+            ids(&a),
+            vec![
+                ("swap-active", Severity::Warning, "/swapfile"),
+                ("swap-in-fstab", Severity::Warning, "/etc/fstab:3")
+            ]
+        );
+        assert!(a.findings.iter().all(|f| !f.fixable));
+        assert!(
+            a.findings[0].message.ends_with("kubelet's swap policy is unknown (ExecStart runs /usr/local/bin/kubelet-wrapper.sh, not a kubelet binary): swap left alone"),
+            "{}",
+            a.findings[0].message
+        );
+        assert!(!a.findings.iter().any(|f| f.id == "probe-failed"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kubelet::{ServiceSpec, SwapPolicy};
+use crate::kubelet::{KubeletPolicy, ServiceSpec};
 use crate::swap::{SwapNow, SwapUnit};
 
 /// The result of one probe: what it saw, or why it could not look.
@@ -123,7 +123,7 @@ pub struct Observation {
     pub fstab: Probe<FstabSwap>,
     pub swap_units: Probe<Vec<SwapUnit>>,
     /// kubelet's swap policy; `None` when no kubelet unit was found.
-    pub kubelet_policy: Option<Probe<SwapPolicy>>,
+    pub kubelet_policy: Option<KubeletPolicy>,
 }
 
 impl Observation {

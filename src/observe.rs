@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::fstab;
 use crate::hostroot::HostRoot;
-use crate::kubelet::{self, SwapPolicy};
+use crate::kubelet::{self, DirEntry, KubeletPolicy, NodeFiles};
 use crate::observation::{FstabSwap, Observation, Probe, UnitObservation};
 use crate::swap::{self, SwapUnit};
 use crate::systemd::UnitManager;
@@ -41,13 +41,12 @@ pub async fn observe<S: UnitManager>(
         .iter()
         .find(|u| u.required == "kubelet.service")
         .and_then(|u| match &u.state {
-            Probe::Failed(e) => Some(Probe::Failed(format!("kubelet unit unreadable: {e}"))),
-            Probe::Ok(s) if s.load_state == "not-found" => None,
-            Probe::Ok(s) => Some(Probe::from_result(policy_for(
-                &u.name,
-                s.service.as_ref(),
-                &src.host,
+            Probe::Failed(e) => Some(KubeletPolicy::unknown(format!(
+                "kubelet unit {} unreadable: {e}",
+                u.name
             ))),
+            Probe::Ok(s) if s.load_state == "not-found" => None,
+            Probe::Ok(s) => Some(policy_for(&u.name, s.service.as_ref(), &src.host)),
         });
     let swap_units = match systemd {
         Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
@@ -112,16 +111,47 @@ async fn observe_unit<S: UnitManager>(
     }
 }
 
-fn policy_for(
-    unit: &str,
-    spec: Option<&kubelet::ServiceSpec>,
-    host: &HostRoot,
-) -> Result<SwapPolicy> {
-    let empty = kubelet::ServiceSpec::default();
-    let spec = spec.unwrap_or(&empty);
-    kubelet::swap_policy(spec, kubelet::Flavour::of_unit(unit), &|p: &str| {
-        read_optional(host, p)
-    })
+fn policy_for(unit: &str, spec: Option<&kubelet::ServiceSpec>, host: &HostRoot) -> KubeletPolicy {
+    match spec {
+        Some(spec) => kubelet::swap_policy(spec, host),
+        None => KubeletPolicy::unknown(format!(
+            "{unit} is not a loaded service: its ExecStart could not be read"
+        )),
+    }
+}
+
+/// kubelet's and systemd's files, read under the host root (symlinks
+/// resolved inside it).
+impl NodeFiles for HostRoot {
+    fn read(&self, node_path: &str) -> std::io::Result<Option<Vec<u8>>> {
+        let p = self.resolve(node_path)?;
+        match std::fs::read(&p) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // A path through a regular file: no such file, as for glob(3).
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list_dir(&self, node_path: &str) -> std::io::Result<Option<Vec<DirEntry>>> {
+        let p = self.resolve(node_path)?;
+        let rd = match std::fs::read_dir(&p) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        for e in rd {
+            let e = e?;
+            out.push(DirEntry {
+                name: e.file_name().to_string_lossy().into_owned(),
+                is_dir: e.file_type()?.is_dir(),
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(out))
+    }
 }
 
 /// Read a node file; `Ok(None)` when it does not exist.

@@ -68,12 +68,18 @@ pub fn human(out: &CheckOutput) -> String {
             }
         }
     }
-    if let Some(Probe::Ok(p)) = &out.observations.kubelet_policy {
-        let _ = writeln!(
-            s,
-            "kubelet swap policy: failSwapOn={} ({})",
-            p.fail_swap_on, p.decided_by
-        );
+    match &out.observations.kubelet_policy {
+        Some(crate::kubelet::KubeletPolicy::Known(p)) => {
+            let _ = writeln!(
+                s,
+                "kubelet swap policy: failSwapOn={} ({})",
+                p.fail_swap_on, p.fail_swap_on_from
+            );
+        }
+        Some(crate::kubelet::KubeletPolicy::Unknown(u)) => {
+            let _ = writeln!(s, "kubelet swap policy: unknown ({})", u.reason);
+        }
+        None => {}
     }
     if let Some(p) = out.observations.pause.as_ref().and_then(|p| p.active()) {
         let _ = writeln!(s, "paused: {}", p.describe());

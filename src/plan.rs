@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::config::FixPolicy;
 use crate::evaluate::{Assessment, Finding, Severity};
+use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe};
 use crate::pause::Pause;
 
@@ -313,7 +314,8 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
 
     // Swap that no action turns off (a deleted swap file) keeps kubelet
     // from starting just the same.
-    let refuses = matches!(&obs.kubelet_policy, Some(Probe::Ok(pol)) if pol.fail_swap_on);
+    let refuses =
+        matches!(&obs.kubelet_policy, Some(KubeletPolicy::Known(pol)) if pol.fail_swap_on);
     let swapped_off = |dev: &str| {
         p.actions
             .iter()
@@ -539,7 +541,7 @@ mod tests {
                 entries,
             }),
             swap_units: Probe::Ok(vec![]),
-            kubelet_policy: Some(Probe::Ok(SwapPolicy::builtin(true))),
+            kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
         }
     }
 
@@ -675,7 +677,7 @@ mod tests {
     #[test]
     fn tolerated_swap_is_not_touched() {
         let mut o = obs("loaded", "active", "running", "enabled", Some(10), 4096);
-        o.kubelet_policy = Some(Probe::Ok(SwapPolicy::builtin(false)));
+        o.kubelet_policy = Some(KubeletPolicy::Known(SwapPolicy::builtin(false)));
         let (s, _) = steps(&o, &Config::default().fix);
         assert!(s.is_empty());
     }

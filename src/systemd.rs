@@ -63,6 +63,8 @@ trait Manager {
     ) -> zbus::Result<()>;
     #[zbus(property)]
     fn system_state(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn environment(&self) -> zbus::Result<Vec<String>>;
 }
 
 /// systemd job modes taint-guard uses.
@@ -200,6 +202,19 @@ fn string(m: &mut HashMap<String, OwnedValue>, key: &str) -> String {
 }
 
 type ExecCommand = (String, Vec<String>, bool, u64, u64, u64, u64, u32, i32, i32);
+/// ExecStartEx: flags as strings (`no-env-expand` for a `:` prefix…).
+type ExecCommandEx = (
+    String,
+    Vec<String>,
+    Vec<String>,
+    u64,
+    u64,
+    u64,
+    u64,
+    u32,
+    i32,
+    i32,
+);
 
 impl UnitManager for Systemd {
     async fn unit_state(&self, name: &str) -> Result<UnitState> {
@@ -243,11 +258,27 @@ impl UnitManager for Systemd {
             st.result = string(&mut s, "Result");
             st.n_restarts = take(&mut s, "NRestarts").unwrap_or(0);
             st.exec_main_status = take(&mut s, "ExecMainStatus").unwrap_or(0);
-            let exec: Vec<ExecCommand> = take(&mut s, "ExecStart").unwrap_or_default();
+            // ExecStartEx (systemd ≥ 243) carries the command's flags;
+            // ExecStart is the fallback.
+            let exec: Vec<ExecCommandEx> = match take::<Vec<ExecCommandEx>>(&mut s, "ExecStartEx") {
+                Some(v) => v,
+                None => take::<Vec<ExecCommand>>(&mut s, "ExecStart")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| (c.0, c.1, Vec::new(), c.3, c.4, c.5, c.6, c.7, c.8, c.9))
+                    .collect(),
+            };
+            let last = exec.last();
             st.service = Some(ServiceSpec {
-                exec_start: exec.last().map(|c| c.1.clone()).unwrap_or_default(),
+                exec_path: last.map(|c| c.0.clone()).unwrap_or_default(),
+                exec_start: last.map(|c| c.1.clone()).unwrap_or_default(),
+                exec_flags: last.map(|c| c.2.clone()).unwrap_or_default(),
+                exec_count: exec.len(),
                 environment: take(&mut s, "Environment").unwrap_or_default(),
                 environment_files: take(&mut s, "EnvironmentFiles").unwrap_or_default(),
+                unset_environment: take(&mut s, "UnsetEnvironment").unwrap_or_default(),
+                pass_environment: take(&mut s, "PassEnvironment").unwrap_or_default(),
+                manager_environment: self.manager.environment().await.ok(),
             });
         }
         Ok(st)

@@ -76,7 +76,7 @@ fn check_seed_incident_disabled_and_inactive() {
     assert_eq!(f["remedy"], "systemctl enable --now kubelet.service");
     assert_eq!(f["fixable"], true);
     // Kubelet's effective config came from the unit over D-Bus plus files.
-    let pol = &v["observations"]["kubelet_policy"]["ok"];
+    let pol = &v["observations"]["kubelet_policy"]["known"];
     assert_eq!(pol["fail_swap_on"], true);
     assert_eq!(pol["config_file"], "/var/lib/kubelet/config.yaml");
     assert!(pol["argv"].as_array().unwrap().iter().any(|a| a == "--container-runtime-endpoint=unix:///var/run/containerd/containerd.sock"), "{pol}");
@@ -210,7 +210,7 @@ fn check_swap_tolerated_by_fail_swap_on_false() {
     assert!(has(&v, "swap-in-fstab", "info", "/etc/fstab:5"));
     assert_eq!(v["reboot_safe"], true);
     assert_eq!(
-        v["observations"]["kubelet_policy"]["ok"]["swap_behavior"],
+        v["observations"]["kubelet_policy"]["known"]["swap_behavior"],
         "LimitedSwap"
     );
 }

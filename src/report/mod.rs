@@ -176,7 +176,7 @@ pub async fn report(
     let hostname_override = obs
         .kubelet_policy
         .as_ref()
-        .and_then(|p| p.ok())
+        .and_then(|p| p.known())
         .and_then(|p| p.hostname_override.as_deref());
     let source = identity::source(opts.kubeconfig.as_deref(), &env);
     let loaded = identity::client_config(&source, &opts.host).await;

@@ -1,0 +1,151 @@
+//! KubeletConfiguration files: `--config` and the `--config-dir` drop-ins.
+//!
+//! kubelet (cmd/kubelet/app/server.go): `--config FILE` is loaded with the
+//! strict codec (an empty or missing file, a missing `kind`/`apiVersion`, or
+//! a wrongly typed field stops kubelet); a missing `failSwapOn` takes the
+//! v1beta1 default, true. `--config-dir DIR` (kubelet ≥ 1.28; 1.28–1.29 refuse
+//! to start without KUBELET_CONFIG_DROPIN_DIR_ALPHA, older ones do not know the
+//! flag, so whenever kubelet runs with it the drop-ins apply) is walked with
+//! `filepath.WalkDir`: lexical order, recursing into subdirectories, every
+//! non-directory whose name ends in `.conf`; each is JSON-merge-patched over
+//! the result so far, so only the fields a drop-in sets change. Then the
+//! command-line flags are parsed again over the result: flags win.
+
+use serde::Deserialize;
+
+/// The fields of a KubeletConfiguration that matter here.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ConfigFacts {
+    pub fail_swap_on: Option<bool>,
+    pub swap_behavior: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Typed {
+    kind: Option<String>,
+    api_version: Option<String>,
+    fail_swap_on: Option<bool>,
+    memory_swap: Option<TypedMemorySwap>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TypedMemorySwap {
+    swap_behavior: Option<String>,
+}
+
+/// Parse one KubeletConfiguration (`dropin`: from `--config-dir`). Errors
+/// name the file, and line:column where the YAML parser gives one.
+pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, String> {
+    if bytes.is_empty() {
+        return Err(format!(
+            "{path} is empty (kubelet refuses an empty config file)"
+        ));
+    }
+    let typed: Typed = serde_norway::from_slice(bytes).map_err(|e| match e.location() {
+        Some(l) => format!("{path}:{}:{}: {e}", l.line(), l.column()),
+        None => format!("{path}: {e}"),
+    })?;
+    if typed.kind.as_deref() != Some("KubeletConfiguration")
+        || typed.api_version.as_deref() != Some("kubelet.config.k8s.io/v1beta1")
+    {
+        return Err(format!(
+            "{path}: not a kubelet.config.k8s.io/v1beta1 KubeletConfiguration (kind {:?}, apiVersion {:?}); kubelet refuses it",
+            typed.kind.unwrap_or_default(),
+            typed.api_version.unwrap_or_default()
+        ));
+    }
+    // null values: for --config they mean "unset" (the default applies); in
+    // a drop-in, a JSON merge patch null deletes a key, and how that plays
+    // with kubelet's internal field names is not reproduced here.
+    let value: serde_norway::Value =
+        serde_norway::from_slice(bytes).map_err(|e| format!("{path}: {e}"))?;
+    let null_at = |k: &str| value.get(k).is_some_and(|v| v.is_null());
+    let swap_null = value
+        .get("memorySwap")
+        .is_some_and(|m| m.is_null() || m.get("swapBehavior").is_some_and(|v| v.is_null()));
+    // A drop-in key in another case (`FailSwapOn`, `failswapon`) may win or
+    // lose against the base config depending on how encoding/json orders
+    // them: not reproduced.
+    if dropin {
+        if let Some(m) = value.as_mapping() {
+            for k in m.keys().filter_map(|k| k.as_str()) {
+                let lower = k.to_ascii_lowercase();
+                if (lower == "failswapon" && k != "failSwapOn")
+                    || (lower == "memoryswap" && k != "memorySwap")
+                {
+                    return Err(format!(
+                        "{path}: key {k:?} differs from failSwapOn/memorySwap only in case; how kubelet merges it is not reproduced"
+                    ));
+                }
+            }
+        }
+    }
+    if dropin && (null_at("failSwapOn") || swap_null) {
+        return Err(format!(
+            "{path}: a null failSwapOn/memorySwap in a --config-dir drop-in (merge-patch deletion) is not reproduced"
+        ));
+    }
+    Ok(ConfigFacts {
+        fail_swap_on: typed.fail_swap_on,
+        swap_behavior: typed.memory_swap.and_then(|m| m.swap_behavior),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+
+    #[test]
+    fn fields_defaults_and_errors() {
+        let c = parse(
+            format!("{HEAD}failSwapOn: false\nmemorySwap:\n  swapBehavior: LimitedSwap\n")
+                .as_bytes(),
+            "/c",
+            false,
+        )
+        .unwrap();
+        assert_eq!(c.fail_swap_on, Some(false));
+        assert_eq!(c.swap_behavior.as_deref(), Some("LimitedSwap"));
+        let c = parse(format!("{HEAD}memorySwap: {{}}\n").as_bytes(), "/c", false).unwrap();
+        assert_eq!(c, ConfigFacts::default());
+        let e = parse(
+            format!("{HEAD}failSwapOn: maybe\n").as_bytes(),
+            "/c.yaml",
+            false,
+        )
+        .unwrap_err();
+        assert!(e.starts_with("/c.yaml:3:"), "{e}");
+        assert!(parse(b"", "/c", false).unwrap_err().contains("empty"));
+        assert!(parse(b"failSwapOn: false\n", "/c", true)
+            .unwrap_err()
+            .contains("not a kubelet"));
+        assert!(parse(b"a: [\n", "/c", false)
+            .unwrap_err()
+            .starts_with("/c:"));
+        assert!(parse(format!("{HEAD}failSwapOn: null\n").as_bytes(), "/c", true).is_err());
+        assert!(
+            parse(format!("{HEAD}failswapon: false\n").as_bytes(), "/c", true)
+                .unwrap_err()
+                .contains("only in case")
+        );
+        // In --config a wrong-case key is an unknown field: ignored.
+        assert_eq!(
+            parse(format!("{HEAD}FailSwapOn: false\n").as_bytes(), "/c", false)
+                .unwrap()
+                .fail_swap_on,
+            None
+        );
+        // YAML 1.1 booleans (kubelet reads `yes` as true): not reproduced, unknown.
+        assert!(parse(format!("{HEAD}failSwapOn: yes\n").as_bytes(), "/c", false).is_err());
+        assert_eq!(
+            parse(format!("{HEAD}failSwapOn: null\n").as_bytes(), "/c", false)
+                .unwrap()
+                .fail_swap_on,
+            None
+        );
+    }
+}
