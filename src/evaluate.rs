@@ -104,6 +104,10 @@ pub struct Finding {
     pub remedy: Option<Remedy>,
     /// `check --fix` can repair it (under the default policy).
     pub fixable: bool,
+    /// Whether kubelet comes back after a reboot depends on it, and that
+    /// cannot be known (swap on at boot, kubelet's swap policy unknown).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reboot_unknown: bool,
 }
 
 impl Finding {
@@ -187,7 +191,9 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
     let unsafe_ = findings
         .iter()
         .any(|x| x.severity == Severity::Critical && BOOT_IDS.contains(&x.id.as_str()));
-    let unknown = findings.iter().any(|x| x.id == "probe-failed");
+    let unknown = findings
+        .iter()
+        .any(|x| x.id == "probe-failed" || x.reboot_unknown);
     let reboot_safe = if unsafe_ {
         Some(false)
     } else if unknown {
@@ -217,6 +223,7 @@ fn finding(
         message,
         remedy,
         fixable,
+        reboot_unknown: false,
     }
 }
 
@@ -448,6 +455,17 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
 }
 
 fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
+    let first = out.len();
+    swap_findings_inner(obs, out);
+    // Swap on at the next boot, and no telling whether kubelet refuses it.
+    if matches!(obs.kubelet_policy, Some(KubeletPolicy::Unknown(_))) {
+        for f in &mut out[first..] {
+            f.reboot_unknown = matches!(f.id.as_str(), "swap-in-fstab" | "swap-unit-enabled");
+        }
+    }
+}
+
+fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
     // Would kubelet refuse to start with swap on? Only a known policy
     // decides; an unknown one makes every swap finding a warning that says
     // why, and nothing is fixable because of it: a node that runs with swap
@@ -907,6 +925,15 @@ mod tests {
             a.findings[0].message
         );
         assert!(!a.findings.iter().any(|f| f.id == "probe-failed"));
+        // Swap on at the next boot and no telling whether kubelet refuses
+        // it: reboot safety is unknown, not claimed.
+        assert_eq!(a.reboot_safe, None);
+        assert!(a.findings[1].reboot_unknown && !a.findings[0].reboot_unknown);
+        // Only active now (gone after a reboot): reboot-safe.
+        if let Probe::Ok(f) = &mut o.fstab {
+            f.entries.clear();
+        }
+        assert_eq!(evaluate(&o, &Config::default()).reboot_safe, Some(true));
     }
 
     #[test]

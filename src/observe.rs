@@ -41,6 +41,10 @@ pub async fn observe<S: UnitManager>(
         .iter()
         .find(|u| u.required == "kubelet.service")
         .and_then(|u| match &u.state {
+            // With no bus, the bus finding says why, once.
+            Probe::Failed(_) if systemd.is_err() => Some(KubeletPolicy::unknown(
+                "systemd could not be asked for kubelet's unit",
+            )),
             Probe::Failed(e) => Some(KubeletPolicy::unknown(format!(
                 "kubelet unit {} unreadable: {e}",
                 u.name

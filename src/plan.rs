@@ -293,6 +293,7 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                     },
                     remedy: None,
                     fixable: false,
+                    reboot_unknown: false,
                 });
                 for d in &devices {
                     p.skipped.push(Skip {

@@ -289,6 +289,7 @@ mod tests {
             message: msg.into(),
             remedy: None,
             fixable: false,
+            reboot_unknown: false,
         }
     }
 

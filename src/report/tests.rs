@@ -148,6 +148,7 @@ fn finding(id: &str, severity: Severity, message: &str, remedy: &str) -> Finding
         message: message.into(),
         remedy: Some(Remedy::cmd(&shlex::split(remedy).unwrap())),
         fixable: true,
+        reboot_unknown: false,
     }
 }
 
