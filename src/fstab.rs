@@ -41,12 +41,17 @@ pub enum Boot {
     /// systemd cannot name a unit after the device (`..` in the path…):
     /// the generator logs an error and skips the line.
     NoUnitName,
+    /// `x-systemd.makefs` on something systemd cannot format (not under
+    /// /dev/ or /sys/, or a name too long for `systemd-mkswap@.service`):
+    /// the unit is written, but the generator fails before hooking it to
+    /// swap.target.
+    MakefsFailed,
 }
 
 impl Boot {
     /// The generator writes a unit file for the line.
     pub fn unit_written(self) -> bool {
-        matches!(self, Boot::Activates | Boot::Noauto)
+        matches!(self, Boot::Activates | Boot::Noauto | Boot::MakefsFailed)
     }
 }
 
@@ -292,6 +297,31 @@ pub fn test_yes_no_option(opts: &[u8], yes: &[u8], no: &[u8]) -> bool {
     found == Some(true)
 }
 
+/// `fstab_test_option(opts, name)`: `name` or `name=…` is among the options.
+pub fn test_option(opts: &[u8], name: &[u8]) -> bool {
+    split_options(opts).iter().any(|w| {
+        w.strip_prefix(name)
+            .is_some_and(|r| r.is_empty() || r[0] == b'=')
+    })
+}
+
+/// `generator_hook_up_mkswap()` gets past its checks for this `What=`:
+/// `is_device_path()` (a component after /dev/ or /sys/) and an instance
+/// name `systemd-mkswap@ESCAPED.service` under 256 bytes.
+fn can_mkswap(what: &[u8]) -> bool {
+    let comps: Vec<&[u8]> = what
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    let device = what.first() == Some(&b'/')
+        && comps.len() >= 2
+        && (comps[0] == b"dev" || comps[0] == b"sys")
+        && comps.iter().all(|c| c.len() <= 255);
+    device
+        && crate::swap::escape_path(what)
+            .is_ok_and(|e| "systemd-mkswap@".len() + e.len() + ".service".len() < 256)
+}
+
 /// Options split on commas not escaped by `\` (`\,` and `\\` are escapes).
 fn split_options(opts: &[u8]) -> Vec<&[u8]> {
     let mut out = Vec::new();
@@ -426,6 +456,8 @@ pub fn swap_lines(content: &[u8], cmdline_off: Option<&str>) -> Result<Vec<SwapE
             Boot::NoUnitName
         } else if out.iter().any(|e| e.boot.unit_written() && e.unit == unit) {
             Boot::Duplicate
+        } else if test_option(&me.opts, b"x-systemd.makefs") && !can_mkswap(&what) {
+            Boot::MakefsFailed
         } else if test_yes_no_option(&me.opts, b"noauto", b"auto") {
             Boot::Noauto
         } else {
@@ -868,11 +900,32 @@ mod tests {
     }
 
     #[test]
-    fn x_systemd_options_do_not_stop_activation() {
+    fn x_systemd_options_as_the_generator_reads_them() {
         // For swap, systemd 252 reads only noauto/auto, nofail/fail,
-        // x-systemd.makefs/growfs/device-timeout: none stops activation.
-        let s = "/a none swap nofail,x-systemd.makefs,x-systemd.growfs 0 0\n/b none swap x-systemd.device-timeout=5s,x-systemd.automount,x-systemd.requires=foo.mount,_netdev\n";
+        // x-systemd.makefs/growfs/device-timeout.
+        let s = "/dev/sdb1 none swap nofail,x-systemd.makefs,x-systemd.growfs 0 0\n/b none swap x-systemd.device-timeout=5s,x-systemd.automount,x-systemd.requires=foo.mount,_netdev\n";
         assert_eq!(boot(s).len(), 2);
+        // makefs on a file: the generator fails before the swap.target link.
+        let s = "/swapfile none swap x-systemd.makefs\n/dev none swap x-systemd.makefs\n/sys/x none swap x-systemd.makefs=1\n";
+        let got: Vec<Boot> = swap_lines(s.as_bytes(), None)
+            .unwrap()
+            .iter()
+            .map(|e| e.boot)
+            .collect();
+        assert_eq!(
+            got,
+            vec![Boot::MakefsFailed, Boot::MakefsFailed, Boot::Activates]
+        );
+        let long = format!("/dev/{} none swap x-systemd.makefs\n", "d".repeat(229));
+        assert_eq!(
+            swap_lines(long.as_bytes(), None).unwrap()[0].boot,
+            Boot::MakefsFailed
+        );
+        let fits = format!("/dev/{} none swap x-systemd.makefs\n", "d".repeat(228));
+        assert_eq!(
+            swap_lines(fits.as_bytes(), None).unwrap()[0].boot,
+            Boot::Activates
+        );
     }
 
     #[test]
