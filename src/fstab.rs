@@ -9,7 +9,7 @@
 //! Sources: systemd-stable 252.39 (src/fstab-generator/fstab-generator.c,
 //! src/shared/fstab-util.c, src/shared/device-nodes.c, src/basic/utf8.c,
 //! src/basic/proc-cmdline.c), glibc 2.36 misc/mntent_r.c; checked against
-//! the real binaries (see /work/research/fstab-generator.md and the tests).
+//! the real binaries (tests/fstab_node.rs runs systemd-fstab-generator).
 //!
 //! Everything here is pure except [`comment_out_swap_lines`] and
 //! [`preview`], which read and rewrite the file through `files`.
@@ -583,6 +583,9 @@ pub fn comment_out_swap_lines(
     // The asked-for lines as first read: (number, bytes).
     let mut targets: Option<Vec<(usize, Vec<u8>)>> = None;
     let r = crate::files::rewrite_with(target, stamp, REWRITE_TRIES, |old| {
+        if let Some((n, _, _)) = lines(old).find(|(_, l, _)| l.contains(&0)) {
+            bail!("{}: {}", target.display(), ScanError::Nul(n));
+        }
         let t = targets.get_or_insert_with(|| {
             lines(old)
                 .filter(|(n, l, nl)| lines_to_comment.contains(n) && is_swap_line(l, *nl))
