@@ -83,7 +83,9 @@ pub fn stamp(now: Timestamp) -> String {
     now.strftime("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// The fstab edit a `CommentFstab` step would make: (old, new) contents.
+/// The fstab edit a `CommentFstab` step would make: (old, new) contents,
+/// from one read of the file's bytes (shown lossily: bytes that are not
+/// UTF-8 as U+FFFD; the edit itself keeps them).
 pub fn fstab_edit(
     host: &HostRoot,
     path: &str,
@@ -91,10 +93,9 @@ pub fn fstab_edit(
     now: Timestamp,
 ) -> anyhow::Result<(String, String)> {
     let p = host.resolve(path)?;
-    let old =
-        std::fs::read_to_string(&p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
-    let edit = fstab::comment_out(&old, lines, &fstab_marker(now));
-    Ok((old, edit.new_content))
+    let (old, new) = fstab::preview(&p, lines, &fstab_marker(now))?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    Ok((text(&old), text(&new)))
 }
 
 /// The swapoff(2) seam: a test can count calls and make one fail or hang.
@@ -242,40 +243,50 @@ fn comment_fstab(
     lines: &[usize],
     now: Timestamp,
 ) -> (Outcome, String) {
-    let (old, new) = match fstab_edit(host, path, lines, now) {
-        Ok(x) => x,
-        Err(e) => return (Outcome::Failed, format!("{e:#}")),
+    let list = |l: &[usize]| {
+        l.iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let list = lines
-        .iter()
-        .map(|l| l.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    if old == new {
-        return (
-            Outcome::Skipped,
-            format!("{path} has no live swap line at line {list} any more"),
-        );
-    }
     // A symlinked fstab is rewritten where it really lives (inside the host
     // root), with the backup next to it; the link stays a link.
     let target = match host.resolve(path) {
         Ok(t) => t,
         Err(e) => return (Outcome::Failed, format!("resolving {path}: {e}")),
     };
-    match crate::files::rewrite(&target, new.as_bytes(), &stamp(now)) {
-        Ok(bak) => {
-            let bak = bak
-                .strip_prefix(host.root())
-                .map(|p| format!("/{}", p.display()))
-                .unwrap_or_else(|_| bak.display().to_string());
-            (
-                Outcome::Done,
-                format!("commented out {path} line {list}; original saved as {bak}"),
-            )
-        }
-        Err(e) => (Outcome::Failed, format!("{e:#}")),
+    let o = match fstab::comment_out_swap_lines(&target, lines, &fstab_marker(now), &stamp(now)) {
+        Ok(o) => o,
+        Err(e) => return (Outcome::Failed, format!("{e:#}")),
+    };
+    let Some(bak) = o.backup else {
+        return (
+            Outcome::Skipped,
+            format!(
+                "{path} has no live swap line at line {} any more",
+                list(lines)
+            ),
+        );
+    };
+    let bak = bak
+        .strip_prefix(host.root())
+        .map(|p| format!("/{}", p.display()))
+        .unwrap_or_else(|_| bak.display().to_string());
+    let mut detail = format!(
+        "commented out {path} line {}; original saved as {bak}",
+        list(&o.commented)
+    );
+    if o.attempts > 1 {
+        detail +=
+            &format!(" ({path} changed while being edited; the other writer's change was kept)");
     }
+    if !o.missing.is_empty() {
+        detail += &format!(
+            "; line {} no longer a swap line, left alone",
+            list(&o.missing)
+        );
+    }
+    (Outcome::Done, detail)
 }
 
 /// A start refused because another job is queued for the unit (job mode

@@ -567,26 +567,14 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
 
     match &obs.swap_units {
         Probe::Ok(units) => {
-            let fstab_devices: Vec<&str> = obs
-                .fstab
-                .ok()
-                .map(|f| {
-                    let live = f.entries.iter().map(|e| e.device.as_str());
-                    live.chain(f.noauto_devices.iter().map(String::as_str))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let fstab = obs.fstab.ok();
             for u in units {
-                // Only fstab explains a unit: zram-generator and
-                // gpt-auto-generator units are generated too.
-                let explained = u
-                    .what
-                    .as_deref()
-                    .is_some_and(|w| fstab_devices.contains(&w))
-                    || fstab_devices
-                        .iter()
-                        .any(|d| crate::swap::unit_name_for(d) == u.name);
-                if explained {
+                // Only the unit systemd-fstab-generator wrote for an fstab
+                // line is explained by fstab (the line's finding covers it):
+                // not zram-generator's or gpt-auto's, not a same-named or
+                // same-device unit an admin put in /etc/systemd/system.
+                let fstab_units = fstab.into_iter().flat_map(|f| f.generated_units());
+                if u.from_fstab(fstab_units) {
                     continue;
                 }
                 out.push(finding(
@@ -648,11 +636,7 @@ mod tests {
             swap_cgroups: None,
             units: vec![unit("loaded", "active", "running", "enabled")],
             swap_now: Probe::Ok(SwapNow::default()),
-            fstab: Probe::Ok(FstabSwap {
-                path: "/etc/fstab".into(),
-                noauto_devices: vec![],
-                entries: vec![],
-            }),
+            fstab: Probe::Ok(FstabSwap::empty("/etc/fstab")),
             swap_units: Probe::Ok(vec![]),
             kubelet_policy: policy(true),
         }
@@ -671,13 +655,17 @@ mod tests {
         });
         o.fstab = Probe::Ok(FstabSwap {
             path: "/etc/fstab".into(),
-            noauto_devices: vec![],
+            not_at_boot: vec![],
+            swap_disabled_by_cmdline: false,
+            cmdline_switch: None,
             entries: vec![SwapEntry {
                 line: 3,
                 spec: "/swapfile".into(),
                 device: "/swapfile".into(),
                 options: "sw".into(),
                 text: "/swapfile none swap sw 0 0".into(),
+                unit: Some("swapfile.swap".into()),
+                boot: crate::fstab::Boot::Activates,
             }],
         });
         o
@@ -879,11 +867,7 @@ mod tests {
     #[test]
     fn swap_only_active_is_reboot_safe() {
         let mut o = with_swap(healthy());
-        o.fstab = Probe::Ok(FstabSwap {
-            path: "/etc/fstab".into(),
-            noauto_devices: vec![],
-            entries: vec![],
-        });
+        o.fstab = Probe::Ok(FstabSwap::empty("/etc/fstab"));
         let a = evaluate(&o, &Config::default());
         assert_eq!(a.status, Status::Critical);
         assert_eq!(a.reboot_safe, Some(true));
@@ -936,45 +920,62 @@ mod tests {
         assert_eq!(evaluate(&o, &Config::default()).reboot_safe, Some(true));
     }
 
+    fn swap_unit(name: &str, dir: &str, state: &str, what: &str) -> SwapUnit {
+        SwapUnit {
+            name: name.into(),
+            path: format!("{dir}/{name}"),
+            state: state.into(),
+            what: Some(what.into()),
+            source_path: None,
+        }
+    }
+
+    fn unit_findings(a: &Assessment) -> Vec<&str> {
+        a.findings
+            .iter()
+            .filter(|f| f.id == "swap-unit-enabled")
+            .map(|f| f.subject.as_str())
+            .collect()
+    }
+
     #[test]
     fn swap_units_outside_fstab() {
         let mut o = with_swap(healthy());
         o.swap_units = Probe::Ok(vec![
-            SwapUnit {
-                name: "swapfile.swap".into(),
-                path: "/etc/systemd/system/swapfile.swap".into(),
-                state: "enabled".into(),
-                what: Some("/swapfile".into()),
-            },
-            SwapUnit {
-                name: "dev-sdb2.swap".into(),
-                path: "/etc/systemd/system/dev-sdb2.swap".into(),
-                state: "enabled".into(),
-                what: Some("/dev/sdb2".into()),
-            },
+            // An admin's unit for the same file: commenting out the fstab
+            // line does not stop it, so it is a finding of its own.
+            swap_unit(
+                "swap-extra.swap",
+                "/etc/systemd/system",
+                "enabled",
+                "/swapfile",
+            ),
+            swap_unit(
+                "dev-sdb2.swap",
+                "/etc/systemd/system",
+                "enabled",
+                "/dev/sdb2",
+            ),
             // fstab-generator's unit for the fstab line: explained.
-            SwapUnit {
-                name: "swapfile.swap".into(),
-                path: "/run/systemd/generator/swapfile.swap".into(),
-                state: "generated".into(),
-                what: Some("/swapfile".into()),
-            },
+            swap_unit(
+                "swapfile.swap",
+                "/run/systemd/generator",
+                "generated",
+                "/swapfile",
+            ),
             // zram-generator's: not explained by fstab.
-            SwapUnit {
-                name: "dev-zram0.swap".into(),
-                path: "/run/systemd/generator/dev-zram0.swap".into(),
-                state: "generated".into(),
-                what: Some("/dev/zram0".into()),
-            },
+            swap_unit(
+                "dev-zram0.swap",
+                "/run/systemd/generator",
+                "generated",
+                "/dev/zram0",
+            ),
         ]);
         let a = evaluate(&o, &Config::default());
-        let units: Vec<_> = a
-            .findings
-            .iter()
-            .filter(|f| f.id == "swap-unit-enabled")
-            .map(|f| f.subject.as_str())
-            .collect();
-        assert_eq!(units, vec!["dev-sdb2.swap", "dev-zram0.swap"]);
+        assert_eq!(
+            unit_findings(&a),
+            vec!["swap-extra.swap", "dev-sdb2.swap", "dev-zram0.swap"]
+        );
         let zram = a
             .findings
             .iter()
@@ -986,12 +987,102 @@ mod tests {
             .unwrap()
             .starts_with("systemctl mask dev-zram0.swap"));
         assert_eq!(a.reboot_safe, Some(false));
-        // A `noauto` fstab line explains its generated unit.
-        if let Probe::Ok(f) = &mut o.fstab {
-            f.noauto_devices.push("/dev/zram0".into());
-        }
+    }
+
+    /// The fstab-generated unit is recognised by the name systemd gives the
+    /// line (LABEL= with a space, dashes), not by its What=.
+    #[test]
+    fn generated_unit_named_after_the_fstab_line() {
+        let fstab = b"LABEL=my\\040swap none swap sw 0 0\nUUID=9b7a-11 none swap noauto 0 0\n";
+        let lines = crate::fstab::swap_lines(fstab, None).unwrap();
+        let (entries, not_at_boot) = lines
+            .into_iter()
+            .partition(|e| e.boot == crate::fstab::Boot::Activates);
+        let mut o = healthy();
+        o.fstab = Probe::Ok(FstabSwap {
+            entries,
+            not_at_boot,
+            ..FstabSwap::empty("/etc/fstab")
+        });
+        let gen = "/run/systemd/generator";
+        o.swap_units = Probe::Ok(vec![
+            swap_unit(
+                "dev-disk-by\\x2dlabel-my\\x5cx20swap.swap",
+                gen,
+                "generated",
+                "/dev/disk/by-label/my\\x20swap",
+            ),
+            // noauto: generated, not at boot, still fstab's.
+            swap_unit(
+                "dev-disk-by\\x2duuid-9b7a\\x2d11.swap",
+                gen,
+                "generated",
+                "/dev/disk/by-uuid/9b7a-11",
+            ),
+            // Old escaping (a real space) would have matched this one.
+            swap_unit(
+                "dev-disk-by\\x2dlabel-my\\x20swap.swap",
+                gen,
+                "generated",
+                "/dev/disk/by-label/my swap",
+            ),
+            // Same name as fstab's, but an admin's file that overrides it.
+            swap_unit(
+                "dev-disk-by\\x2duuid-9b7a\\x2d11.swap",
+                "/etc/systemd/system",
+                "enabled",
+                "/dev/disk/by-uuid/9b7a-11",
+            ),
+        ]);
         let a = evaluate(&o, &Config::default());
-        assert!(!a.findings.iter().any(|f| f.subject == "dev-zram0.swap"));
+        assert_eq!(
+            unit_findings(&a),
+            vec![
+                "dev-disk-by\\x2dlabel-my\\x20swap.swap",
+                "dev-disk-by\\x2duuid-9b7a\\x2d11.swap"
+            ]
+        );
+        assert_eq!(
+            a.findings
+                .iter()
+                .filter(|f| f.id == "swap-in-fstab")
+                .map(|f| f.subject.as_str())
+                .collect::<Vec<_>>(),
+            vec!["/etc/fstab:1"]
+        );
+        // SourcePath=/etc/fstab in the generator's directory is fstab's too
+        // (the fstab may already be edited, or unreadable).
+        let mut u = swap_unit("other.swap", gen, "generated", "/other");
+        u.source_path = Some("/etc/fstab".into());
+        o.swap_units = Probe::Ok(vec![u]);
+        assert!(unit_findings(&evaluate(&o, &Config::default())).is_empty());
+    }
+
+    #[test]
+    fn lines_systemd_will_not_activate_are_no_finding() {
+        let fstab = b"/swapfile none swap sw 0 0\n/s2 none swap noauto\n";
+        for (switch, boot_lines) in [(None, 1), (Some("systemd.swap=0"), 0)] {
+            let lines = crate::fstab::swap_lines(fstab, switch).unwrap();
+            let (entries, not_at_boot) = lines
+                .into_iter()
+                .partition(|e| e.boot == crate::fstab::Boot::Activates);
+            let mut o = healthy();
+            o.fstab = Probe::Ok(FstabSwap {
+                entries,
+                not_at_boot,
+                swap_disabled_by_cmdline: switch.is_some(),
+                cmdline_switch: switch.map(String::from),
+                ..FstabSwap::empty("/etc/fstab")
+            });
+            let a = evaluate(&o, &Config::default());
+            let n = a
+                .findings
+                .iter()
+                .filter(|f| f.id == "swap-in-fstab")
+                .count();
+            assert_eq!(n, boot_lines, "{switch:?}");
+            assert_eq!(a.reboot_safe, Some(boot_lines == 0));
+        }
     }
 
     #[test]
@@ -1114,6 +1205,7 @@ mod tests {
                 path: "/run/systemd/generator/x.swap".into(),
                 state: "generated".into(),
                 what: Some("/dev/zram0".into()),
+                source_path: None,
             }]);
             obs.push(o);
         }
@@ -1166,11 +1258,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.severity.insert("swap-active".into(), Severity::Warning);
         let mut o = with_swap(healthy());
-        o.fstab = Probe::Ok(FstabSwap {
-            path: "/etc/fstab".into(),
-            noauto_devices: vec![],
-            entries: vec![],
-        });
+        o.fstab = Probe::Ok(FstabSwap::empty("/etc/fstab"));
         let a = evaluate(&o, &cfg);
         assert_eq!(a.status, Status::Warning);
         assert_eq!(a.status.exit_code(), 1);

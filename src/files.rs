@@ -3,9 +3,17 @@
 //! same directory, fsync, rename over the original, fsync the directory.
 //! Owner and mode are preserved.
 //!
+//! [`rewrite_with`] builds the new content and the backup from one read of
+//! the file and, right before the rename, checks that nobody changed the file
+//! meanwhile (else it starts over on the new content), so a concurrent
+//! writer's change is never lost (left: the microseconds between that check
+//! and the rename(2); nothing in Linux locks /etc/fstab against writers).
+//!
 //! With the `failpoints` feature, each step can be made to fail
-//! (`files::backup`, `files::write`, `files::fsync`, `files::rename`,
-//! `files::fsync-dir`).
+//! (`files::backup`, `files::write`, `files::fsync`, `files::before-rename`,
+//! `files::rename`, `files::fsync-dir`); `files::before-rename` runs between
+//! writing the temp file and the check, where a test can play the other
+//! writer.
 
 use std::fs::File;
 use std::io::Write;
@@ -22,9 +30,32 @@ fn failpoint(_name: &str) -> Result<()> {
 /// Write a backup copy of `path` next to it, named `NAME.taint-guard.STAMP.bak`
 /// (`.1`, `.2`… appended when that name is taken). Returns its path.
 pub fn backup(path: &Path, stamp: &str) -> Result<PathBuf> {
+    let (original, meta) = read_once(path)?;
+    backup_bytes(path, &original, &meta, stamp)
+}
+
+/// Read `path` once: its bytes and, from the same open file, its metadata.
+fn read_once(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata)> {
+    use std::io::Read;
+    let mut f = File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("stat {}", path.display()))?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    f.read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok((bytes, meta))
+}
+
+/// Write `original` (the bytes `path` had) as the backup of `path`, with
+/// its owner and mode; never over an existing file.
+fn backup_bytes(
+    path: &Path,
+    original: &[u8],
+    meta: &std::fs::Metadata,
+    stamp: &str,
+) -> Result<PathBuf> {
     failpoint("files::backup")?;
-    let original = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
     let dir = parent(path);
     let name = path
         .file_name()
@@ -35,8 +66,8 @@ pub fn backup(path: &Path, stamp: &str) -> Result<PathBuf> {
         .prefix(&format!(".{name}.tg-"))
         .tempfile_in(dir)
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(&original)?;
-    copy_owner_mode(tmp.as_file(), &meta)?;
+    tmp.write_all(original)?;
+    copy_owner_mode(tmp.as_file(), meta)?;
     tmp.as_file().sync_all()?;
     for n in 0.. {
         let candidate = if n == 0 {
@@ -62,6 +93,22 @@ pub fn backup(path: &Path, stamp: &str) -> Result<PathBuf> {
 /// Replace `path` with `content` atomically. `like` gives the owner and mode
 /// to keep (the original file's metadata); None keeps the defaults.
 pub fn write_atomic(path: &Path, content: &[u8], like: Option<&std::fs::Metadata>) -> Result<()> {
+    let tmp = write_temp(path, content, like)?;
+    failpoint("files::rename")?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .with_context(|| format!("renaming over {}", path.display()))?;
+    failpoint("files::fsync-dir")?;
+    fsync_dir(parent(path))
+}
+
+/// `content` in a synced temp file next to `path`, owner and mode from
+/// `like` (0644 without).
+fn write_temp(
+    path: &Path,
+    content: &[u8],
+    like: Option<&std::fs::Metadata>,
+) -> Result<tempfile::NamedTempFile> {
     let dir = parent(path);
     let name = path
         .file_name()
@@ -84,20 +131,95 @@ pub fn write_atomic(path: &Path, content: &[u8], like: Option<&std::fs::Metadata
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("fsync {}", tmp.path().display()))?;
-    failpoint("files::rename")?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming over {}", path.display()))?;
-    failpoint("files::fsync-dir")?;
-    fsync_dir(dir)
+    Ok(tmp)
 }
 
 /// Back up `path`, then replace it with `content`. Returns the backup path.
+/// Fails, writing nothing, if the file changes while this runs.
 pub fn rewrite(path: &Path, content: &[u8], stamp: &str) -> Result<PathBuf> {
-    let meta = std::fs::metadata(path).with_context(|| format!("stat {}", path.display()))?;
-    let bak = backup(path, stamp)?;
-    write_atomic(path, content, Some(&meta))?;
-    Ok(bak)
+    match rewrite_with(path, stamp, 1, |_| Ok((Some(content.to_vec()), ())))? {
+        Rewrite::Written { backup, .. } => Ok(backup),
+        Rewrite::Unchanged { .. } => unreachable!("the edit always writes"),
+    }
+}
+
+/// What [`rewrite_with`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rewrite<T> {
+    /// The edit had nothing to change; nothing written.
+    Unchanged { value: T, attempts: u32 },
+    Written {
+        value: T,
+        backup: PathBuf,
+        /// Reads it took: 1, plus one per concurrent change.
+        attempts: u32,
+    },
+}
+
+/// Rewrite `path` from its own bytes. Read the file once; `edit` builds the
+/// new content from those bytes (None: nothing to change) and a value to
+/// return; the backup is those same bytes; the new content goes to a temp
+/// file in the same directory (owner and mode of the file read), fsync;
+/// right before the rename the file is read again and, if its bytes, inode,
+/// owner or mode changed, the temp file and the backup are dropped and it
+/// all starts over on the new bytes, at most `tries` times in all, then an
+/// error (the file left as the other writer made it). Then rename, fsync
+/// the directory.
+pub fn rewrite_with<T>(
+    path: &Path,
+    stamp: &str,
+    tries: u32,
+    mut edit: impl FnMut(&[u8]) -> Result<(Option<Vec<u8>>, T)>,
+) -> Result<Rewrite<T>> {
+    let dir = parent(path);
+    for attempt in 1..=tries {
+        let (old, meta) = read_once(path)?;
+        let (new, value) = edit(&old)?;
+        let Some(new) = new else {
+            return Ok(Rewrite::Unchanged {
+                value,
+                attempts: attempt,
+            });
+        };
+        let backup = backup_bytes(path, &old, &meta, stamp)?;
+        let tmp = write_temp(path, &new, Some(&meta))?;
+        failpoint("files::before-rename")?;
+        let (now, now_meta) = read_once(path)?;
+        let same = now == old
+            && now_meta.ino() == meta.ino()
+            && now_meta.dev() == meta.dev()
+            && now_meta.mode() == meta.mode()
+            && now_meta.uid() == meta.uid()
+            && now_meta.gid() == meta.gid();
+        if !same {
+            tracing::info!(
+                path = %path.display(),
+                attempt,
+                "changed by another writer while being rewritten; starting over on the new content"
+            );
+            drop(tmp);
+            // Ours, made a moment ago, of content that is gone: not a backup
+            // of anything this run replaced.
+            std::fs::remove_file(&backup)
+                .with_context(|| format!("removing {}", backup.display()))?;
+            continue;
+        }
+        failpoint("files::rename")?;
+        tmp.persist(path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("renaming over {}", path.display()))?;
+        failpoint("files::fsync-dir")?;
+        fsync_dir(dir)?;
+        return Ok(Rewrite::Written {
+            value,
+            backup,
+            attempts: attempt,
+        });
+    }
+    anyhow::bail!(
+        "{} changed while taint-guard was rewriting it, {tries} times in a row; left as the other writer made it, nothing written",
+        path.display()
+    )
 }
 
 fn parent(path: &Path) -> &Path {
@@ -159,6 +281,7 @@ mod tests {
             ("files::backup", false),
             ("files::write", false),
             ("files::fsync", false),
+            ("files::before-rename", false),
             ("files::rename", false),
             ("files::fsync-dir", true),
         ] {

@@ -92,16 +92,57 @@ impl UnitObservation {
     }
 }
 
-/// Live swap lines of /etc/fstab.
+/// The swap lines of /etc/fstab, as systemd-fstab-generator reads them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FstabSwap {
     /// Node path of the file (`/etc/fstab`).
     pub path: String,
+    /// Swap lines systemd activates at boot (`boot: activates`).
     pub entries: Vec<crate::fstab::SwapEntry>,
-    /// Devices of `noauto` swap lines: they explain generated swap units
-    /// but do not turn swap on at boot.
+    /// Uncommented swap lines systemd does not activate at boot, each with
+    /// why (`noauto`, a duplicate, no valid unit name, swap off on the
+    /// kernel command line). `noauto` ones still get a generated unit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub noauto_devices: Vec<String>,
+    pub not_at_boot: Vec<crate::fstab::SwapEntry>,
+    /// The kernel command line (or the SystemdOptions EFI variable) turns
+    /// fstab swap off: `systemd.swap=0`, `fstab=0`…
+    #[serde(default)]
+    pub swap_disabled_by_cmdline: bool,
+    /// The word that did, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline_switch: Option<String>,
+}
+
+impl FstabSwap {
+    /// Units systemd-fstab-generator writes for these lines (boot or not).
+    pub fn generated_units(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .chain(&self.not_at_boot)
+            .filter(|e| e.boot.unit_written())
+            .filter_map(|e| e.unit.as_deref())
+    }
+
+    /// Every unit name an uncommented swap line maps to, whether or not
+    /// systemd writes it this boot (noauto, duplicate, swap off on the
+    /// command line): names taint-guard never masks.
+    pub fn unit_names(&self) -> impl Iterator<Item = &str> {
+        self.entries
+            .iter()
+            .chain(&self.not_at_boot)
+            .filter_map(|e| e.unit.as_deref())
+    }
+
+    /// No swap lines, for fixtures.
+    pub fn empty(path: &str) -> Self {
+        FstabSwap {
+            path: path.into(),
+            entries: vec![],
+            not_at_boot: vec![],
+            swap_disabled_by_cmdline: false,
+            cmdline_switch: None,
+        }
+    }
 }
 
 /// Everything `check` looks at.

@@ -27,6 +27,13 @@ pub struct Sources {
     pub cgroup_root: std::path::PathBuf,
 }
 
+impl Sources {
+    /// The kernel command line, beside `proc_swaps` (`/proc/cmdline`).
+    pub fn proc_cmdline(&self) -> std::path::PathBuf {
+        self.proc_swaps.with_file_name("cmdline")
+    }
+}
+
 /// Observe the node. `systemd` is the bus connection, or why there is none.
 pub async fn observe<S: UnitManager>(
     systemd: Result<&S, &str>,
@@ -72,7 +79,7 @@ pub async fn observe<S: UnitManager>(
         ),
         units,
         swap_now,
-        fstab: Probe::from_result(read_fstab(&src.host)),
+        fstab: Probe::from_result(read_fstab(&src.host, &src.proc_cmdline())),
         swap_units,
         kubelet_policy,
     }
@@ -170,19 +177,39 @@ pub fn read_optional(host: &HostRoot, node_path: &str) -> Result<Option<String>>
     }
 }
 
-fn read_fstab(host: &HostRoot) -> Result<FstabSwap> {
-    let text = read_optional(host, FSTAB)?.unwrap_or_default();
-    let entries = fstab::swap_entries(&text);
-    let noauto_devices = fstab::all_swap_entries(&text)
+/// fstab's swap lines as systemd will read them at boot. The kernel command
+/// line (`systemd.swap=`, `fstab=`) is read from `cmdline`, this kernel's
+/// (`/proc/cmdline`, the host's in a pod too), after the SystemdOptions EFI
+/// variable as PID 1 cached it on the node.
+fn read_fstab(host: &HostRoot, cmdline: &Path) -> Result<FstabSwap> {
+    let cmd = std::fs::read(cmdline).with_context(|| format!("reading {}", cmdline.display()))?;
+    let efi = read_optional_bytes(host, fstab::EFI_OPTIONS_CACHE)?;
+    let switch = fstab::swap_disabled_by_cmdline(efi.as_deref(), &cmd);
+    let bytes = read_optional_bytes(host, FSTAB)?.unwrap_or_default();
+    let lines = fstab::swap_lines(&bytes, switch.as_deref())
+        .map_err(|e| anyhow::anyhow!("{FSTAB}: {e}"))?;
+    let (entries, not_at_boot) = lines
         .into_iter()
-        .filter(|e| !entries.contains(e))
-        .map(|e| e.device)
-        .collect();
+        .partition(|e| e.boot == fstab::Boot::Activates);
     Ok(FstabSwap {
         path: FSTAB.into(),
         entries,
-        noauto_devices,
+        not_at_boot,
+        swap_disabled_by_cmdline: switch.is_some(),
+        cmdline_switch: switch,
     })
+}
+
+/// A node file's bytes; `Ok(None)` when it does not exist.
+fn read_optional_bytes(host: &HostRoot, node_path: &str) -> Result<Option<Vec<u8>>> {
+    let p = host
+        .resolve(node_path)
+        .with_context(|| format!("resolving {node_path} under {}", host.root().display()))?;
+    match std::fs::read(&p) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+    }
 }
 
 async fn swap_units<S: UnitManager>(sd: &S, host: &HostRoot) -> Result<Vec<SwapUnit>> {
@@ -192,16 +219,15 @@ async fn swap_units<S: UnitManager>(sd: &S, host: &HostRoot) -> Result<Vec<SwapU
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.clone());
-        let what = read_optional(host, &path)
-            .ok()
-            .flatten()
-            .as_deref()
-            .and_then(swap::unit_what);
+        let file = read_optional(host, &path).ok().flatten();
+        let what = file.as_deref().and_then(swap::unit_what);
+        let source_path = file.as_deref().and_then(swap::unit_source_path);
         out.push(SwapUnit {
             name,
             path,
             state,
             what,
+            source_path,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

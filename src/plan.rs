@@ -354,21 +354,37 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
     }
 
-    // 3. Swap units outside fstab.
+    // 3. Swap units outside fstab. A unit an fstab line generates is never
+    // masked: commenting out the line (step 2) and the daemon-reload are its
+    // whole repair, and a mask would outlive the line.
+    let fstab_names: Vec<&str> = obs
+        .fstab
+        .ok()
+        .map(|f| f.unit_names().collect())
+        .unwrap_or_default();
     for f in fixable(a, "swap-unit-enabled") {
-        let generated = obs
+        let unit = obs
             .swap_units
             .ok()
             .into_iter()
             .flatten()
-            .any(|u| u.name == f.subject && u.state == "generated");
+            .find(|u| u.name == f.subject);
+        let generated = unit.is_some_and(|u| u.state == "generated");
+        let fstab_name = fstab_names.contains(&f.subject.as_str())
+            || unit.is_some_and(|u| u.source_path.as_deref() == Some(crate::observe::FSTAB));
         if !policy.swap_units {
             p.skipped.push(Skip {
                 id: "swap-unit-disable",
                 subject: f.subject.clone(),
                 reason: "fix.swap_units is off in config".into(),
             });
-        } else if policy.mask_swap_units || generated {
+        } else if generated && fstab_name {
+            p.skipped.push(Skip {
+                id: "swap-unit-mask",
+                subject: f.subject.clone(),
+                reason: "an fstab line generates this unit name: taint-guard never masks it; comment out the line and daemon-reload".into(),
+            });
+        } else if (policy.mask_swap_units || generated) && !fstab_name {
             p.actions.push(Action {
                 step: Step::MaskUnit {
                     unit: f.subject.clone(),
@@ -384,7 +400,11 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                 step: Step::DisableUnit {
                     unit: f.subject.clone(),
                 },
-                reason: "activates swap at boot".into(),
+                reason: if fstab_name && policy.mask_swap_units {
+                    "activates swap at boot (disabled, not masked: an fstab line generates this unit name)".into()
+                } else {
+                    "activates swap at boot".into()
+                },
             });
         }
     }
@@ -514,6 +534,8 @@ mod tests {
                 device: "/swapfile".into(),
                 options: "sw".into(),
                 text: "/swapfile none swap sw 0 0".into(),
+                unit: Some("swapfile.swap".into()),
+                boot: crate::fstab::Boot::Activates,
             }]
         } else {
             vec![]
@@ -538,7 +560,9 @@ mod tests {
             }),
             fstab: Probe::Ok(FstabSwap {
                 path: "/etc/fstab".into(),
-                noauto_devices: vec![],
+                not_at_boot: vec![],
+                swap_disabled_by_cmdline: false,
+                cmdline_switch: None,
                 entries,
             }),
             swap_units: Probe::Ok(vec![]),
@@ -691,6 +715,7 @@ mod tests {
             path: "/etc/systemd/system/dev-sdb2.swap".into(),
             state: "enabled".into(),
             what: Some("/dev/sdb2".into()),
+            source_path: None,
         }]);
         let (s, _) = steps(&o, &Config::default().fix);
         assert_eq!(
@@ -727,12 +752,64 @@ mod tests {
             path: "/run/systemd/generator/dev-zram0.swap".into(),
             state: "generated".into(),
             what: Some("/dev/zram0".into()),
+            source_path: None,
         }]);
         let (s, _) = steps(&o, &Config::default().fix);
         assert_eq!(
             s,
             vec!["swap-unit-mask dev-zram0.swap", "daemon-reload systemd"]
         );
+    }
+
+    /// Commenting out the line plus a daemon-reload is the whole repair of
+    /// an fstab-generated unit: never a MaskUnit, whatever the policy.
+    #[test]
+    fn fstab_generated_units_are_never_masked() {
+        let mut o = obs("loaded", "active", "running", "enabled", Some(10), 4096);
+        let unit = |dir: &str, state: &str| SwapUnit {
+            name: "swapfile.swap".into(),
+            path: format!("{dir}/swapfile.swap"),
+            state: state.into(),
+            what: Some("/swapfile".into()),
+            source_path: None,
+        };
+        let mut pol = Config::default().fix;
+        pol.mask_swap_units = true;
+        let mask = |s: &[String]| s.iter().any(|x| x.starts_with("swap-unit-mask"));
+        // The generator's own unit: no finding, no step but the fstab edit.
+        o.swap_units = Probe::Ok(vec![unit("/run/systemd/generator", "generated")]);
+        let (s, _) = steps(&o, &pol);
+        assert_eq!(
+            s,
+            vec![
+                "swapoff /swapfile",
+                "fstab-comment /etc/fstab:4",
+                "daemon-reload systemd"
+            ]
+        );
+        // An admin's unit of the same name: disabled, not masked.
+        o.swap_units = Probe::Ok(vec![unit("/etc/systemd/system", "enabled")]);
+        let (s, _) = steps(&o, &pol);
+        assert!(
+            s.contains(&"swap-unit-disable swapfile.swap".to_string()),
+            "{s:?}"
+        );
+        assert!(!mask(&s), "{s:?}");
+        // Another generator's unit of that name: left alone, said why.
+        o.swap_units = Probe::Ok(vec![unit("/run/systemd/generator.late", "generated")]);
+        let (s, p) = steps(&o, &pol);
+        assert!(!mask(&s), "{s:?}");
+        assert!(p
+            .skipped
+            .iter()
+            .any(|k| k.id == "swap-unit-mask" && k.reason.contains("never masks")));
+        // Also when the line is noauto (no finding for it, its name stays).
+        if let Probe::Ok(f) = &mut o.fstab {
+            let mut e = f.entries.remove(0);
+            e.boot = crate::fstab::Boot::Noauto;
+            f.not_at_boot.push(e);
+        }
+        assert!(!mask(&steps(&o, &pol).0));
     }
 
     #[test]

@@ -112,35 +112,112 @@ pub struct SwapUnit {
     pub state: String,
     /// `What=` from the unit file, when readable.
     pub what: Option<String>,
+    /// `SourcePath=` from the unit file (`/etc/fstab` for the units
+    /// systemd-fstab-generator writes), when readable and set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_path: Option<String>,
+}
+
+/// Where systemd-fstab-generator writes its units (the normal generator
+/// directory; a same-named unit in /etc/systemd/system overrides it).
+pub const FSTAB_GENERATOR_DIR: &str = "/run/systemd/generator";
+
+impl SwapUnit {
+    /// Written by systemd-fstab-generator: in its directory, and either
+    /// named after one of `fstab_units` or saying `SourcePath=/etc/fstab`.
+    pub fn from_fstab<'a>(&self, mut fstab_units: impl Iterator<Item = &'a str>) -> bool {
+        let in_generator_dir =
+            Path::new(&self.path) == Path::new(FSTAB_GENERATOR_DIR).join(&self.name);
+        in_generator_dir
+            && (self.source_path.as_deref() == Some(crate::observe::FSTAB)
+                || fstab_units.any(|u| u == self.name))
+    }
+}
+
+/// `SourcePath=` of a unit file's `[Unit]` section.
+pub fn unit_source_path(unit_file: &str) -> Option<String> {
+    section_value(unit_file, "[Unit]", "SourcePath=")
+}
+
+fn section_value(unit_file: &str, section: &str, key: &str) -> Option<String> {
+    let mut inside = false;
+    let mut value = None;
+    for line in unit_file.lines() {
+        let l = line.trim();
+        if l.starts_with('[') {
+            inside = l == section;
+        } else if inside {
+            if let Some(v) = l.strip_prefix(key) {
+                value = Some(v.trim().to_string());
+            }
+        }
+    }
+    value
 }
 
 /// `What=` of a `[Swap]` section.
 pub fn unit_what(unit_file: &str) -> Option<String> {
-    let mut in_swap = false;
-    let mut what = None;
-    for line in unit_file.lines() {
-        let l = line.trim();
-        if l.starts_with('[') {
-            in_swap = l == "[Swap]";
-        } else if in_swap {
-            if let Some(v) = l.strip_prefix("What=") {
-                what = Some(v.trim().to_string());
-            }
-        }
-    }
-    what
+    section_value(unit_file, "[Swap]", "What=")
 }
 
-/// systemd's path escaping (`systemd-escape --path`): `/dev/mapper/a-b` →
-/// `dev-mapper-a\x2db`.
-pub fn escape_path(path: &str) -> String {
-    let trimmed: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    if trimmed.is_empty() {
-        return "-".to_string();
+/// Why systemd cannot name a unit after a path (`unit_name_from_path`
+/// fails with EINVAL, and systemd-fstab-generator skips the line).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitNameError {
+    #[error("the path has a `..` component")]
+    DotDot,
+    #[error("a path component is longer than 255 bytes")]
+    ComponentTooLong,
+    #[error("the path is 4096 bytes or longer")]
+    TooLong,
+    #[error("the path is `.`")]
+    Dot,
+    #[error("the path contains a NUL byte")]
+    Nul,
+}
+
+/// systemd's path escaping, `unit_name_path_escape()` in systemd 252's
+/// src/basic/unit-name.c (what `systemd-escape --path` prints): simplify
+/// the path (repeated `/` and `.` components dropped), `/` and the empty
+/// path become `-`; a `..` component, a component over 255 bytes or a path
+/// of PATH_MAX bytes or more is refused; then leading `/` dropped, a leading
+/// `.` escaped, `/` → `-`, and every byte outside `[A-Za-z0-9:_.]`
+/// (including `-`, `\` and all non-ASCII bytes) → `\xNN`.
+/// `/dev/mapper/a-b` → `dev-mapper-a\x2db`.
+pub fn escape_path(path: &[u8]) -> Result<String, UnitNameError> {
+    if path.contains(&0) {
+        return Err(UnitNameError::Nul);
     }
-    let joined = trimmed.join("/");
-    let mut out = String::new();
-    for (i, b) in joined.bytes().enumerate() {
+    let absolute = path.first() == Some(&b'/');
+    // path_simplify(): empty and `.` components go, `..` stays.
+    let parts: Vec<&[u8]> = path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    if parts.is_empty() {
+        // Simplified to "", "/" (empty_or_root: `-`) or "." (not normalized).
+        return if absolute || path.is_empty() {
+            Ok("-".into())
+        } else {
+            Err(UnitNameError::Dot)
+        };
+    }
+    // path_is_normalized() on the simplified path.
+    if parts.iter().any(|c| c.len() > 255) {
+        return Err(UnitNameError::ComponentTooLong);
+    }
+    if parts.iter().any(|c| *c == b"..") {
+        return Err(UnitNameError::DotDot);
+    }
+    let simplified_len =
+        usize::from(absolute) + parts.iter().map(|c| c.len()).sum::<usize>() + parts.len() - 1;
+    if simplified_len >= 4096 {
+        return Err(UnitNameError::TooLong);
+    }
+    // do_escape() on the simplified path without its leading `/`.
+    let joined = parts.join(&b'/');
+    let mut out = String::with_capacity(joined.len());
+    for (i, &b) in joined.iter().enumerate() {
         match b {
             b'/' => out.push('-'),
             b'.' if i == 0 => out.push_str("\\x2e"),
@@ -148,12 +225,48 @@ pub fn escape_path(path: &str) -> String {
             _ => out.push_str(&format!("\\x{b:02x}")),
         }
     }
-    out
+    Ok(out)
 }
 
-/// The swap unit name systemd generates for a device path.
-pub fn unit_name_for(device: &str) -> String {
-    format!("{}.swap", escape_path(device))
+/// systemd's `UNIT_NAME_MAX`: names this long or longer are hashed.
+const UNIT_NAME_MAX: usize = 256;
+
+/// `unit_name_from_path()` (systemd 252): the escaped path plus `suffix`
+/// (with its dot, `.swap`); a name of 256 bytes or more is cut to fit and
+/// ends in `_` and the SipHash-2-4 of the full name and its NUL (key
+/// ecf237fb58324a32849f069b0d21eb9a), as `unit_name_hash_long()` does.
+/// `systemd-escape --path` does not hash: it is no reference for long paths.
+pub fn unit_name_from_path(path: &[u8], suffix: &str) -> Result<String, UnitNameError> {
+    let name = format!("{}{suffix}", escape_path(path)?);
+    if name.len() < UNIT_NAME_MAX {
+        return Ok(name);
+    }
+    const KEY: [u8; 16] = [
+        0xec, 0xf2, 0x37, 0xfb, 0x58, 0x32, 0x4a, 0x32, 0x84, 0x9f, 0x06, 0x9b, 0x0d, 0x21, 0xeb,
+        0x9a,
+    ];
+    let k0 = u64::from_le_bytes(KEY[..8].try_into().expect("8 bytes"));
+    let k1 = u64::from_le_bytes(KEY[8..].try_into().expect("8 bytes"));
+    #[allow(deprecated)] // std's SipHasher is SipHash-2-4, exactly systemd's siphash24.
+    let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+    // siphash24_string() hashes the terminating NUL too.
+    std::hash::Hasher::write(&mut h, name.as_bytes());
+    std::hash::Hasher::write(&mut h, &[0]);
+    let hash: String = std::hash::Hasher::finish(&h)
+        .to_le_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // The suffix without its dot, as strrchr(name, '.') + 1 gives it.
+    let type_len = suffix.len().saturating_sub(1);
+    let keep = UNIT_NAME_MAX - 1 - type_len - hash.len() - 2;
+    // The escaped name is ASCII, so any byte offset is a char boundary.
+    Ok(format!("{}_{hash}{suffix}", &name[..keep]))
+}
+
+/// The swap unit systemd makes for a device path (`What=`).
+pub fn unit_name_for(device: &[u8]) -> Result<String, UnitNameError> {
+    unit_name_from_path(device, ".swap")
 }
 
 #[cfg(test)]
@@ -190,19 +303,87 @@ mod tests {
         assert!(e.to_string().starts_with("/proc/swaps:2:1:"), "{e}");
     }
 
+    fn esc(p: &str) -> Result<String, UnitNameError> {
+        escape_path(p.as_bytes())
+    }
+
     #[test]
     fn escapes_like_systemd() {
-        assert_eq!(escape_path("/swapfile"), "swapfile");
+        assert_eq!(esc("/swapfile").unwrap(), "swapfile");
         assert_eq!(
-            escape_path("/dev/mapper/centos-swap"),
+            esc("/dev/mapper/centos-swap").unwrap(),
             "dev-mapper-centos\\x2dswap"
         );
         assert_eq!(
-            escape_path("/dev/disk/by-uuid/9b7a-11"),
+            esc("/dev/disk/by-uuid/9b7a-11").unwrap(),
             "dev-disk-by\\x2duuid-9b7a\\x2d11"
         );
-        assert_eq!(escape_path("/.hidden/a b"), "\\x2ehidden-a\\x20b");
-        assert_eq!(unit_name_for("/swapfile"), "swapfile.swap");
+        assert_eq!(esc("/.hidden/a b").unwrap(), "\\x2ehidden-a\\x20b");
+        assert_eq!(unit_name_for(b"/swapfile").unwrap(), "swapfile.swap");
+        // Latin-1 bytes are escaped one by one; so is UTF-8.
+        assert_eq!(escape_path(b"/sw\xe9p").unwrap(), "sw\\xe9p");
+        assert_eq!(esc("/appl\u{e9}").unwrap(), "appl\\xc3\\xa9");
+        assert_eq!(
+            esc("/a\\b@c%d=e+f#g").unwrap(),
+            "a\\x5cb\\x40c\\x25d\\x3de\\x2bf\\x23g"
+        );
+    }
+
+    /// systemd 252 src/test/test-unit-name.c, TEST(unit_name_from_path)
+    /// and TEST(unit_name_escape), verbatim.
+    #[test]
+    fn systemd_unit_name_from_path_vectors() {
+        let one = |p: &str, suffix: &str| unit_name_from_path(p.as_bytes(), suffix);
+        assert_eq!(one("/waldo", ".mount").unwrap(), "waldo.mount");
+        assert_eq!(one("/waldo/quuix", ".mount").unwrap(), "waldo-quuix.mount");
+        assert_eq!(one("/waldo/quuix/", ".mount").unwrap(), "waldo-quuix.mount");
+        assert_eq!(one("", ".mount").unwrap(), "-.mount");
+        assert_eq!(one("/", ".mount").unwrap(), "-.mount");
+        assert_eq!(one("///", ".mount").unwrap(), "-.mount");
+        assert_eq!(one("/foo/../bar", ".mount"), Err(UnitNameError::DotDot));
+        assert_eq!(one("/foo/./bar", ".mount").unwrap(), "foo-bar.mount");
+        let long = format!("/waldo{}", "a".repeat(246));
+        let want = format!("waldo{}_7736d9ed33c2ec55.mount", "a".repeat(227));
+        assert_eq!(want.len(), 255);
+        assert_eq!(one(&long, ".mount").unwrap(), want);
+        // unit_name_escape("ab+-c.a/bc@foo.service")
+        assert_eq!(
+            esc("ab+-c.a/bc@foo.service").unwrap(),
+            "ab\\x2b\\x2dc.a-bc\\x40foo.service"
+        );
+    }
+
+    /// Names checked against systemd 252's generator and systemd-escape
+    /// (/work/research/fstab-generator.md, section 3).
+    #[test]
+    fn generator_swap_names() {
+        let n = |p: &str| unit_name_for(p.as_bytes());
+        assert_eq!(n("/dev/sda2").unwrap(), "dev-sda2.swap");
+        assert_eq!(
+            n("/dev/disk/by-partlabel/swap@1").unwrap(),
+            "dev-disk-by\\x2dpartlabel-swap\\x401.swap"
+        );
+        assert_eq!(
+            n("/dev/disk/by-label/my\\x20swap").unwrap(),
+            "dev-disk-by\\x2dlabel-my\\x5cx20swap.swap"
+        );
+        assert_eq!(n("/.hidden/sw//file").unwrap(), "\\x2ehidden-sw-file.swap");
+        assert_eq!(n("/swap%file").unwrap(), "swap\\x25file.swap");
+        assert_eq!(n("/var//tmp/./sw/").unwrap(), "var-tmp-sw.swap");
+        assert_eq!(n("/").unwrap(), "-.swap");
+        assert_eq!(n("/dev/../sw6"), Err(UnitNameError::DotDot));
+        assert_eq!(n("label=lower").unwrap(), "label\\x3dlower.swap");
+        assert_eq!(n("."), Err(UnitNameError::Dot));
+        assert_eq!(n("./"), Err(UnitNameError::Dot));
+        assert_eq!(
+            n(&format!("/{}", "x".repeat(256))),
+            Err(UnitNameError::ComponentTooLong)
+        );
+        assert_eq!(n(&"/x".repeat(2048)), Err(UnitNameError::TooLong));
+        // 233 bytes of the full name, `_`, 16 hex digits, `.swap`: 255.
+        let long = n(&format!("/{}", "a".repeat(251))).unwrap();
+        assert_eq!(long.len(), 255);
+        assert!(long.starts_with(&"a".repeat(233)), "{long}");
     }
 
     #[test]
@@ -210,5 +391,8 @@ mod tests {
         let u = "[Unit]\nDescription=x\n[Swap]\nWhat=/dev/sdb2\nPriority=5\n[Install]\nWantedBy=swap.target\n";
         assert_eq!(unit_what(u).as_deref(), Some("/dev/sdb2"));
         assert_eq!(unit_what("[Unit]\nWhat=/x\n"), None);
+        let g = "# Automatically generated by systemd-fstab-generator\n\n[Unit]\nDocumentation=man:fstab(5) man:systemd-fstab-generator(8)\nSourcePath=/etc/fstab\n\n[Swap]\nWhat=/swapfile\nOptions=sw\n";
+        assert_eq!(unit_source_path(g).as_deref(), Some("/etc/fstab"));
+        assert_eq!(unit_what(g).as_deref(), Some("/swapfile"));
     }
 }
