@@ -219,15 +219,13 @@ impl KubeApi {
 
     /// Stop kube-apiserver (etcd keeps the data).
     pub fn stop_apiserver(&mut self) {
-        if let Some(mut c) = self.apiserver.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.apiserver.take() {
+            stop(c);
         }
         // Until the port refuses connections.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            && Instant::now() < deadline
-        {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "kube-apiserver still listening");
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -381,11 +379,23 @@ impl Drop for KubeApi {
             .into_iter()
             .flatten()
         {
-            let mut c = c;
-            let _ = c.kill();
-            let _ = c.wait();
+            stop(c);
         }
     }
+}
+
+/// SIGTERM to `timeout`, which passes it on to the server and exits with
+/// it (SIGKILL would orphan the server), then wait; SIGKILL only as a last
+/// resort.
+fn stop(mut c: Child) {
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = c.kill();
+    let _ = c.wait();
 }
 
 fn fxhash(s: &str) -> u64 {
