@@ -143,6 +143,57 @@ fn seed_incident_reported_with_node_credentials(api: &mut KubeApi) {
     );
     assert_eq!(n["metadata"]["annotations"]["taint-guard.io/status"], "ok");
     assert!(condition(&n, "Ready").is_some());
+
+    // Nothing changes, but the heartbeat is older than the period (0 here):
+    // the condition is rewritten with a new heartbeat, same transition.
+    let c1 = c.clone();
+    std::fs::write(
+        &node.config,
+        "[fix]\nsettle_secs = 1\n[report]\nheartbeat_mins = 0\n",
+    )
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (_, v) = node.check_json(&["--report"]);
+    assert_eq!(v["report"]["state"], "updated", "{v:#}");
+    let n = api.node(name);
+    let c2 = condition(&n, "KubeletHostProblem").unwrap();
+    assert!(
+        c2["lastHeartbeatTime"].as_str() > c1["lastHeartbeatTime"].as_str(),
+        "{c2:#}"
+    );
+    assert_eq!(c2["lastTransitionTime"], c1["lastTransitionTime"]);
+    assert_eq!(c2["status"], "False");
+}
+
+/// The same repair failing on two runs: the second is not dropped as
+/// AlreadyExists but counted on the Event (node credentials may patch
+/// Events, not get them).
+fn recurring_repair_failure_is_counted(api: &mut KubeApi) {
+    let name = "loop-5";
+    api.create_node(name, "True", &[]);
+    let creds = api.node_creds(name);
+    let node = Node::boot("kloop", Kubelet::Kubeadm, |root| {
+        install_kubelet_creds(root, api, &creds, false);
+        harness::kubelet_dropin(
+            root,
+            "20-false.conf",
+            "[Service]\nExecStart=\nExecStart=/bin/false\n",
+        );
+    });
+    node.exec("systemctl enable kubelet.service");
+    for _ in 0..2 {
+        let (code, v) = node.check_json(&["--fix", "--report"]);
+        assert_eq!(code, 2, "{v:#}");
+        assert!(v["report"]["errors"].is_null(), "{v:#}");
+    }
+    let evs = api.events(name);
+    let failed: Vec<&Value> = evs
+        .iter()
+        .filter(|e| e["reason"] == "StartFailed")
+        .collect();
+    assert_eq!(failed.len(), 1, "{evs:#?}");
+    assert_eq!(failed[0]["count"], 2, "{:#}", failed[0]);
+    assert!(failed[0]["lastTimestamp"].as_str() >= failed[0]["firstTimestamp"].as_str());
 }
 
 /// NodeRestriction: this node's credentials cannot write another Node; the
@@ -255,7 +306,7 @@ type Scenario = fn(&mut KubeApi);
 fn main() -> std::process::ExitCode {
     let bin = harness::kube::binaries();
     let api: Api = Arc::new(Mutex::new(None));
-    let scenarios: [(&'static str, Scenario); 4] = [
+    let scenarios: [(&'static str, Scenario); 5] = [
         (
             "seed_incident_reported_with_node_credentials",
             seed_incident_reported_with_node_credentials,
@@ -269,6 +320,10 @@ fn main() -> std::process::ExitCode {
             concurrent_writer_is_not_clobbered,
         ),
         ("api_server_down_then_back", api_server_down_then_back),
+        (
+            "recurring_repair_failure_is_counted",
+            recurring_repair_failure_is_counted,
+        ),
     ];
     let trials = scenarios
         .into_iter()

@@ -607,27 +607,7 @@ fn report_unreachable_api_keeps_local_result() {
 fn boot_unit_repairs_the_seed_incident_at_boot() {
     let node = Node::boot("bootunit", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
-        std::fs::copy(
-            env!("CARGO_BIN_EXE_taint-guard"),
-            root.join("usr/bin/taint-guard"),
-        )
-        .unwrap();
-        let unit = root.join("etc/systemd/system/taint-guard-check.service");
-        std::fs::copy(
-            concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/systemd/taint-guard-check.service"
-            ),
-            &unit,
-        )
-        .unwrap();
-        let wants = root.join("etc/systemd/system/multi-user.target.wants");
-        std::fs::create_dir_all(&wants).unwrap();
-        std::os::unix::fs::symlink(
-            "/etc/systemd/system/taint-guard-check.service",
-            wants.join("taint-guard-check.service"),
-        )
-        .unwrap();
+        harness::install_boot_unit(root);
     });
     node.wait_for("kubelet active", |n| {
         n.prop("kubelet.service", "SubState") == "running"
