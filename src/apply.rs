@@ -136,13 +136,45 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
 ) -> Vec<ActionOutcome> {
     let mut out = Vec::new();
     let mut swap_still_on = false;
+    // One bound for all swapoffs together (the boot unit's TimeoutStartSec
+    // is sized on it).
+    let swapoff_deadline =
+        tokio::time::Instant::now() + Duration::from_secs(cfg.fix.swapoff_timeout_secs);
+    let pause_cap = jiff::SignedDuration::from_hours(cfg.pause.max_hours.min(1 << 40) as i64);
     for a in &plan.actions {
+        // The plan was made from an observation that may be minutes old
+        // (swapoff takes time): a pause taken since stops every unit step.
+        let unit_step = matches!(
+            a.step,
+            Step::Enable { .. }
+                | Step::UnmaskUnit { .. }
+                | Step::ResetFailed { .. }
+                | Step::Start { .. }
+        );
+        let paused_now = unit_step
+            .then(|| crate::pause::read(host, Timestamp::now(), pause_cap))
+            .flatten()
+            .and_then(|st| st.active().cloned());
         let (outcome, detail) = match (&a.step, sd) {
+            (_, _) if paused_now.is_some() => (
+                Outcome::Skipped,
+                format!(
+                    "paused since the check: {}",
+                    paused_now
+                        .as_ref()
+                        .map(|p| p.describe())
+                        .unwrap_or_default()
+                ),
+            ),
+            (Step::Swapoff { device }, _) if swap_still_on => (
+                Outcome::Skipped,
+                format!("an earlier swapoff did not finish: {device} left on"),
+            ),
             (Step::Swapoff { device }, _) => {
                 let r = swapoff_bounded(
                     kernel.clone(),
                     host.path(device),
-                    Duration::from_secs(cfg.fix.swapoff_timeout_secs),
+                    swapoff_deadline.saturating_duration_since(tokio::time::Instant::now()),
                 )
                 .await;
                 match r {
@@ -166,7 +198,24 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
                 Outcome::Skipped,
                 format!("swap is still on: not starting {unit}"),
             ),
-            (Step::Start { unit }, Some(sd)) => start(sd, unit, cfg).await,
+            (Step::Start { unit }, Some(sd)) => match sd.unit_state(unit).await {
+                // A stop that began (or ended) since the check is a
+                // person's: not undone. Started by someone else: done.
+                Ok(st) if crate::evaluate::motion(&st) == crate::evaluate::Motion::Stopping => (
+                    Outcome::Skipped,
+                    format!(
+                        "{unit} is being stopped ({}/{}): not starting it",
+                        st.active_state, st.sub_state
+                    ),
+                ),
+                Ok(st)
+                    if crate::evaluate::motion(&st) == crate::evaluate::Motion::Up
+                        && st.active_state == "active" =>
+                {
+                    (Outcome::Skipped, format!("{unit} is already active"))
+                }
+                _ => start(sd, unit, cfg).await,
+            },
             (step, Some(sd)) => {
                 let r = match step {
                     Step::DisableUnit { unit } => sd.disable(unit).await,
@@ -230,8 +279,8 @@ async fn swapoff_bounded<K: Swapoff>(
         Err(_) => (
             Outcome::TimedOut,
             format!(
-                "swapoff {shown} did not finish within {}s (fix.swapoff_timeout_secs): swap stays on, nothing is started",
-                bound.as_secs()
+                "swapoff {shown} did not finish within the bound (fix.swapoff_timeout_secs, for all swapoffs together; {} ms were left for this one): swap stays on, nothing is started",
+                bound.as_millis()
             ),
         ),
     }
@@ -375,15 +424,24 @@ mod tests {
         calls: RefCell<Vec<String>>,
         /// Error text StartUnit answers with, if any.
         start_error: Option<String>,
+        started: std::cell::Cell<bool>,
+        /// The unit's state before any start: (ActiveState, job).
+        before: Option<(&'static str, Option<&'static str>)>,
     }
 
     impl UnitManager for FakeSd {
         async fn unit_state(&self, name: &str) -> anyhow::Result<UnitState> {
             self.calls.borrow_mut().push(format!("state {name}"));
+            let (active, job) = if self.started.get() {
+                ("active", None)
+            } else {
+                self.before.unwrap_or(("inactive", None))
+            };
             Ok(UnitState {
                 load_state: "loaded".into(),
-                active_state: "active".into(),
-                sub_state: "running".into(),
+                active_state: active.into(),
+                sub_state: "-".into(),
+                job: job.map(String::from),
                 ..Default::default()
             })
         }
@@ -418,6 +476,7 @@ mod tests {
             self.calls
                 .borrow_mut()
                 .push(format!("start {unit} mode={}", mode.as_str()));
+            self.started.set(self.start_error.is_none());
             match &self.start_error {
                 Some(e) => Err(anyhow::anyhow!("{e}")),
                 None => Ok("done".into()),
@@ -516,6 +575,8 @@ mod tests {
             vec![
                 "enable kubelet.service",
                 "reload",
+                // Still stopped, not being stopped: start.
+                "state kubelet.service",
                 "start kubelet.service mode=fail",
                 "state kubelet.service"
             ]
@@ -584,7 +645,11 @@ mod tests {
             t0.elapsed()
         );
         assert_eq!(out[0].outcome, Outcome::TimedOut);
-        assert!(out[0].detail.contains("within 1s"), "{}", out[0].detail);
+        assert!(
+            out[0].detail.contains("did not finish within the bound"),
+            "{}",
+            out[0].detail
+        );
         assert_eq!(out[3].outcome, Outcome::Skipped);
         assert!(!sd.calls.borrow().iter().any(|c| c.starts_with("start")));
     }
@@ -611,5 +676,88 @@ mod tests {
             "{}",
             out[3].detail
         );
+    }
+
+    #[tokio::test]
+    async fn a_pause_or_a_stop_taken_since_the_check_is_honoured() {
+        // A pause written after the plan was made: unit steps skipped.
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        let until = Timestamp::now() + jiff::SignedDuration::from_hours(1);
+        crate::pause::pause(
+            &host,
+            &crate::pause::Pause {
+                until,
+                reason: Some("mid-repair".into()),
+                by: None,
+                since: Some(Timestamp::now()),
+            },
+        )
+        .unwrap();
+        let sd = FakeSd::default();
+        let out = apply_with(
+            &seed_plan(),
+            Some(&sd),
+            kernel(false, 0),
+            &host,
+            &cfg(),
+            Timestamp::now(),
+        )
+        .await;
+        assert_eq!(
+            outcomes(&out),
+            vec![
+                ("swapoff", Outcome::Done),
+                ("enable", Outcome::Skipped),
+                ("daemon-reload", Outcome::Done),
+                ("start", Outcome::Skipped)
+            ]
+        );
+        assert!(out[3].detail.contains("mid-repair"), "{}", out[3].detail);
+        assert_eq!(*sd.calls.borrow(), vec!["reload"]);
+
+        // A stop began since the check: not started.
+        let sd = FakeSd {
+            before: Some(("deactivating", Some("stop"))),
+            ..Default::default()
+        };
+        let host = HostRoot::new("/nonexistent");
+        let out = apply_with(
+            &seed_plan(),
+            Some(&sd),
+            kernel(false, 0),
+            &host,
+            &cfg(),
+            Timestamp::now(),
+        )
+        .await;
+        assert_eq!(out[3].outcome, Outcome::Skipped);
+        assert!(
+            out[3].detail.contains("is being stopped"),
+            "{}",
+            out[3].detail
+        );
+        assert!(!sd.calls.borrow().iter().any(|c| c.starts_with("start")));
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_swapoff_no_other_swapoff_starts() {
+        let mut plan = seed_plan();
+        plan.actions.insert(
+            1,
+            Action {
+                step: Step::Swapoff {
+                    device: "/swap2".into(),
+                },
+                reason: "r".into(),
+            },
+        );
+        let k = kernel(true, 0);
+        let sd = FakeSd::default();
+        let host = HostRoot::new("/nonexistent");
+        let out = apply_with(&plan, Some(&sd), k.clone(), &host, &cfg(), Timestamp::now()).await;
+        assert_eq!(out[0].outcome, Outcome::Failed);
+        assert_eq!(out[1].outcome, Outcome::Skipped);
+        assert_eq!(k.calls.load(Ordering::SeqCst), 1);
     }
 }

@@ -88,11 +88,13 @@ fn walk(top: &Path, v: Version) -> Result<SwapCgroups> {
         if dir == top {
             continue; // the root cgroup has no limit
         }
-        // A cgroup removed mid-walk is skipped, not an error.
-        let Ok(Some(c)) = read_one(top, &dir, v) else {
-            continue;
-        };
-        out.push(c);
+        match read_one(top, &dir, v) {
+            Ok(Some(c)) => out.push(c),
+            Ok(None) => {}
+            // A cgroup removed mid-walk is skipped, not an error.
+            Err(_) if !dir.exists() => {}
+            Err(e) => return Err(e),
+        }
     }
     out.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(SwapCgroups {
@@ -116,8 +118,15 @@ fn read_one(top: &Path, dir: &Path, v: Version) -> Result<Option<CgroupSwap>> {
     };
     let (swap, limit, usage) = match v {
         Version::V2 => {
-            let Ok(swap) = num("memory.swap.current") else {
-                return Ok(None);
+            let swap = match num("memory.swap.current") {
+                Ok(s) => s,
+                // Memory controlled here but no swap file: swap accounting
+                // is off (swapaccount=0). Who holds swap cannot be told.
+                Err(_) if dir.join("memory.current").exists() => bail!(
+                    "{} has no memory.swap.current (swap accounting off?): cannot tell which cgroups hold swap",
+                    dir.display()
+                ),
+                Err(_) => return Ok(None),
             };
             (swap, num("memory.max")?, num("memory.current")?)
         }
@@ -204,6 +213,20 @@ mod tests {
             }]
         );
         assert_eq!(s.cgroups[0].headroom(), 56 << 20);
+    }
+
+    #[test]
+    fn v2_without_swap_accounting_is_an_error_not_a_guess() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        put(r, "", &[("cgroup.controllers", "memory\n")]);
+        put(
+            r,
+            "pod",
+            &[("memory.max", "1000\n"), ("memory.current", "1\n")],
+        );
+        let e = observe(r).unwrap_err().to_string();
+        assert!(e.contains("swap accounting off"), "{e}");
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub struct FixPolicy {
     /// Wait for start jobs and the settle time (false: queue and return).
     pub wait_for_start: bool,
     /// Bound on one swapoff(2); past it the repair reports `timed-out` and
-    /// nothing is started (the kernel finishes or fails it on its own).
+    /// nothing is started. One bound for all swapoffs of a repair together.
     pub swapoff_timeout_secs: u64,
     /// Start a unit that was stopped cleanly after running in this boot
     /// (`unit-stopped`: a person's `systemctl stop`). `check --fix` does

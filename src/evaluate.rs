@@ -169,7 +169,7 @@ pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
             ));
         }
     }
-    swap_findings(obs, &mut f);
+    swap_findings(obs, cfg, &mut f);
     assess(f, cfg)
 }
 
@@ -454,9 +454,31 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     }
 }
 
-fn swap_findings(obs: &Observation, out: &mut Vec<Finding>) {
+fn swap_findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) {
     let first = out.len();
     swap_findings_inner(obs, out);
+    // A remedy only where it does what it says: not for swap kubelet
+    // tolerates or whose policy is unknown (that swap stays), and the
+    // taint-guard one only where --fix would act on it.
+    let paused = obs.pause.as_ref().and_then(|p| p.active());
+    for f in &mut out[first..] {
+        if !f.fixable {
+            f.remedy = None;
+            continue;
+        }
+        if f.id != "swap-in-fstab" {
+            continue;
+        }
+        if let Some(p) = paused {
+            f.remedy = None;
+            f.message += &format!("; repairs are paused until {}", p.until);
+        } else if !cfg.fix.fstab {
+            f.remedy = None;
+            f.message += "; fix.fstab is off in config: comment the line out by hand, then systemctl daemon-reload";
+        } else {
+            f.message += "; the remedy comments it out (marker line, original kept behind #, backup next to the file; --dry-run shows the diff)";
+        }
+    }
     // Swap on at the next boot, and no telling whether kubelet refuses it.
     if matches!(obs.kubelet_policy, Some(KubeletPolicy::Unknown(_))) {
         for f in &mut out[first..] {
@@ -541,7 +563,7 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                     sev,
                     &format!("{}:{}", fs.path, e.line),
                     format!(
-                        "{} line {} turns swap on at boot ({}); {judgement}; the remedy comments it out (marker line, original kept behind #, backup next to the file; --dry-run shows the diff)",
+                        "{} line {} turns swap on at boot ({}); {judgement}",
                         fs.path, e.line, e.spec
                     ),
                     Some(Remedy::cmd(&[

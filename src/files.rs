@@ -273,8 +273,11 @@ mod tests {
 
     /// After a failure at any step the file is the old or the new one,
     /// never torn or missing, and no temp file is left.
-    #[cfg(feature = "failpoints")]
     #[test]
+    #[cfg_attr(
+        not(feature = "failpoints"),
+        ignore = "needs --features failpoints (the README's test command has it)"
+    )]
     fn fault_at_every_step_leaves_old_or_new() {
         let scenario = fail::FailScenario::setup();
         for (point, expect_new) in [

@@ -71,13 +71,22 @@ impl PauseState {
 /// error as its reason. `max` caps how long any pause lasts from its start
 /// (`since`, else the file's mtime).
 pub fn read(host: &HostRoot, now: Timestamp, max: SignedDuration) -> Option<PauseState> {
+    // A live pause in either place wins over an expired one in the other.
+    let mut expired = None;
     for node_path in [PAUSE_FILE, LEGACY_PAUSE_FILE] {
         let path = host.path(node_path);
         match read_file(&path, max) {
             Ok(None) => continue,
+            Ok(Some(pause)) if pause.until <= now => {
+                expired.get_or_insert(PauseState {
+                    expired: true,
+                    pause,
+                    path: node_path.into(),
+                });
+            }
             Ok(Some(pause)) => {
                 return Some(PauseState {
-                    expired: pause.until <= now,
+                    expired: false,
                     pause,
                     path: node_path.into(),
                 })
@@ -98,7 +107,7 @@ pub fn read(host: &HostRoot, now: Timestamp, max: SignedDuration) -> Option<Paus
             }
         }
     }
-    None
+    expired
 }
 
 fn read_file(path: &Path, max: SignedDuration) -> Result<Option<Pause>> {
@@ -247,6 +256,16 @@ mod tests {
         assert!(!st.expired);
         assert!(resume(&host).unwrap());
         assert_eq!(read(&host, ts("2026-11-27T13:00:00Z"), DAY), None);
+        // An expired pause in /var/lib does not hide a live one in /run.
+        std::fs::create_dir_all(host.path("/var/lib/taint-guard")).unwrap();
+        std::fs::write(host.path(PAUSE_FILE), "until = \"2026-11-27T10:00:00Z\"\n").unwrap();
+        std::fs::write(
+            host.path(LEGACY_PAUSE_FILE),
+            "until = \"2026-11-27T14:00:00Z\"\n",
+        )
+        .unwrap();
+        let st = read(&host, ts("2026-11-27T13:00:00Z"), SignedDuration::MAX).unwrap();
+        assert!(!st.expired && st.path == LEGACY_PAUSE_FILE, "{st:?}");
     }
 
     #[test]

@@ -213,6 +213,22 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
         }
         return p;
     }
+    // Someone is stopping a required unit: they are mid-change (perhaps
+    // switching the node to swap). Touch nothing — swap included — until
+    // the stop is over.
+    if let Some(f) = a.findings.iter().find(|f| f.id == "unit-stopping") {
+        for x in a.findings.iter().filter(|x| x.fixable) {
+            p.skipped.push(Skip {
+                id: "stopping",
+                subject: x.subject.clone(),
+                reason: format!(
+                    "{} is being stopped: nothing is repaired while a stop is in progress",
+                    f.subject
+                ),
+            });
+        }
+        return p;
+    }
     if let Some(st) = obs.pause.as_ref().filter(|st| st.expired) {
         p.actions.push(Action {
             step: Step::ClearPause {
@@ -244,17 +260,24 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
             let used: u64 = devices.iter().map(|d| d.used_kib * 1024).sum();
             let margin = policy.swapoff_min_free_mib * MIB;
             let avail = now.memory.available_bytes;
-            // swapoff charges pages back to the cgroup that owns them.
-            let tight: Vec<&crate::cgroup::CgroupSwap> = match &obs.swap_cgroups {
-                Some(Probe::Ok(cg)) if used > 0 => cg
-                    .cgroups
-                    .iter()
-                    .filter(|c| c.swap_bytes > c.headroom())
-                    .collect(),
-                _ => Vec::new(),
-            };
+            // swapoff charges pages back to the cgroup that owns them. When
+            // swap is in use and the per-cgroup figures cannot be read, it
+            // cannot be known to be safe: refused, saying why.
+            let (tight, cgroups_unknown): (Vec<&crate::cgroup::CgroupSwap>, Option<String>) =
+                match &obs.swap_cgroups {
+                    _ if used == 0 => (Vec::new(), None),
+                    Some(Probe::Ok(cg)) => (
+                        cg.cgroups
+                            .iter()
+                            .filter(|c| c.swap_bytes > c.headroom())
+                            .collect(),
+                        None,
+                    ),
+                    Some(Probe::Failed(e)) => (Vec::new(), Some(e.clone())),
+                    None => (Vec::new(), Some("memory cgroups were not read".into())),
+                };
             let host_short = used.saturating_add(margin) > avail;
-            if host_short || !tight.is_empty() {
+            if host_short || !tight.is_empty() || cgroups_unknown.is_some() {
                 swap_stays_on = true;
                 let mut why = Vec::new();
                 if host_short {
@@ -263,6 +286,12 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                         used / MIB,
                         avail / MIB,
                         policy.swapoff_min_free_mib
+                    ));
+                }
+                if let Some(e) = &cgroups_unknown {
+                    why.push(format!(
+                        "{} MiB of swap is in use and which memory cgroups hold it cannot be told ({e}): swapoff could OOM-kill one of them",
+                        used / MIB
                     ));
                 }
                 for c in &tight {
@@ -286,7 +315,9 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
                         .join(","),
                     // Figures go in the skipped swapoff actions; the finding
                     // stays the same from run to run.
-                    message: if names.is_empty() {
+                    message: if cgroups_unknown.is_some() && names.is_empty() && !host_short {
+                        "refusing swapoff: swap is in use and the memory cgroups holding it cannot be read, so swapoff cannot be known to be safe; free the swap (restart what uses it), or swapoff by hand".into()
+                    } else if names.is_empty() {
                         "refusing swapoff: the swap in use would not fit in available memory with fix.swapoff_min_free_mib to spare; free memory (stop workloads), then swapoff".into()
                     } else {
                         format!("refusing swapoff: memory cgroups {} could not take their swapped pages back under their limits; free memory in them, then swapoff", names.join(", "))
@@ -543,7 +574,13 @@ mod tests {
         Observation {
             bus_error: None,
             pause: None,
-            swap_cgroups: None,
+            // Read (and nothing tight) whenever swap is on.
+            swap_cgroups: swap_used_mib.map(|_| {
+                Probe::Ok(crate::cgroup::SwapCgroups {
+                    version: "v2".into(),
+                    cgroups: vec![],
+                })
+            }),
             units: vec![UnitObservation::kubelet(
                 load,
                 active,
@@ -840,5 +877,72 @@ mod tests {
         assert!(p.actions.is_empty());
         assert_eq!(p.skipped.len(), 4);
         assert!(p.skipped[0].reason.contains("kernel upgrade"));
+    }
+
+    #[test]
+    fn swapoff_refused_for_a_tight_cgroup_or_unreadable_cgroups() {
+        let mut o = obs("loaded", "inactive", "dead", "enabled", Some(100), 4096);
+        o.swap_cgroups = Some(Probe::Ok(crate::cgroup::SwapCgroups {
+            version: "v2".into(),
+            cgroups: vec![crate::cgroup::CgroupSwap {
+                path: "/kubepods.slice/pod-a".into(),
+                swap_bytes: 100 * MIB,
+                limit_bytes: 256 * MIB,
+                usage_bytes: 200 * MIB,
+            }],
+        }));
+        let a = evaluate(&o, &Config::default());
+        let p = plan(&a, &o, &Config::default().fix, None);
+        let (s, _) = (
+            p.actions.iter().map(|a| a.step.id()).collect::<Vec<_>>(),
+            (),
+        );
+        assert!(!s.contains(&"swapoff") && !s.contains(&"start"), "{s:?}");
+        assert_eq!(p.findings[0].id, "swapoff-unsafe");
+        assert!(p.findings[0].message.contains("/kubepods.slice/pod-a"));
+        let skip = p.skipped.iter().find(|x| x.id == "swapoff").unwrap();
+        assert!(
+            skip.reason.contains(
+                "cgroup /kubepods.slice/pod-a holds 100 MiB of swap but has 56 MiB of headroom"
+            ),
+            "{}",
+            skip.reason
+        );
+        // Which cgroups hold the swap cannot be read: not known to be safe.
+        o.swap_cgroups = Some(Probe::Failed("swap accounting off".into()));
+        let a = evaluate(&o, &Config::default());
+        let p = plan(&a, &o, &Config::default().fix, None);
+        assert!(!p.actions.iter().any(|a| a.step.id() == "swapoff"));
+        assert!(
+            p.findings[0].message.contains("cannot be read"),
+            "{}",
+            p.findings[0].message
+        );
+        // Nothing swapped out: nothing to charge back, swapoff is safe.
+        let mut o = obs("loaded", "inactive", "dead", "enabled", Some(0), 4096);
+        o.swap_cgroups = None;
+        let a = evaluate(&o, &Config::default());
+        let p = plan(&a, &o, &Config::default().fix, None);
+        assert_eq!(p.actions[0].step.id(), "swapoff");
+    }
+
+    #[test]
+    fn nothing_is_repaired_while_a_unit_is_being_stopped() {
+        let mut o = obs(
+            "loaded",
+            "deactivating",
+            "stop-sigterm",
+            "disabled",
+            Some(10),
+            4096,
+        );
+        if let Probe::Ok(st) = &mut o.units[0].state {
+            st.job = Some("stop".into());
+        }
+        let a = evaluate(&o, &Config::default());
+        let p = plan(&a, &o, &Config::default().fix, None);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        assert!(p.skipped.iter().all(|x| x.id == "stopping"));
+        assert_eq!(p.skipped.len(), 2, "swap now and in fstab: {:?}", p.skipped);
     }
 }
