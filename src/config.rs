@@ -194,7 +194,7 @@ impl Config {
 
     fn from_fragments(frags: &[(PathBuf, &str, Fragment)]) -> Result<Config, ConfigError> {
         let mut c = Config {
-            required_units: vec!["kubelet.service".into()],
+            required_units: vec![crate::finding::KUBELET_UNIT.into()],
             kubelet_alternatives: KUBELET_ALTERNATIVES.map(String::from).to_vec(),
             severity: BTreeMap::new(),
             fix: FixPolicy {

@@ -11,7 +11,7 @@ use crate::observation::{Observation, Probe, UnitObservation, UnitState};
 use crate::remedy::Remedy;
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 14] = [
+pub const FINDING_IDS: [&str; 15] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
@@ -26,6 +26,7 @@ pub const FINDING_IDS: [&str; 14] = [
     "swap-unit-enabled",
     "swapoff-unsafe",
     "probe-failed",
+    "config-invalid",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -91,34 +92,10 @@ impl Status {
     }
 }
 
-/// One thing wrong (or worth knowing) on the node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub id: String,
-    pub severity: Severity,
-    /// What it is about: a unit, a swap device, `/etc/fstab:LINE`, a probe.
-    pub subject: String,
-    pub message: String,
-    /// The exact command line an operator would paste (every argument
-    /// quoted for POSIX sh); None where no command fixes it.
-    pub remedy: Option<Remedy>,
-    /// `check --fix` can repair it (under the default policy).
-    pub fixable: bool,
-    /// Whether kubelet comes back after a reboot depends on it, and that
-    /// cannot be known (swap on at boot, kubelet's swap policy unknown).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub reboot_unknown: bool,
-}
-
-impl Finding {
-    /// The remedy as the command line shown to people.
-    pub fn remedy_line(&self) -> Option<String> {
-        self.remedy.as_ref().map(|r| r.to_string())
-    }
-}
+pub use crate::finding::{Finding, FindingKind, ProbeTarget, KUBELET_UNIT};
 
 /// Findings plus the verdict drawn from them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Assessment {
     pub status: Status,
     /// Will kubelet come back by itself after a reboot? `None` when that
@@ -127,27 +104,14 @@ pub struct Assessment {
     pub findings: Vec<Finding>,
 }
 
-/// Ids whose critical findings mean the node will not come back by itself
-/// after a reboot.
-const BOOT_IDS: [&str; 7] = [
-    "unit-missing",
-    "unit-masked",
-    "unit-broken",
-    "unit-disabled",
-    "unit-failed",
-    "swap-in-fstab",
-    "swap-unit-enabled",
-];
-
 pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
     let mut f = Vec::new();
     if let Some(e) = &obs.bus_error {
         // One cause, said once: the units and swap units it hides are not
         // repeated as findings of their own.
         f.push(finding(
-            "probe-failed",
+            FindingKind::ProbeFailed { target: ProbeTarget::SystemBus },
             Severity::Unknown,
-            "system-bus",
             format!("cannot ask systemd: {e}. Not a systemd host? In a pod, mount the host's /run/dbus and set DBUS_SYSTEM_BUS_ADDRESS=unix:path=/host/run/dbus/system_bus_socket"),
             None,
             false,
@@ -160,9 +124,8 @@ pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
     if let Some(p) = &obs.pause {
         if p.expired {
             f.push(finding(
-                "pause-expired",
+                FindingKind::PauseExpired,
                 Severity::Info,
-                "pause",
                 format!("the maintenance pause ended at {}{}; repairs are on again (check --fix removes the pause file)", p.pause.until, p.pause.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default()),
                 Some(Remedy::cmd(&["taint-guard", "resume"])),
                 false,
@@ -176,7 +139,7 @@ pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
 /// Apply severity overrides, sort, and draw the verdict.
 pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
     for x in &mut findings {
-        if let Some(s) = cfg.severity.get(&x.id) {
+        if let Some(s) = cfg.severity.get(x.id()) {
             x.severity = *s;
         }
     }
@@ -190,10 +153,10 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
     };
     let unsafe_ = findings
         .iter()
-        .any(|x| x.severity == Severity::Critical && BOOT_IDS.contains(&x.id.as_str()));
+        .any(|x| x.severity == Severity::Critical && x.kind.breaks_boot());
     let unknown = findings
         .iter()
-        .any(|x| x.id == "probe-failed" || x.reboot_unknown);
+        .any(|x| matches!(x.kind, FindingKind::ProbeFailed { .. }) || x.reboot_unknown);
     let reboot_safe = if unsafe_ {
         Some(false)
     } else if unknown {
@@ -209,22 +172,13 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
 }
 
 fn finding(
-    id: &str,
+    kind: FindingKind,
     severity: Severity,
-    subject: &str,
     message: String,
     remedy: Option<Remedy>,
     fixable: bool,
 ) -> Finding {
-    Finding {
-        id: id.into(),
-        severity,
-        subject: subject.into(),
-        message,
-        remedy,
-        fixable,
-        reboot_unknown: false,
-    }
+    Finding::new(kind, severity, message, remedy, fixable)
 }
 
 /// Whether the unit starts at boot: enabled or generated, or (static,
@@ -280,9 +234,10 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         Probe::Ok(s) => s,
         Probe::Failed(e) => {
             out.push(finding(
-                "probe-failed",
+                FindingKind::ProbeFailed {
+                    target: ProbeTarget::Unit(name.into()),
+                },
                 Severity::Unknown,
-                name,
                 format!("cannot read {name} from systemd: {e}"),
                 None,
                 false,
@@ -297,15 +252,14 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     };
     match s.load_state.as_str() {
         "not-found" => {
-            let msg = if u.required == "kubelet.service" {
+            let msg = if u.required == KUBELET_UNIT {
                 format!("{name} is not installed, and neither is any known alternative (k3s, rke2, microk8s): install the package that ships it, or remove it from required_units in /etc/taint-guard/config.toml")
             } else {
                 format!("{name} is not installed: install the package that ships it, or remove it from required_units in /etc/taint-guard/config.toml")
             };
             out.push(finding(
-                "unit-missing",
+                FindingKind::UnitMissing { unit: name.into() },
                 Severity::Critical,
-                name,
                 msg,
                 None,
                 false,
@@ -314,9 +268,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         }
         "masked" => {
             out.push(finding(
-                "unit-masked",
+                FindingKind::UnitMasked { unit: name.into() },
                 Severity::Critical,
-                name,
                 format!("{name}{alt} is masked: systemd will not start it, now or at boot"),
                 Some(Remedy::systemctl(&["unmask", name]).then(&[
                     "systemctl",
@@ -331,9 +284,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         "loaded" => {}
         other => {
             out.push(finding(
-                "unit-broken",
+                FindingKind::UnitBroken { unit: name.into() },
                 Severity::Critical,
-                name,
                 format!(
                     "{name}{alt} failed to load (LoadState={other}): see `systemctl status {name}`, fix the unit file, then run `systemctl daemon-reload`"
                 ),
@@ -349,9 +301,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         // Someone (or systemd) is stopping it: report, never interfere —
         // not even enable, which a person mid-change may not want.
         out.push(finding(
-            "unit-stopping",
+            FindingKind::UnitStopping { unit: name.into() },
             Severity::Warning,
-            name,
             format!(
                 "{name}{alt} is being stopped ({}/{}{}): taint-guard does not start or enable a unit while a stop is in progress",
                 s.active_state,
@@ -399,9 +350,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         // Where the remedy does not start it, a separate inactive finding
         // carries `systemctl start`.
         out.push(finding(
-            "unit-disabled",
+            FindingKind::UnitDisabled { unit: name.into() },
             Severity::Critical,
-            name,
             format!("{name}{alt} {how}"),
             remedy,
             fixable,
@@ -418,9 +368,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             "has failed"
         };
         out.push(finding(
-            "unit-failed",
+            FindingKind::UnitFailed { unit: name.into() },
             Severity::Critical,
-            name,
             format!("{name}{alt} {what}: Result={}, exit status {}; see `journalctl -u {name} -b -n 50`", s.result, s.exec_main_status),
             Some(Remedy::systemctl(&["reset-failed", name]).then(&["systemctl", "restart", name])),
             true,
@@ -430,9 +379,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
             .unwrap_or_else(|_| "?".into());
         out.push(finding(
-            "unit-stopped",
+            FindingKind::UnitStopped { unit: name.into() },
             Severity::Critical,
-            name,
             format!(
                 "{name}{alt} was stopped cleanly at {when} after running in this boot (Result=success: `systemctl stop`?); it stays down until someone starts it"
             ),
@@ -441,9 +389,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         ));
     } else if inactive {
         out.push(finding(
-            "unit-inactive",
+            FindingKind::UnitInactive { unit: name.into() },
             Severity::Critical,
-            name,
             format!(
                 "{name}{alt} is not running ({}/{})",
                 s.active_state, s.sub_state
@@ -466,7 +413,7 @@ fn swap_findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) {
             f.remedy = None;
             continue;
         }
-        if f.id != "swap-in-fstab" {
+        if f.id() != "swap-in-fstab" {
             continue;
         }
         if let Some(p) = paused {
@@ -482,7 +429,7 @@ fn swap_findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) {
     // Swap on at the next boot, and no telling whether kubelet refuses it.
     if matches!(obs.kubelet_policy, Some(KubeletPolicy::Unknown(_))) {
         for f in &mut out[first..] {
-            f.reboot_unknown = matches!(f.id.as_str(), "swap-in-fstab" | "swap-unit-enabled");
+            f.reboot_unknown = f.kind.swap_at_boot();
         }
     }
 }
@@ -524,9 +471,8 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                 // `PATH (deleted)`: swapoff(2) cannot name it any more.
                 if let Some(path) = d.device.strip_suffix(" (deleted)") {
                     out.push(finding(
-                        "swap-active",
+                        FindingKind::SwapActive { device: d.device.clone() },
                         sev,
-                        &d.device,
                         format!("swap file {path} was deleted while in use and stays on until reboot (after the fstab fix), or until what uses it restarts; {judgement}"),
                         None,
                         false,
@@ -534,9 +480,10 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                     continue;
                 }
                 out.push(finding(
-                    "swap-active",
+                    FindingKind::SwapActive {
+                        device: d.device.clone(),
+                    },
                     sev,
-                    &d.device,
                     // Sizes stay in the observations: a message that moved
                     // with swap usage would rewrite Node annotations each run.
                     format!("swap {} {} is active; {judgement}", d.kind, d.device),
@@ -546,9 +493,10 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
             }
         }
         Probe::Failed(e) => out.push(finding(
-            "probe-failed",
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::ProcSwaps,
+            },
             Severity::Unknown,
-            "/proc/swaps",
             format!("cannot read active swap: {e}"),
             None,
             false,
@@ -559,9 +507,11 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
         Probe::Ok(fs) => {
             for e in &fs.entries {
                 out.push(finding(
-                    "swap-in-fstab",
+                    FindingKind::SwapInFstab {
+                        path: fs.path.clone(),
+                        line: e.line,
+                    },
                     sev,
-                    &format!("{}:{}", fs.path, e.line),
                     format!(
                         "{} line {} turns swap on at boot ({}); {judgement}",
                         fs.path, e.line, e.spec
@@ -578,9 +528,10 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
             }
         }
         Probe::Failed(e) => out.push(finding(
-            "probe-failed",
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Fstab(crate::observe::FSTAB.into()),
+            },
             Severity::Unknown,
-            "/etc/fstab",
             format!("cannot read fstab: {e}"),
             None,
             false,
@@ -600,9 +551,8 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                     continue;
                 }
                 out.push(finding(
-                    "swap-unit-enabled",
+                    FindingKind::SwapUnitEnabled { unit: u.name.clone() },
                     sev,
-                    &u.name,
                     format!(
                         "swap unit {} ({}, {}) activates {} at boot outside fstab; {judgement}{}",
                         u.name,
@@ -625,9 +575,10 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
         // Said once already, as the system bus finding.
         Probe::Failed(_) if obs.bus_error.is_some() => {}
         Probe::Failed(e) => out.push(finding(
-            "probe-failed",
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::SwapUnits,
+            },
             Severity::Unknown,
-            "swap-units",
             format!("cannot list swap units: {e}"),
             None,
             false,
@@ -696,7 +647,15 @@ mod tests {
     fn ids(a: &Assessment) -> Vec<(&str, Severity, &str)> {
         a.findings
             .iter()
-            .map(|f| (f.id.as_str(), f.severity, f.subject.as_str()))
+            // Test-only: subjects are built on demand; leaking keeps the
+            // expectations as plain string tuples.
+            .map(|f| {
+                (
+                    f.id(),
+                    f.severity,
+                    &*Box::leak(f.subject().into_boxed_str()),
+                )
+            })
             .collect()
     }
 
@@ -847,7 +806,7 @@ mod tests {
         );
         o.units = vec![unit("loaded", "failed", "failed", "enabled")];
         assert_eq!(
-            evaluate(&o, &Config::default()).findings[0].id,
+            evaluate(&o, &Config::default()).findings[0].id(),
             "unit-failed"
         );
         // Starting normally is fine.
@@ -862,7 +821,7 @@ mod tests {
         u.name = "k3s.service".into();
         o.units = vec![u];
         let a = evaluate(&o, &Config::default());
-        assert_eq!(a.findings[0].subject, "k3s.service");
+        assert_eq!(a.findings[0].subject(), "k3s.service");
         assert!(a.findings[0]
             .message
             .contains("in place of kubelet.service"));
@@ -930,7 +889,7 @@ mod tests {
             "{}",
             a.findings[0].message
         );
-        assert!(!a.findings.iter().any(|f| f.id == "probe-failed"));
+        assert!(!a.findings.iter().any(|f| f.id() == "probe-failed"));
         // Swap on at the next boot and no telling whether kubelet refuses
         // it: reboot safety is unknown, not claimed.
         assert_eq!(a.reboot_safe, None);
@@ -955,8 +914,8 @@ mod tests {
     fn unit_findings(a: &Assessment) -> Vec<&str> {
         a.findings
             .iter()
-            .filter(|f| f.id == "swap-unit-enabled")
-            .map(|f| f.subject.as_str())
+            .filter(|f| f.id() == "swap-unit-enabled")
+            .map(|f| &*Box::leak(f.subject().into_boxed_str()))
             .collect()
     }
 
@@ -1001,7 +960,7 @@ mod tests {
         let zram = a
             .findings
             .iter()
-            .find(|f| f.subject == "dev-zram0.swap")
+            .find(|f| f.subject() == "dev-zram0.swap")
             .unwrap();
         assert!(zram
             .remedy_line()
@@ -1067,8 +1026,8 @@ mod tests {
         assert_eq!(
             a.findings
                 .iter()
-                .filter(|f| f.id == "swap-in-fstab")
-                .map(|f| f.subject.as_str())
+                .filter(|f| f.id() == "swap-in-fstab")
+                .map(|f| &*Box::leak(f.subject().into_boxed_str()))
                 .collect::<Vec<_>>(),
             vec!["/etc/fstab:1"]
         );
@@ -1100,7 +1059,7 @@ mod tests {
             let n = a
                 .findings
                 .iter()
-                .filter(|f| f.id == "swap-in-fstab")
+                .filter(|f| f.id() == "swap-in-fstab")
                 .count();
             assert_eq!(n, boot_lines, "{switch:?}");
             assert_eq!(a.reboot_safe, Some(boot_lines == 0));
@@ -1140,7 +1099,7 @@ mod tests {
             "enabled",
         )];
         assert_eq!(
-            evaluate(&o, &Config::default()).findings[0].id,
+            evaluate(&o, &Config::default()).findings[0].id(),
             "unit-failed"
         );
     }
@@ -1152,7 +1111,7 @@ mod tests {
             now.devices[0].device = "/swapfile (deleted)".into();
         }
         let a = evaluate(&o, &Config::default());
-        let f = a.findings.iter().find(|f| f.id == "swap-active").unwrap();
+        let f = a.findings.iter().find(|f| f.id() == "swap-active").unwrap();
         assert!(!f.fixable);
         assert!(f.message.contains("deleted while in use"));
     }
@@ -1197,7 +1156,7 @@ mod tests {
         }
         o.units = vec![u];
         assert_eq!(
-            evaluate(&o, &Config::default()).findings[0].id,
+            evaluate(&o, &Config::default()).findings[0].id(),
             "unit-inactive"
         );
     }
@@ -1292,7 +1251,7 @@ mod tests {
         o.units.push(unit("masked", "inactive", "dead", "masked"));
         o.swap_units = Probe::Failed("x".into());
         for f in evaluate(&o, &Config::default()).findings {
-            assert!(FINDING_IDS.contains(&f.id.as_str()), "{}", f.id);
+            assert!(FINDING_IDS.contains(&f.id()), "{}", f.id());
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod evaluate;
 pub mod files;
+pub mod finding;
 pub mod fstab;
 pub mod hostroot;
 pub mod kubelet;

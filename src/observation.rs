@@ -170,6 +170,8 @@ pub struct Observation {
 impl Observation {
     /// The kubelet unit's observation, if kubelet is among the required units.
     pub fn kubelet(&self) -> Option<&UnitObservation> {
-        self.units.iter().find(|u| u.required == "kubelet.service")
+        self.units
+            .iter()
+            .find(|u| u.required == crate::finding::KUBELET_UNIT)
     }
 }

@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use crate::config::Config;
+use crate::finding::KUBELET_UNIT;
 use crate::fstab;
 use crate::hostroot::HostRoot;
 use crate::kubelet::{self, DirEntry, KubeletPolicy, NodeFiles};
@@ -46,7 +47,7 @@ pub async fn observe<S: UnitManager>(
     }
     let kubelet_policy = units
         .iter()
-        .find(|u| u.required == "kubelet.service")
+        .find(|u| u.required == KUBELET_UNIT)
         .and_then(|u| match &u.state {
             // With no bus, the bus finding says why, once.
             Probe::Failed(_) if systemd.is_err() => Some(KubeletPolicy::unknown(
@@ -102,7 +103,7 @@ async fn observe_unit<S: UnitManager>(
     };
     let state = Probe::from_result(sd.unit_state(required).await);
     let missing = matches!(&state, Probe::Ok(s) if s.load_state == "not-found");
-    if missing && required == "kubelet.service" {
+    if missing && required == KUBELET_UNIT {
         for alt in &cfg.kubelet_alternatives {
             if let Ok(s) = sd.unit_state(alt).await {
                 if s.load_state != "not-found" {

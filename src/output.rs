@@ -92,7 +92,7 @@ pub fn human(out: &CheckOutput) -> String {
             s,
             "{:<8} {:<20} {}",
             label(f.severity),
-            f.subject,
+            f.subject(),
             f.message
         );
         if let Some(r) = &f.remedy {

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 use crate::config::FixPolicy;
-use crate::evaluate::{Assessment, Finding, Severity};
+use crate::evaluate::{Assessment, Finding, FindingKind, Severity, KUBELET_UNIT};
 use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe};
 use crate::pause::Pause;
@@ -186,49 +186,73 @@ fn reload_action() -> Action {
     }
 }
 
-/// Findings with this id that --fix may repair. Gated on `fixable` (set
-/// from kubelet's known swap policy), not on severity, which config can
-/// override for reporting.
-fn fixable<'a>(a: &'a Assessment, id: &'a str) -> impl Iterator<Item = &'a Finding> + 'a {
-    a.findings.iter().filter(move |f| f.id == id && f.fixable)
+/// Fixable findings (gated on `fixable`, set from kubelet's known swap
+/// policy, not on severity, which config can override for reporting).
+fn fixable(a: &Assessment) -> impl Iterator<Item = &FindingKind> {
+    a.findings.iter().filter(|f| f.fixable).map(|f| &f.kind)
 }
 
 const MIB: u64 = 1024 * 1024;
 
+/// The ordered repair for `a`: each step decided by a function of its own,
+/// in the order they run.
 pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option<&Pause>) -> Plan {
     let mut p = Plan::default();
-    let has = |id: &str, subject: &str| {
-        a.findings
-            .iter()
-            .any(|f| f.id == id && f.subject == subject && f.fixable)
-    };
-
     if let Some(pause) = pause {
-        for f in a.findings.iter().filter(|f| f.fixable) {
-            p.skipped.push(Skip {
-                id: "paused",
-                subject: f.subject.clone(),
-                reason: pause.describe(),
-            });
-        }
+        paused(a, pause, &mut p);
         return p;
     }
-    // Someone is stopping a required unit: they are mid-change (perhaps
-    // switching the node to swap). Touch nothing — swap included — until
-    // the stop is over.
-    if let Some(f) = a.findings.iter().find(|f| f.id == "unit-stopping") {
-        for x in a.findings.iter().filter(|x| x.fixable) {
-            p.skipped.push(Skip {
-                id: "stopping",
-                subject: x.subject.clone(),
-                reason: format!(
-                    "{} is being stopped: nothing is repaired while a stop is in progress",
-                    f.subject
-                ),
-            });
-        }
+    if stopping(a, &mut p) {
         return p;
     }
+    clear_expired_pause(obs, &mut p);
+    let mut swap_stays_on = swapoff(a, obs, policy, &mut p);
+    swap_stays_on |= swap_left_on(a, obs, &p);
+    comment_fstab(a, obs, policy, &mut p);
+    swap_units(a, obs, policy, &mut p);
+    let run = units(a, obs, policy, swap_stays_on, &mut p);
+    if p.actions.iter().any(|a| a.step.changes_files()) {
+        p.actions.push(reload_action());
+    }
+    p.actions.extend(run);
+    p
+}
+
+/// A maintenance pause: nothing is done; every fixable finding says why.
+fn paused(a: &Assessment, pause: &Pause, p: &mut Plan) {
+    for f in a.findings.iter().filter(|f| f.fixable) {
+        p.skipped.push(Skip {
+            id: "paused",
+            subject: f.subject(),
+            reason: pause.describe(),
+        });
+    }
+}
+
+/// Someone is stopping a required unit: they are mid-change (perhaps
+/// switching the node to swap). Nothing is repaired — swap included —
+/// until the stop is over; every fixable finding says why.
+fn stopping(a: &Assessment, p: &mut Plan) -> bool {
+    let Some(unit) = a.findings.iter().find_map(|f| match &f.kind {
+        FindingKind::UnitStopping { unit } => Some(unit.clone()),
+        _ => None,
+    }) else {
+        return false;
+    };
+    for f in a.findings.iter().filter(|f| f.fixable) {
+        p.skipped.push(Skip {
+            id: "stopping",
+            subject: f.subject(),
+            reason: format!(
+                "{unit} is being stopped: nothing is repaired while a stop is in progress"
+            ),
+        });
+    }
+    true
+}
+
+/// Remove an expired pause file.
+fn clear_expired_pause(obs: &Observation, p: &mut Plan) {
     if let Some(st) = obs.pause.as_ref().filter(|st| st.expired) {
         p.actions.push(Action {
             step: Step::ClearPause {
@@ -237,189 +261,205 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
             reason: format!("the maintenance pause ended at {}", st.pause.until),
         });
     }
+}
 
-    // 1. Swap now.
-    let active: Vec<&Finding> = fixable(a, "swap-active").collect();
-    let mut swap_stays_on = false;
-    if !active.is_empty() {
-        if !policy.swapoff {
-            swap_stays_on = true;
-            for f in &active {
-                p.skipped.push(Skip {
-                    id: "swapoff",
-                    subject: f.subject.clone(),
-                    reason: "fix.swapoff is off in config".into(),
-                });
-            }
-        } else if let Some(now) = obs.swap_now.ok() {
-            let devices: Vec<_> = now
-                .devices
-                .iter()
-                .filter(|d| active.iter().any(|f| f.subject == d.device))
-                .collect();
-            let used: u64 = devices.iter().map(|d| d.used_kib * 1024).sum();
-            let margin = policy.swapoff_min_free_mib * MIB;
-            let avail = now.memory.available_bytes;
-            // swapoff charges pages back to the cgroup that owns them. When
-            // swap is in use and the per-cgroup figures cannot be read, it
-            // cannot be known to be safe: refused, saying why.
-            let (tight, cgroups_unknown): (Vec<&crate::cgroup::CgroupSwap>, Option<String>) =
-                match &obs.swap_cgroups {
-                    _ if used == 0 => (Vec::new(), None),
-                    Some(Probe::Ok(cg)) => (
-                        cg.cgroups
-                            .iter()
-                            .filter(|c| c.swap_bytes > c.headroom())
-                            .collect(),
-                        None,
-                    ),
-                    Some(Probe::Failed(e)) => (Vec::new(), Some(e.clone())),
-                    None => (Vec::new(), Some("memory cgroups were not read".into())),
-                };
-            let host_short = used.saturating_add(margin) > avail;
-            if host_short || !tight.is_empty() || cgroups_unknown.is_some() {
-                swap_stays_on = true;
-                let mut why = Vec::new();
-                if host_short {
-                    why.push(format!(
-                        "{} MiB of swap in use would not fit in {} MiB of available memory with a {} MiB margin (fix.swapoff_min_free_mib)",
-                        used / MIB,
-                        avail / MIB,
-                        policy.swapoff_min_free_mib
-                    ));
-                }
-                if let Some(e) = &cgroups_unknown {
-                    why.push(format!(
-                        "{} MiB of swap is in use and which memory cgroups hold it cannot be told ({e}): swapoff could OOM-kill one of them",
-                        used / MIB
-                    ));
-                }
-                for c in &tight {
-                    why.push(format!(
-                        "cgroup {} holds {} MiB of swap but has {} MiB of headroom under its limit of {} MiB: swapoff would charge it back and could OOM-kill it",
-                        c.path,
-                        c.swap_bytes / MIB,
-                        c.headroom() / MIB,
-                        c.limit_bytes / MIB
-                    ));
-                }
-                let msg = format!("refusing swapoff: {}", why.join("; "));
-                let names: Vec<&str> = tight.iter().map(|c| c.path.as_str()).collect();
-                p.findings.push(Finding {
-                    id: "swapoff-unsafe".into(),
-                    severity: Severity::Critical,
-                    subject: devices
-                        .iter()
-                        .map(|d| d.device.as_str())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    // Figures go in the skipped swapoff actions; the finding
-                    // stays the same from run to run.
-                    message: if cgroups_unknown.is_some() && names.is_empty() && !host_short {
-                        "refusing swapoff: swap is in use and the memory cgroups holding it cannot be read, so swapoff cannot be known to be safe; free the swap (restart what uses it), or swapoff by hand".into()
-                    } else if names.is_empty() {
-                        "refusing swapoff: the swap in use would not fit in available memory with fix.swapoff_min_free_mib to spare; free memory (stop workloads), then swapoff".into()
-                    } else {
-                        format!("refusing swapoff: memory cgroups {} could not take their swapped pages back under their limits; free memory in them, then swapoff", names.join(", "))
-                    },
-                    remedy: None,
-                    fixable: false,
-                    reboot_unknown: false,
-                });
-                for d in &devices {
-                    p.skipped.push(Skip {
-                        id: "swapoff",
-                        subject: d.device.clone(),
-                        reason: msg.clone(),
-                    });
-                }
-            } else {
-                for d in devices {
-                    p.actions.push(Action {
-                        step: Step::Swapoff { device: d.device.clone() },
-                        reason: format!("kubelet refuses to start while swap is on; {} MiB in use, {} MiB available", d.used_kib / 1024, avail / MIB),
-                    });
-                }
-            }
-        }
+/// 1. Swap now: swapoff every fixable active device, unless the guard
+/// refuses (memory, cgroups). Returns whether swap stays on.
+fn swapoff(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) -> bool {
+    let active: Vec<&str> = fixable(a)
+        .filter_map(|k| match k {
+            FindingKind::SwapActive { device } => Some(device.as_str()),
+            _ => None,
+        })
+        .collect();
+    if active.is_empty() {
+        return false;
     }
+    if !policy.swapoff {
+        for d in &active {
+            p.skipped.push(Skip {
+                id: "swapoff",
+                subject: d.to_string(),
+                reason: "fix.swapoff is off in config".into(),
+            });
+        }
+        return true;
+    }
+    let Some(now) = obs.swap_now.ok() else {
+        return false;
+    };
+    let devices: Vec<_> = now
+        .devices
+        .iter()
+        .filter(|d| active.contains(&d.device.as_str()))
+        .collect();
+    let used: u64 = devices.iter().map(|d| d.used_kib * 1024).sum();
+    let margin = policy.swapoff_min_free_mib * MIB;
+    let avail = now.memory.available_bytes;
+    // swapoff charges pages back to the cgroup that owns them. When swap
+    // is in use and the per-cgroup figures cannot be read, it cannot be
+    // known to be safe: refused, saying why.
+    let (tight, cgroups_unknown): (Vec<&crate::cgroup::CgroupSwap>, Option<String>) =
+        match &obs.swap_cgroups {
+            _ if used == 0 => (Vec::new(), None),
+            Some(Probe::Ok(cg)) => (
+                cg.cgroups
+                    .iter()
+                    .filter(|c| c.swap_bytes > c.headroom())
+                    .collect(),
+                None,
+            ),
+            Some(Probe::Failed(e)) => (Vec::new(), Some(e.clone())),
+            None => (Vec::new(), Some("memory cgroups were not read".into())),
+        };
+    let host_short = used.saturating_add(margin) > avail;
+    if !host_short && tight.is_empty() && cgroups_unknown.is_none() {
+        for d in devices {
+            p.actions.push(Action {
+                step: Step::Swapoff {
+                    device: d.device.clone(),
+                },
+                reason: format!(
+                    "kubelet refuses to start while swap is on; {} MiB in use, {} MiB available",
+                    d.used_kib / 1024,
+                    avail / MIB
+                ),
+            });
+        }
+        return false;
+    }
+    let mut why = Vec::new();
+    if host_short {
+        why.push(format!(
+            "{} MiB of swap in use would not fit in {} MiB of available memory with a {} MiB margin (fix.swapoff_min_free_mib)",
+            used / MIB,
+            avail / MIB,
+            policy.swapoff_min_free_mib
+        ));
+    }
+    if let Some(e) = &cgroups_unknown {
+        why.push(format!(
+            "{} MiB of swap is in use and which memory cgroups hold it cannot be told ({e}): swapoff could OOM-kill one of them",
+            used / MIB
+        ));
+    }
+    for c in &tight {
+        why.push(format!(
+            "cgroup {} holds {} MiB of swap but has {} MiB of headroom under its limit of {} MiB: swapoff would charge it back and could OOM-kill it",
+            c.path,
+            c.swap_bytes / MIB,
+            c.headroom() / MIB,
+            c.limit_bytes / MIB
+        ));
+    }
+    let msg = format!("refusing swapoff: {}", why.join("; "));
+    let names: Vec<&str> = tight.iter().map(|c| c.path.as_str()).collect();
+    p.findings.push(Finding::new(
+        FindingKind::SwapoffUnsafe {
+            devices: devices.iter().map(|d| d.device.clone()).collect(),
+        },
+        Severity::Critical,
+        // Figures go in the skipped swapoff actions; the finding stays the
+        // same from run to run.
+        if cgroups_unknown.is_some() && names.is_empty() && !host_short {
+            "refusing swapoff: swap is in use and the memory cgroups holding it cannot be read, so swapoff cannot be known to be safe; free the swap (restart what uses it), or swapoff by hand".into()
+        } else if names.is_empty() {
+            "refusing swapoff: the swap in use would not fit in available memory with fix.swapoff_min_free_mib to spare; free memory (stop workloads), then swapoff".into()
+        } else {
+            format!("refusing swapoff: memory cgroups {} could not take their swapped pages back under their limits; free memory in them, then swapoff", names.join(", "))
+        },
+        None,
+        false,
+    ));
+    for d in &devices {
+        p.skipped.push(Skip {
+            id: "swapoff",
+            subject: d.device.clone(),
+            reason: msg.clone(),
+        });
+    }
+    true
+}
 
-    // Swap that no action turns off (a deleted swap file) keeps kubelet
-    // from starting just the same.
+/// Swap that no action turns off (a deleted swap file) keeps kubelet from
+/// starting just the same.
+fn swap_left_on(a: &Assessment, obs: &Observation, p: &Plan) -> bool {
     let refuses =
         matches!(&obs.kubelet_policy, Some(KubeletPolicy::Known(pol)) if pol.fail_swap_on);
-    let swapped_off = |dev: &str| {
-        p.actions
-            .iter()
-            .any(|a| a.step == Step::Swapoff { device: dev.into() })
-    };
-    if refuses
-        && a.findings
-            .iter()
-            .any(|f| f.id == "swap-active" && !swapped_off(&f.subject))
-    {
-        swap_stays_on = true;
-    }
+    refuses
+        && a.findings.iter().any(|f| match &f.kind {
+            FindingKind::SwapActive { device } => !p
+                .actions
+                .iter()
+                .any(|a| matches!(&a.step, Step::Swapoff { device: d } if d == device)),
+            _ => false,
+        })
+}
 
-    // 2. Swap at next boot: fstab.
-    let lines: Vec<usize> = fixable(a, "swap-in-fstab")
-        .filter_map(|f| f.subject.rsplit_once(':').and_then(|(_, l)| l.parse().ok()))
-        .collect();
-    if !lines.is_empty() {
-        let path = obs
-            .fstab
-            .ok()
-            .map(|f| f.path.clone())
-            .unwrap_or_else(|| crate::observe::FSTAB.into());
-        if policy.fstab {
-            p.actions.push(Action {
-                step: Step::CommentFstab { path, lines },
-                reason: "these lines turn swap on at boot, and kubelet refuses swap".into(),
-            });
-        } else {
-            p.skipped.push(Skip {
-                id: "fstab-comment",
-                subject: path,
-                reason: "fix.fstab is off in config".into(),
-            });
+/// 2. Swap at next boot: comment out fstab's live swap lines.
+fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {
+    let mut path = None;
+    let mut lines = Vec::new();
+    for k in fixable(a) {
+        if let FindingKind::SwapInFstab { path: fp, line } = k {
+            path.get_or_insert_with(|| fp.clone());
+            lines.push(*line);
         }
     }
+    let Some(path) = path else { return };
+    let path = obs.fstab.ok().map(|f| f.path.clone()).unwrap_or(path);
+    if policy.fstab {
+        p.actions.push(Action {
+            step: Step::CommentFstab { path, lines },
+            reason: "these lines turn swap on at boot, and kubelet refuses swap".into(),
+        });
+    } else {
+        p.skipped.push(Skip {
+            id: "fstab-comment",
+            subject: path,
+            reason: "fix.fstab is off in config".into(),
+        });
+    }
+}
 
-    // 3. Swap units outside fstab. A unit an fstab line generates is never
-    // masked: commenting out the line (step 2) and the daemon-reload are its
-    // whole repair, and a mask would outlive the line.
+/// 3. Swap units outside fstab: disable, or mask generated ones. A unit an
+/// fstab line generates is never masked: commenting out the line (step 2)
+/// and the daemon-reload are its whole repair, and a mask would outlive the
+/// line.
+fn swap_units(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {
     let fstab_names: Vec<&str> = obs
         .fstab
         .ok()
         .map(|f| f.unit_names().collect())
         .unwrap_or_default();
-    for f in fixable(a, "swap-unit-enabled") {
+    for k in fixable(a) {
+        let FindingKind::SwapUnitEnabled { unit: name } = k else {
+            continue;
+        };
         let unit = obs
             .swap_units
             .ok()
             .into_iter()
             .flatten()
-            .find(|u| u.name == f.subject);
+            .find(|u| &u.name == name);
         let generated = unit.is_some_and(|u| u.state == "generated");
-        let fstab_name = fstab_names.contains(&f.subject.as_str())
+        let fstab_name = fstab_names.contains(&name.as_str())
             || unit.is_some_and(|u| u.source_path.as_deref() == Some(crate::observe::FSTAB));
         if !policy.swap_units {
             p.skipped.push(Skip {
                 id: "swap-unit-disable",
-                subject: f.subject.clone(),
+                subject: name.clone(),
                 reason: "fix.swap_units is off in config".into(),
             });
         } else if generated && fstab_name {
             p.skipped.push(Skip {
                 id: "swap-unit-mask",
-                subject: f.subject.clone(),
+                subject: name.clone(),
                 reason: "an fstab line generates this unit name: taint-guard never masks it; comment out the line and daemon-reload".into(),
             });
         } else if (policy.mask_swap_units || generated) && !fstab_name {
             p.actions.push(Action {
-                step: Step::MaskUnit {
-                    unit: f.subject.clone(),
-                },
+                step: Step::MaskUnit { unit: name.clone() },
                 reason: if generated {
                     "a generator makes this unit at every boot: only a mask stops it".into()
                 } else {
@@ -428,9 +468,7 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
             });
         } else {
             p.actions.push(Action {
-                step: Step::DisableUnit {
-                    unit: f.subject.clone(),
-                },
+                step: Step::DisableUnit { unit: name.clone() },
                 reason: if fstab_name && policy.mask_swap_units {
                     "activates swap at boot (disabled, not masked: an fstab line generates this unit name)".into()
                 } else {
@@ -439,39 +477,63 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
             });
         }
     }
+}
 
-    // 4–6. Units: unit-file changes first, then one daemon-reload (so the
-    // manager sees fstab, unmask and enable changes), then reset-failed and
-    // start.
+/// What the findings say about one required unit.
+#[derive(Debug, Default, Clone, Copy)]
+struct UnitFindings {
+    masked: bool,
+    disabled: bool,
+    failed: bool,
+    inactive: bool,
+    stopped_by_person: bool,
+}
+
+impl UnitFindings {
+    fn of(a: &Assessment, unit: &str) -> UnitFindings {
+        let mut u = UnitFindings::default();
+        for f in &a.findings {
+            if f.kind.unit() != Some(unit) {
+                continue;
+            }
+            match &f.kind {
+                // Masked is never "fixable": fix.unmask decides.
+                FindingKind::UnitMasked { .. } => u.masked = true,
+                _ if !f.fixable => {}
+                FindingKind::UnitDisabled { .. } => u.disabled = true,
+                FindingKind::UnitFailed { .. } => u.failed = true,
+                FindingKind::UnitInactive { .. } => u.inactive = true,
+                FindingKind::UnitStopped { .. } => u.stopped_by_person = true,
+                _ => {}
+            }
+        }
+        u
+    }
+}
+
+/// 4–6. Units: unit-file changes (unmask, enable) go into the plan now, so
+/// one daemon-reload follows every file change; reset-failed and start are
+/// returned, to run after it.
+fn units(
+    a: &Assessment,
+    obs: &Observation,
+    policy: &FixPolicy,
+    swap_stays_on: bool,
+    p: &mut Plan,
+) -> Vec<Action> {
     let mut run: Vec<Action> = Vec::new();
     for u in &obs.units {
         let name = u.name.as_str();
         let Probe::Ok(st) = &u.state else { continue };
-        let masked = a
-            .findings
-            .iter()
-            .any(|f| f.id == "unit-masked" && f.subject == name);
-        if masked && !policy.unmask {
-            p.skipped.push(Skip {
-                id: "unmask",
-                subject: name.into(),
-                reason: "unit is masked; taint-guard never unmasks unless fix.unmask is on".into(),
-            });
+        let f = UnitFindings::of(a, name);
+        if f.masked && !unmask(name, policy, p) {
             continue;
         }
-        if masked {
-            p.actions.push(Action {
-                step: Step::UnmaskUnit { unit: name.into() },
-                reason: "masked (fix.unmask is on)".into(),
-            });
-        }
-        let failed = has("unit-failed", name);
-        let disabled = masked || has("unit-disabled", name);
-        let stopped_by_person = has("unit-stopped", name);
-        let stopped = masked || failed || stopped_by_person || has("unit-inactive", name);
+        let disabled = f.masked || f.disabled;
+        let stopped = f.masked || f.failed || f.stopped_by_person || f.inactive;
         // Only a unit that is really failed (or in its start limit) needs
         // reset-failed; a crash loop in auto-restart does not.
-        if failed && st.active_state == "failed" && policy.start {
+        if f.failed && st.active_state == "failed" && policy.start {
             run.push(Action {
                 step: Step::ResetFailed { unit: name.into() },
                 reason: format!(
@@ -481,52 +543,78 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
             });
         }
         if disabled {
-            if policy.enable {
-                p.actions.push(Action {
-                    step: Step::Enable { unit: name.into() },
-                    reason: "not enabled: would not start at boot".into(),
-                });
-            } else {
-                p.skipped.push(Skip {
-                    id: "enable",
-                    subject: name.into(),
-                    reason: "fix.enable is off in config".into(),
-                });
-            }
+            enable(name, policy, p);
         }
         if stopped {
-            if !policy.start {
-                p.skipped.push(Skip {
-                    id: "start",
-                    subject: name.into(),
-                    reason: "fix.start is off in config".into(),
-                });
-            } else if stopped_by_person && !policy.start_stopped {
-                p.skipped.push(Skip {
-                    id: "start",
-                    subject: name.into(),
-                    reason: "stopped cleanly after running in this boot (a person's systemctl stop?): left stopped".into(),
-                });
-            } else if swap_stays_on && u.required == "kubelet.service" {
-                p.skipped.push(Skip {
-                    id: "start",
-                    subject: name.into(),
-                    reason: "swap stays on and kubelet refuses it: starting would only crash-loop"
-                        .into(),
-                });
-            } else {
-                run.push(Action {
-                    step: Step::Start { unit: name.into() },
-                    reason: format!("not running ({}/{})", st.active_state, st.sub_state),
-                });
+            let kubelet = u.required == KUBELET_UNIT;
+            if let Some(a) = start(name, st, f, kubelet && swap_stays_on, policy, p) {
+                run.push(a);
             }
         }
     }
-    if p.actions.iter().any(|a| a.step.changes_files()) {
-        p.actions.push(reload_action());
+    run
+}
+
+/// Unmask a masked unit when config allows; false: leave it alone.
+fn unmask(name: &str, policy: &FixPolicy, p: &mut Plan) -> bool {
+    if !policy.unmask {
+        p.skipped.push(Skip {
+            id: "unmask",
+            subject: name.into(),
+            reason: "unit is masked; taint-guard never unmasks unless fix.unmask is on".into(),
+        });
+        return false;
     }
-    p.actions.extend(run);
-    p
+    p.actions.push(Action {
+        step: Step::UnmaskUnit { unit: name.into() },
+        reason: "masked (fix.unmask is on)".into(),
+    });
+    true
+}
+
+fn enable(name: &str, policy: &FixPolicy, p: &mut Plan) {
+    if policy.enable {
+        p.actions.push(Action {
+            step: Step::Enable { unit: name.into() },
+            reason: "not enabled: would not start at boot".into(),
+        });
+    } else {
+        p.skipped.push(Skip {
+            id: "enable",
+            subject: name.into(),
+            reason: "fix.enable is off in config".into(),
+        });
+    }
+}
+
+/// Start a unit that is down, unless policy, a person's stop or swap that
+/// stays on (for kubelet) says not to.
+fn start(
+    name: &str,
+    st: &crate::observation::UnitState,
+    f: UnitFindings,
+    swap_blocks: bool,
+    policy: &FixPolicy,
+    p: &mut Plan,
+) -> Option<Action> {
+    let skip = if !policy.start {
+        "fix.start is off in config"
+    } else if f.stopped_by_person && !policy.start_stopped {
+        "stopped cleanly after running in this boot (a person's systemctl stop?): left stopped"
+    } else if swap_blocks {
+        "swap stays on and kubelet refuses it: starting would only crash-loop"
+    } else {
+        return Some(Action {
+            step: Step::Start { unit: name.into() },
+            reason: format!("not running ({}/{})", st.active_state, st.sub_state),
+        });
+    };
+    p.skipped.push(Skip {
+        id: "start",
+        subject: name.into(),
+        reason: skip.into(),
+    });
+    None
 }
 
 #[cfg(test)]
@@ -714,7 +802,7 @@ mod tests {
             vec!["fstab-comment /etc/fstab:4", "daemon-reload systemd"]
         );
         assert_eq!(p.findings.len(), 1);
-        assert_eq!(p.findings[0].id, "swapoff-unsafe");
+        assert_eq!(p.findings[0].id(), "swapoff-unsafe");
         let swapoff = p.skipped.iter().find(|k| k.id == "swapoff").unwrap();
         assert!(swapoff.reason.contains("900 MiB of swap in use would not fit in 1000 MiB of available memory with a 256 MiB margin"), "{}", swapoff.reason);
         assert!(p
@@ -898,7 +986,7 @@ mod tests {
             (),
         );
         assert!(!s.contains(&"swapoff") && !s.contains(&"start"), "{s:?}");
-        assert_eq!(p.findings[0].id, "swapoff-unsafe");
+        assert_eq!(p.findings[0].id(), "swapoff-unsafe");
         assert!(p.findings[0].message.contains("/kubepods.slice/pod-a"));
         let skip = p.skipped.iter().find(|x| x.id == "swapoff").unwrap();
         assert!(

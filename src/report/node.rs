@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use crate::apply::{ActionOutcome, Outcome as Action};
-use crate::evaluate::{Assessment, Finding, Severity, Status};
+use crate::evaluate::{Assessment, Finding, FindingKind, Severity, Status};
 
 pub const STATUS: &str = "taint-guard.io/status";
 pub const REBOOT_SAFE: &str = "taint-guard.io/reboot-safe";
@@ -69,7 +69,7 @@ pub fn findings_json(findings: &[Finding], max: usize) -> String {
     let items: Vec<String> = findings
         .iter()
         .map(|f| {
-            json!({"id": f.id, "severity": f.severity, "subject": f.subject, "message": f.message})
+            json!({"id": f.id(), "severity": f.severity, "subject": f.subject(), "message": f.message})
                 .to_string()
         })
         .collect();
@@ -119,7 +119,7 @@ pub fn condition(a: &Assessment) -> (&'static str, String, String) {
     if more > 0 {
         msg += &format!(" (and {more} more: see annotation {FINDINGS})");
     }
-    (status, camel(&worst.id), msg)
+    (status, camel(worst.id()), msg)
 }
 
 /// What to write to `node` so that it reflects `a` and `actions`.
@@ -249,8 +249,11 @@ pub fn changes(
 pub fn explain_taints(node: &Node, a: &Assessment, kubelet_unit: Option<&str>) -> Vec<String> {
     let cause = a.findings.iter().find(|f| {
         f.severity == Severity::Critical
-            && ((f.id.starts_with("unit-") && kubelet_unit.is_none_or(|u| f.subject == u))
-                || f.id == "swap-active")
+            && (f
+                .kind
+                .unit()
+                .is_some_and(|unit| kubelet_unit.is_none_or(|u| unit == u))
+                || matches!(f.kind, FindingKind::SwapActive { .. }))
     });
     let Some(cause) = cause else {
         return Vec::new();
@@ -271,7 +274,10 @@ pub fn explain_taints(node: &Node, a: &Assessment, kubelet_unit: Option<&str>) -
             Some(format!(
                 "taint {}:{} is caused by finding {} ({}); deleting the taint will not help — \
                  the node lifecycle controller re-adds it while Ready is {ready}",
-                t.key, t.effect, cause.id, cause.subject
+                t.key,
+                t.effect,
+                cause.id(),
+                cause.subject()
             ))
         })
         .collect()
@@ -282,15 +288,8 @@ mod tests {
     use super::*;
 
     fn f(id: &str, sev: Severity, msg: &str) -> Finding {
-        Finding {
-            id: id.into(),
-            severity: sev,
-            subject: "kubelet.service".into(),
-            message: msg.into(),
-            remedy: None,
-            fixable: false,
-            reboot_unknown: false,
-        }
+        let kind = FindingKind::from_parts(id, crate::finding::KUBELET_UNIT).unwrap();
+        Finding::new(kind, sev, msg.into(), None, false)
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::apply::{ActionOutcome, Outcome as Action};
-use crate::evaluate::{Assessment, Finding, Severity, Status};
+use crate::evaluate::{Assessment, Finding, FindingKind, Severity, Status};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -141,15 +141,13 @@ fn identity() -> Identity {
 }
 
 fn finding(id: &str, severity: Severity, message: &str, remedy: &str) -> Finding {
-    Finding {
-        id: id.into(),
+    Finding::new(
+        FindingKind::from_parts(id, "kubelet.service").unwrap(),
         severity,
-        subject: "kubelet.service".into(),
-        message: message.into(),
-        remedy: Some(Remedy::cmd(&shlex::split(remedy).unwrap())),
-        fixable: true,
-        reboot_unknown: false,
-    }
+        message.into(),
+        Some(Remedy::cmd(&shlex::split(remedy).unwrap())),
+        true,
+    )
 }
 
 fn critical() -> Assessment {

@@ -1,0 +1,357 @@
+//! Findings: what evaluate says about the node, typed.
+//!
+//! Each finding carries a [`FindingKind`] naming what it is about with typed
+//! fields (a unit, a swap device, an fstab line); the stable string `id` and
+//! `subject` of the JSON output, the Node annotations and the config keys
+//! are derived from it, never parsed back by the planner.
+
+use serde::ser::SerializeStruct;
+use serde::{Serialize, Serializer};
+
+use crate::evaluate::Severity;
+use crate::remedy::Remedy;
+
+/// The unit taint-guard looks after first; the kubelet flavours
+/// (`k3s.service`, …) stand in for it when it is not installed.
+pub const KUBELET_UNIT: &str = "kubelet.service";
+
+/// A probe that could not run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ProbeTarget {
+    /// No connection to systemd at all: the one cause, said once.
+    SystemBus,
+    /// One unit's properties.
+    Unit(String),
+    /// Active swap (`/proc/swaps`).
+    ProcSwaps,
+    /// The fstab file (node path).
+    Fstab(String),
+    /// The list of swap unit files.
+    SwapUnits,
+}
+
+impl ProbeTarget {
+    fn subject(&self) -> String {
+        match self {
+            ProbeTarget::SystemBus => "system-bus".into(),
+            ProbeTarget::Unit(u) => u.clone(),
+            ProbeTarget::ProcSwaps => "/proc/swaps".into(),
+            ProbeTarget::Fstab(p) => p.clone(),
+            ProbeTarget::SwapUnits => "swap-units".into(),
+        }
+    }
+}
+
+/// What a finding is, and about what.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum FindingKind {
+    UnitMissing {
+        unit: String,
+    },
+    UnitMasked {
+        unit: String,
+    },
+    UnitBroken {
+        unit: String,
+    },
+    /// Not enabled (or only until the next reboot, or nothing pulls it in).
+    UnitDisabled {
+        unit: String,
+    },
+    /// Not running, and not started in this boot.
+    UnitInactive {
+        unit: String,
+    },
+    /// Stopped cleanly after running in this boot (a person's stop?).
+    UnitStopped {
+        unit: String,
+    },
+    /// Being stopped: never interfered with.
+    UnitStopping {
+        unit: String,
+    },
+    /// Failed, or crash-looping.
+    UnitFailed {
+        unit: String,
+    },
+    PauseExpired,
+    /// A swap area in /proc/swaps (the kernel's name for it).
+    SwapActive {
+        device: String,
+    },
+    /// A live swap line of fstab that systemd activates at boot.
+    SwapInFstab {
+        path: String,
+        line: usize,
+    },
+    /// A swap unit that activates swap at boot outside fstab.
+    SwapUnitEnabled {
+        unit: String,
+    },
+    /// swapoff refused by the planner's guard, for these devices.
+    SwapoffUnsafe {
+        devices: Vec<String>,
+    },
+    ProbeFailed {
+        target: ProbeTarget,
+    },
+    /// The configuration could not be (re)loaded; the daemon kept the last
+    /// good one.
+    ConfigInvalid {
+        path: String,
+    },
+}
+
+impl FindingKind {
+    /// The stable id (config keys, JSON, annotations).
+    pub fn id(&self) -> &'static str {
+        match self {
+            FindingKind::UnitMissing { .. } => "unit-missing",
+            FindingKind::UnitMasked { .. } => "unit-masked",
+            FindingKind::UnitBroken { .. } => "unit-broken",
+            FindingKind::UnitDisabled { .. } => "unit-disabled",
+            FindingKind::UnitInactive { .. } => "unit-inactive",
+            FindingKind::UnitStopped { .. } => "unit-stopped",
+            FindingKind::UnitStopping { .. } => "unit-stopping",
+            FindingKind::UnitFailed { .. } => "unit-failed",
+            FindingKind::PauseExpired => "pause-expired",
+            FindingKind::SwapActive { .. } => "swap-active",
+            FindingKind::SwapInFstab { .. } => "swap-in-fstab",
+            FindingKind::SwapUnitEnabled { .. } => "swap-unit-enabled",
+            FindingKind::SwapoffUnsafe { .. } => "swapoff-unsafe",
+            FindingKind::ProbeFailed { .. } => "probe-failed",
+            FindingKind::ConfigInvalid { .. } => "config-invalid",
+        }
+    }
+
+    /// What it is about, as shown: a unit, a device, `/etc/fstab:LINE`.
+    pub fn subject(&self) -> String {
+        match self {
+            FindingKind::UnitMissing { unit }
+            | FindingKind::UnitMasked { unit }
+            | FindingKind::UnitBroken { unit }
+            | FindingKind::UnitDisabled { unit }
+            | FindingKind::UnitInactive { unit }
+            | FindingKind::UnitStopped { unit }
+            | FindingKind::UnitStopping { unit }
+            | FindingKind::UnitFailed { unit }
+            | FindingKind::SwapUnitEnabled { unit } => unit.clone(),
+            FindingKind::PauseExpired => "pause".into(),
+            FindingKind::SwapActive { device } => device.clone(),
+            FindingKind::SwapInFstab { path, line } => format!("{path}:{line}"),
+            FindingKind::SwapoffUnsafe { devices } => devices.join(","),
+            FindingKind::ProbeFailed { target } => target.subject(),
+            FindingKind::ConfigInvalid { path } => path.clone(),
+        }
+    }
+
+    /// The required unit this finding is about, for unit findings.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            FindingKind::UnitMissing { unit }
+            | FindingKind::UnitMasked { unit }
+            | FindingKind::UnitBroken { unit }
+            | FindingKind::UnitDisabled { unit }
+            | FindingKind::UnitInactive { unit }
+            | FindingKind::UnitStopped { unit }
+            | FindingKind::UnitStopping { unit }
+            | FindingKind::UnitFailed { unit } => Some(unit),
+            _ => None,
+        }
+    }
+
+    /// Critical findings of these kinds mean kubelet will not come back by
+    /// itself after a reboot.
+    pub fn breaks_boot(&self) -> bool {
+        matches!(
+            self,
+            FindingKind::UnitMissing { .. }
+                | FindingKind::UnitMasked { .. }
+                | FindingKind::UnitBroken { .. }
+                | FindingKind::UnitDisabled { .. }
+                | FindingKind::UnitFailed { .. }
+                | FindingKind::SwapInFstab { .. }
+                | FindingKind::SwapUnitEnabled { .. }
+        )
+    }
+
+    /// Swap that turns on at the next boot.
+    pub fn swap_at_boot(&self) -> bool {
+        matches!(
+            self,
+            FindingKind::SwapInFstab { .. } | FindingKind::SwapUnitEnabled { .. }
+        )
+    }
+
+    /// The kind an id and subject stand for (the inverse of [`id`] and
+    /// [`subject`]); `None` for an unknown id or a subject of the wrong shape.
+    ///
+    /// [`id`]: FindingKind::id
+    /// [`subject`]: FindingKind::subject
+    pub fn from_parts(id: &str, subject: &str) -> Option<FindingKind> {
+        let unit = || subject.to_string();
+        Some(match id {
+            "unit-missing" => FindingKind::UnitMissing { unit: unit() },
+            "unit-masked" => FindingKind::UnitMasked { unit: unit() },
+            "unit-broken" => FindingKind::UnitBroken { unit: unit() },
+            "unit-disabled" => FindingKind::UnitDisabled { unit: unit() },
+            "unit-inactive" => FindingKind::UnitInactive { unit: unit() },
+            "unit-stopped" => FindingKind::UnitStopped { unit: unit() },
+            "unit-stopping" => FindingKind::UnitStopping { unit: unit() },
+            "unit-failed" => FindingKind::UnitFailed { unit: unit() },
+            "pause-expired" if subject == "pause" => FindingKind::PauseExpired,
+            "swap-active" => FindingKind::SwapActive { device: unit() },
+            "swap-in-fstab" => {
+                let (path, line) = subject.rsplit_once(':')?;
+                FindingKind::SwapInFstab {
+                    path: path.into(),
+                    line: line.parse().ok()?,
+                }
+            }
+            "swap-unit-enabled" => FindingKind::SwapUnitEnabled { unit: unit() },
+            "swapoff-unsafe" => FindingKind::SwapoffUnsafe {
+                devices: subject.split(',').map(String::from).collect(),
+            },
+            "probe-failed" => FindingKind::ProbeFailed {
+                target: match subject {
+                    "system-bus" => ProbeTarget::SystemBus,
+                    "/proc/swaps" => ProbeTarget::ProcSwaps,
+                    "swap-units" => ProbeTarget::SwapUnits,
+                    s if s.starts_with('/') => ProbeTarget::Fstab(s.into()),
+                    s => ProbeTarget::Unit(s.into()),
+                },
+            },
+            "config-invalid" => FindingKind::ConfigInvalid { path: unit() },
+            _ => return None,
+        })
+    }
+}
+
+/// One thing wrong (or worth knowing) on the node. Serialised as
+/// `{id, severity, subject, message, remedy, fixable, reboot_unknown?}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub message: String,
+    /// The exact command line an operator would paste (every argument
+    /// quoted for POSIX sh); None where no command fixes it.
+    pub remedy: Option<Remedy>,
+    /// `check --fix` can repair it (under the default policy).
+    pub fixable: bool,
+    /// Whether kubelet comes back after a reboot depends on it, and that
+    /// cannot be known (swap on at boot, kubelet's swap policy unknown).
+    pub reboot_unknown: bool,
+}
+
+impl Finding {
+    pub fn new(
+        kind: FindingKind,
+        severity: Severity,
+        message: String,
+        remedy: Option<Remedy>,
+        fixable: bool,
+    ) -> Finding {
+        Finding {
+            kind,
+            severity,
+            message,
+            remedy,
+            fixable,
+            reboot_unknown: false,
+        }
+    }
+
+    /// The stable id (`unit-disabled`).
+    pub fn id(&self) -> &'static str {
+        self.kind.id()
+    }
+
+    /// What it is about (`kubelet.service`, `/etc/fstab:5`).
+    pub fn subject(&self) -> String {
+        self.kind.subject()
+    }
+
+    /// The remedy as the command line shown to people.
+    pub fn remedy_line(&self) -> Option<String> {
+        self.remedy.as_ref().map(|r| r.to_string())
+    }
+}
+
+impl Serialize for Finding {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let n = if self.reboot_unknown { 7 } else { 6 };
+        let mut st = s.serialize_struct("Finding", n)?;
+        st.serialize_field("id", self.id())?;
+        st.serialize_field("severity", &self.severity)?;
+        st.serialize_field("subject", &self.subject())?;
+        st.serialize_field("message", &self.message)?;
+        st.serialize_field("remedy", &self.remedy)?;
+        st.serialize_field("fixable", &self.fixable)?;
+        if self.reboot_unknown {
+            st.serialize_field("reboot_unknown", &true)?;
+        }
+        st.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_and_subject_round_trip() {
+        let kinds = [
+            FindingKind::UnitDisabled {
+                unit: "kubelet.service".into(),
+            },
+            FindingKind::SwapInFstab {
+                path: "/etc/fstab".into(),
+                line: 5,
+            },
+            FindingKind::SwapoffUnsafe {
+                devices: vec!["/swapfile".into(), "/dev/sdb2".into()],
+            },
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::SystemBus,
+            },
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Fstab("/etc/fstab".into()),
+            },
+            FindingKind::PauseExpired,
+            FindingKind::ConfigInvalid {
+                path: "/etc/taint-guard/config.toml".into(),
+            },
+        ];
+        for k in kinds {
+            assert_eq!(
+                FindingKind::from_parts(k.id(), &k.subject()).as_ref(),
+                Some(&k)
+            );
+        }
+        assert_eq!(FindingKind::from_parts("swap-in-fstab", "/etc/fstab"), None);
+        assert_eq!(FindingKind::from_parts("no-such-id", "x"), None);
+    }
+
+    #[test]
+    fn serialises_as_before() {
+        let mut f = Finding::new(
+            FindingKind::SwapInFstab {
+                path: "/etc/fstab".into(),
+                line: 3,
+            },
+            Severity::Critical,
+            "m".into(),
+            None,
+            true,
+        );
+        assert_eq!(
+            serde_json::to_string(&f).unwrap(),
+            r#"{"id":"swap-in-fstab","severity":"critical","subject":"/etc/fstab:3","message":"m","remedy":null,"fixable":true}"#
+        );
+        f.reboot_unknown = true;
+        assert!(serde_json::to_string(&f)
+            .unwrap()
+            .ends_with(r#""fixable":true,"reboot_unknown":true}"#));
+    }
+}
