@@ -263,7 +263,7 @@ fn clear_expired_pause(obs: &Observation, p: &mut Plan) {
     }
 }
 
-/// 1. Swap now: swapoff every fixable active device, unless the guard
+/// Step 1, swap now: swapoff every fixable active device, unless the guard
 /// refuses (memory, cgroups). Returns whether swap stays on.
 fn swapoff(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) -> bool {
     let active: Vec<&str> = fixable(a)
@@ -396,7 +396,7 @@ fn swap_left_on(a: &Assessment, obs: &Observation, p: &Plan) -> bool {
         })
 }
 
-/// 2. Swap at next boot: comment out fstab's live swap lines.
+/// Step 2, swap at next boot: comment out fstab's live swap lines.
 fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {
     let mut path = None;
     let mut lines = Vec::new();
@@ -422,7 +422,7 @@ fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut 
     }
 }
 
-/// 3. Swap units outside fstab: disable, or mask generated ones. A unit an
+/// Step 3, swap units outside fstab: disable, or mask generated ones. A unit an
 /// fstab line generates is never masked: commenting out the line (step 2)
 /// and the daemon-reload are its whole repair, and a mask would outlive the
 /// line.
@@ -511,7 +511,7 @@ impl UnitFindings {
     }
 }
 
-/// 4–6. Units: unit-file changes (unmask, enable) go into the plan now, so
+/// Steps 4–6, units: unit-file changes (unmask, enable) go into the plan now, so
 /// one daemon-reload follows every file change; reset-failed and start are
 /// returned, to run after it.
 fn units(
