@@ -301,12 +301,112 @@ fn api_server_down_then_back(api: &mut KubeApi) {
     );
 }
 
+/// The DaemonSet's ServiceAccount, bound by packaging/kubernetes's RBAC,
+/// may do exactly what reporting needs and nothing else (asked of the real
+/// authorizer with SubjectAccessReviews, and tried with impersonation).
+fn daemonset_rbac_is_exactly_what_reporting_needs(api: &mut KubeApi) {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/base");
+    let load = |f: &str| -> Value {
+        serde_norway::from_str(&std::fs::read_to_string(base.join(f)).unwrap()).unwrap()
+    };
+    for (file, path) in [
+        ("namespace.yaml", "/api/v1/namespaces"),
+        (
+            "serviceaccount.yaml",
+            "/api/v1/namespaces/taint-guard/serviceaccounts",
+        ),
+        (
+            "clusterrole.yaml",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        ),
+        (
+            "clusterrolebinding.yaml",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        ),
+    ] {
+        api.admin_call("POST", path, Some(("application/json", &load(file))));
+    }
+    let user = "system:serviceaccount:taint-guard:taint-guard";
+    let groups = [
+        "system:serviceaccounts",
+        "system:serviceaccounts:taint-guard",
+        "system:authenticated",
+    ];
+    let allowed = |verb: &str, resource: &str, sub: &str, ns: &str| -> bool {
+        let review = json!({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": groups,
+                     "resourceAttributes": {"verb": verb, "group": "", "resource": resource,
+                                            "subresource": sub, "namespace": ns}}});
+        let v = api.admin_call(
+            "POST",
+            "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+            Some(("application/json", &review)),
+        );
+        v["status"]["allowed"] == true
+    };
+    let want_allowed = [
+        ("get", "nodes", "", ""),
+        ("list", "nodes", "", ""),
+        ("watch", "nodes", "", ""),
+        ("patch", "nodes", "", ""),
+        ("patch", "nodes", "status", ""),
+        ("create", "events", "", "default"),
+        ("patch", "events", "", "default"),
+    ];
+    let want_denied = [
+        ("create", "nodes", "", ""),
+        ("update", "nodes", "", ""),
+        ("delete", "nodes", "", ""),
+        ("update", "nodes", "status", ""),
+        ("get", "nodes", "proxy", ""),
+        ("get", "events", "", "default"),
+        ("delete", "events", "", "default"),
+        ("get", "secrets", "", "kube-system"),
+        ("list", "pods", "", ""),
+        ("create", "pods", "eviction", "default"),
+        ("patch", "configmaps", "", "taint-guard"),
+        ("create", "serviceaccounts", "token", "taint-guard"),
+    ];
+    for (verb, res, sub, ns) in want_allowed {
+        assert!(
+            allowed(verb, res, sub, ns),
+            "{verb} {res}/{sub} in {ns:?} must be allowed"
+        );
+    }
+    for (verb, res, sub, ns) in want_denied {
+        assert!(
+            !allowed(verb, res, sub, ns),
+            "{verb} {res}/{sub} in {ns:?} must be denied"
+        );
+    }
+    // And for real, as that service account.
+    api.create_node("rbac-6", "True", &[]);
+    let admin = api.admin.clone();
+    let as_sa = Some((user, &groups[..]));
+    let patch = json!({"metadata": {"annotations": {"taint-guard.io/status": "ok"}}});
+    let (code, body) = api
+        .raw_as(
+            "PATCH",
+            "/api/v1/nodes/rbac-6",
+            Some(("application/merge-patch+json", &patch)),
+            &admin,
+            as_sa,
+        )
+        .unwrap();
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = api
+        .raw_as("DELETE", "/api/v1/nodes/rbac-6", None, &admin, as_sa)
+        .unwrap();
+    assert_eq!(code, 403, "{body}");
+}
+
 type Scenario = fn(&mut KubeApi);
 
 fn main() -> std::process::ExitCode {
     let bin = harness::kube::binaries();
     let api: Api = Arc::new(Mutex::new(None));
-    let scenarios: [(&'static str, Scenario); 5] = [
+    let scenarios: [(&'static str, Scenario); 6] = [
         (
             "seed_incident_reported_with_node_credentials",
             seed_incident_reported_with_node_credentials,
@@ -323,6 +423,10 @@ fn main() -> std::process::ExitCode {
         (
             "recurring_repair_failure_is_counted",
             recurring_repair_failure_is_counted,
+        ),
+        (
+            "daemonset_rbac_is_exactly_what_reporting_needs",
+            daemonset_rbac_is_exactly_what_reporting_needs,
         ),
     ];
     let trials = scenarios

@@ -263,6 +263,19 @@ impl KubeApi {
         body: Option<(&str, &Value)>,
         creds: &Creds,
     ) -> Result<(u16, String), String> {
+        self.raw_as(method, path, body, creds, None)
+    }
+
+    /// [`KubeApi::raw`], optionally impersonating `user` (with its groups
+    /// as a service account's would be).
+    pub fn raw_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &Value)>,
+        creds: &Creds,
+        impersonate: Option<(&str, &[&str])>,
+    ) -> Result<(u16, String), String> {
         let d = self.dir.path();
         let id = format!("{:x}", fxhash(&creds.cert));
         let cert = d.join(format!("c-{id}.crt"));
@@ -280,6 +293,12 @@ impl KubeApi {
             .arg("--key")
             .arg(&key)
             .args(["-X", method]);
+        if let Some((user, groups)) = impersonate {
+            c.args(["-H", &format!("Impersonate-User: {user}")]);
+            for g in groups {
+                c.args(["-H", &format!("Impersonate-Group: {g}")]);
+            }
+        }
         if let Some((ct, v)) = body {
             c.args(["-H", &format!("Content-Type: {ct}")])
                 .args(["--data-binary", &v.to_string()]);

@@ -1,0 +1,204 @@
+//! packaging/kubernetes: every manifest deserializes into its k8s-openapi
+//! type with nothing dropped (a misspelt field would be), and the kustomize
+//! output of the base and both overlays renders and keeps its promises.
+//! The RBAC rules are checked against a real API server in tests/kube.rs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use serde_json::Value;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes")
+}
+
+/// `doc` read as `T` and written back loses nothing: every field is one the
+/// API type knows, with the right shape.
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value, what: &str) -> T {
+    let t: T = serde_json::from_value(doc.clone())
+        .unwrap_or_else(|e| panic!("{what}: not a valid {}: {e}", std::any::type_name::<T>()));
+    let back = serde_json::to_value(&t).unwrap();
+    assert_eq!(&back, doc, "{what}: fields lost or changed in the API type");
+    t
+}
+
+fn check_doc(doc: &Value, what: &str) {
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    match kind {
+        "Namespace" => drop(typed::<Namespace>(doc, what)),
+        "ServiceAccount" => drop(typed::<ServiceAccount>(doc, what)),
+        "ClusterRole" => drop(typed::<ClusterRole>(doc, what)),
+        "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(doc, what)),
+        "ConfigMap" => drop(typed::<ConfigMap>(doc, what)),
+        "DaemonSet" => drop(typed::<DaemonSet>(doc, what)),
+        "ValidatingAdmissionPolicy" => drop(typed::<ValidatingAdmissionPolicy>(doc, what)),
+        "ValidatingAdmissionPolicyBinding" => {
+            drop(typed::<ValidatingAdmissionPolicyBinding>(doc, what))
+        }
+        other => panic!("{what}: unexpected kind {other:?}"),
+    }
+}
+
+fn yaml_docs(text: &str) -> Vec<Value> {
+    text.split("\n---")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_norway::from_str::<Value>(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn every_manifest_is_a_valid_api_object() {
+    let base = dir().join("base");
+    let mut n = 0;
+    for e in std::fs::read_dir(&base).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if name == "kustomization.yaml" || !name.ends_with(".yaml") {
+            continue;
+        }
+        for doc in yaml_docs(&std::fs::read_to_string(&p).unwrap()) {
+            check_doc(&doc, &name);
+            n += 1;
+        }
+    }
+    assert_eq!(n, 8, "manifests in {}", base.display());
+}
+
+fn render(rel: &str) -> Vec<Value> {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir().join(rel))
+        .output()
+        .expect("running kubectl kustomize");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {rel}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    yaml_docs(&String::from_utf8(out.stdout).unwrap())
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter().find(|d| d["kind"] == kind).unwrap()
+}
+
+fn config_of(docs: &[Value]) -> String {
+    find(docs, "ConfigMap")["data"]["config.toml"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn kustomize_renders_and_keeps_its_promises() {
+    let base = render(".");
+    for d in &base {
+        check_doc(d, "rendered base");
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/name"], "taint-guard",
+            "{d:#}"
+        );
+    }
+    let ds = find(&base, "DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(pod["priorityClassName"], "system-node-critical");
+    assert_eq!(pod["hostPID"], false);
+    assert_eq!(
+        pod["tolerations"],
+        serde_json::json!([{"operator": "Exists"}])
+    );
+    assert!(c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["name"] == "NODE_NAME"
+            && e["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"));
+    assert!(c["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "--host-root=/host"));
+    assert_eq!(c["securityContext"]["privileged"], false);
+    assert_eq!(
+        c["securityContext"]["capabilities"]["drop"],
+        serde_json::json!(["ALL"])
+    );
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    // Read-only host, writable only where repair writes.
+    let writable: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["readOnly"] != true)
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(writable, vec!["/host/etc", "/host/var/lib/taint-guard"]);
+    // Report-only by default; the repair overlay turns it on.
+    assert!(config_of(&base).contains("remediate = false"));
+    let repair = render("overlays/repair");
+    assert!(config_of(&repair).contains("remediate = true"));
+    // Next to the .deb: nothing writable on the host, no SYS_ADMIN.
+    let hso = render("overlays/host-service-only");
+    let c = &find(&hso, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    assert!(c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["readOnly"] == true));
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["DAC_OVERRIDE"])
+    );
+    for d in repair.iter().chain(&hso) {
+        check_doc(d, "rendered overlay");
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let kubectl = Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let required = std::env::var("TG_REQUIRE_KUSTOMIZE").as_deref() == Ok("1");
+    let trial = |name: &'static str, f: fn()| {
+        libtest_mimic::Trial::test(name, move || {
+            std::panic::catch_unwind(f).map_err(|e| {
+                e.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "panicked".into())
+                    .into()
+            })
+        })
+    };
+    if !kubectl {
+        eprintln!("kubectl (for `kubectl kustomize`) not found: the render test is ignored");
+    }
+    let render = if kubectl || required {
+        trial(
+            "kustomize_renders_and_keeps_its_promises",
+            kustomize_renders_and_keeps_its_promises,
+        )
+    } else {
+        trial(
+            "kustomize_renders_and_keeps_its_promises",
+            kustomize_renders_and_keeps_its_promises,
+        )
+        .with_ignored_flag(true)
+    };
+    let trials = vec![
+        trial(
+            "every_manifest_is_a_valid_api_object",
+            every_manifest_is_a_valid_api_object,
+        ),
+        render,
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}
