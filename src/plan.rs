@@ -83,6 +83,22 @@ impl Step {
         }
     }
 
+    /// The unit the step acts on, if it acts on one.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Step::DisableUnit { unit }
+            | Step::MaskUnit { unit }
+            | Step::UnmaskUnit { unit }
+            | Step::ResetFailed { unit }
+            | Step::Enable { unit }
+            | Step::Start { unit } => Some(unit),
+            Step::Swapoff { .. }
+            | Step::CommentFstab { .. }
+            | Step::Reload
+            | Step::ClearPause { .. } => None,
+        }
+    }
+
     /// Changes files systemd reads (so a daemon-reload must follow).
     pub fn changes_files(&self) -> bool {
         matches!(
@@ -238,7 +254,7 @@ fn clear_expired_pause(obs: &Observation, p: &mut Plan) {
     }
 }
 
-/// 1. Swap now: swapoff every fixable active device, unless the guard
+/// Step 1, swap now: swapoff every fixable active device, unless the guard
 /// refuses (memory, cgroups). Returns whether swap stays on.
 fn swapoff(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) -> bool {
     let active: Vec<&str> = fixable(a)
@@ -356,7 +372,7 @@ fn swap_left_on(a: &Assessment, obs: &Observation, p: &Plan) -> bool {
         })
 }
 
-/// 2. Swap at next boot: comment out fstab's live swap lines.
+/// Step 2, swap at next boot: comment out fstab's live swap lines.
 fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {
     let mut path = None;
     let mut lines = Vec::new();
@@ -382,8 +398,8 @@ fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut 
     }
 }
 
-/// 3. Swap units outside fstab: disable, or mask generated ones. A unit an
-/// fstab line generates is never masked: commenting out the line (step 2)
+/// Step 3, swap units outside fstab: disable, or mask generated ones. A
+/// unit an fstab line generates is never masked: commenting out the line (step 2)
 /// and the daemon-reload are its whole repair, and a mask would outlive the
 /// line.
 fn swap_units(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {
@@ -471,7 +487,7 @@ impl UnitFindings {
     }
 }
 
-/// 4–6. Units: unit-file changes (unmask, enable) go into the plan now, so
+/// Steps 4–6, units: unit-file changes (unmask, enable) go into the plan now, so
 /// one daemon-reload follows every file change; reset-failed and start are
 /// returned, to run after it.
 fn units(
