@@ -274,6 +274,27 @@ fn swap_and_fstab_changes_seen_without_resync() {
     );
     node.exec("swapoff /swapfile");
     d.wait_metrics("swap-active gone", |m| !has_finding(m, "swap-active"));
+
+    // An invalid configuration on SIGHUP: the old one stays, said as a
+    // finding and with file:line:col in the log.
+    let port = d.port;
+    std::fs::write(
+        &node.config,
+        format!("[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nremediate = false\nresync_secs = 3600\nreport = false\nno_such_key = 1\n"),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    d.wait_metrics("config-invalid", |m| has_finding(m, "config-invalid"));
+    let cfg = node.config.display().to_string();
+    assert!(
+        d.log()
+            .contains(&format!("{cfg}:6:1: unknown field `no_such_key`")),
+        "{}",
+        d.log()
+    );
+    write_config(&node, port, "remediate = false\nresync_secs = 3600\n", "");
+    d.signal(libc::SIGHUP);
+    d.wait_metrics("config-invalid gone", |m| !has_finding(m, "config-invalid"));
 }
 
 /// dbus restarted, then systemd re-executed: the daemon reconnects (or
@@ -281,12 +302,27 @@ fn swap_and_fstab_changes_seen_without_resync() {
 fn survives_dbus_restart_and_daemon_reexec() {
     let node = Node::boot("dbus", Kubelet::Kubeadm, |_| {});
     kubelet_running(&node);
-    let d = Daemon::start(&node, "remediate = false\n", "");
+    let d = Daemon::start(&node, "remediate = false\nhealth_bus_down_secs = 1\n", "");
     d.wait_metrics("ok", |m| m.contains("taint_guard_status{status=\"ok\"} 1"));
+    assert_eq!(http_get(d.port, "/healthz").unwrap().0, 200);
+
+    // The bus gone for longer than the bound: /healthz says 503, the loop
+    // reports no bus (probe-failed), and comes back with it.
+    node.exec("systemctl stop dbus.socket dbus.service");
+    d.wait_metrics("probe-failed", |m| has_finding(m, "probe-failed"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, body) = http_get(d.port, "/healthz").unwrap();
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("bus unreachable"), "{body}");
+    node.exec("systemctl start dbus.socket dbus.service");
+    d.wait_metrics("ok after dbus came back", |m| {
+        m.contains("taint_guard_status{status=\"ok\"} 1")
+    });
+    assert_eq!(http_get(d.port, "/healthz").unwrap().0, 200);
 
     node.exec("systemctl restart dbus.service");
-    d.wait_metrics("a reconnect", |m| {
-        metric(m, "taint_guard_dbus_reconnects_total") >= 1.0
+    d.wait_metrics("a second reconnect", |m| {
+        metric(m, "taint_guard_dbus_reconnects_total") >= 2.0
     });
     node.exec("systemctl stop kubelet.service");
     d.wait_metrics("unit-stopped after the dbus restart", |m| {
@@ -345,6 +381,7 @@ fn crash_loop_is_backed_off() {
         runs as f64 <= starts + 1.0,
         "{runs} runs for {starts} starts"
     );
+    eprintln!("crash loop: {starts} start attempts, {runs} kubelet runs in 12 s");
     let log = d.log();
     assert!(log.contains("still needed after 1 attempt(s)"), "{log}");
     assert!(log.contains("the next in 4s"), "{log}");
@@ -417,32 +454,7 @@ fn steady_state_makes_no_api_requests() {
     let fixture: serde_json::Value =
         serde_json::from_str(include_str!("fixtures/report/node-worker-1.json")).unwrap();
     let api = harness::apiserver::FakeApi::start(fixture);
-    let kc = node.dir.join("kubeconfig");
-    api.kubeconfig(&kc);
-    let port = free_port();
-    std::fs::write(
-        &node.config,
-        format!("[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = true\nreport_initial_delay_secs = 0\n"),
-    )
-    .unwrap();
-    let log = node.dir.join("daemon.log");
-    let f = std::fs::File::create(&log).unwrap();
-    let child = node
-        .tg_command(&[
-            "run",
-            "--kubeconfig",
-            kc.to_str().unwrap(),
-            "--node-name",
-            "worker-1",
-        ])
-        .stdout(f.try_clone().unwrap())
-        .stderr(f)
-        .spawn()
-        .unwrap();
-    let d = Daemon { child, port, log };
-    d.wait_metrics("the first report", |m| {
-        metric(m, "taint_guard_last_report_success_timestamp_seconds") > 0.0
-    });
+    let d = daemon_with_api(&node, &api, "");
     std::thread::sleep(Duration::from_millis(500));
     let first = api.take_requests();
     assert!(!first.is_empty());
@@ -470,6 +482,70 @@ fn steady_state_makes_no_api_requests() {
         .contains("taint_guard_api_requests_total{verb=\"get\",outcome=\"ok\"}"));
 }
 
+/// A daemon reporting to the stand-in API server.
+fn daemon_with_api(node: &Node, api: &harness::apiserver::FakeApi, run: &str) -> Daemon {
+    let kc = node.dir.join("kubeconfig");
+    api.kubeconfig(&kc);
+    let port = free_port();
+    std::fs::write(
+        &node.config,
+        format!("[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = true\nreport_initial_delay_secs = 0\n{run}"),
+    )
+    .unwrap();
+    let log = node.dir.join("daemon.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let child = node
+        .tg_command(&[
+            "-v",
+            "run",
+            "--kubeconfig",
+            kc.to_str().unwrap(),
+            "--node-name",
+            "worker-1",
+        ])
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, port, log };
+    d.wait_metrics("the first report", |m| {
+        metric(m, "taint_guard_last_report_success_timestamp_seconds") > 0.0
+    });
+    d
+}
+
+/// While the Node carries node.kubernetes.io/out-of-service nothing is
+/// repaired (still reported); once it is gone, the repair follows.
+fn out_of_service_node_is_not_repaired() {
+    let node = Node::boot("doos", Kubelet::Kubeadm, |_| {});
+    kubelet_running(&node);
+    let mut fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/report/node-worker-1.json")).unwrap();
+    fixture["spec"]["taints"] = serde_json::json!([
+        {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown", "effect": "NoExecute"}
+    ]);
+    let api = harness::apiserver::FakeApi::start(fixture);
+    let d = daemon_with_api(
+        &node,
+        &api,
+        "start_stopped = true\nstart_grace_secs = 0\nresync_secs = 2\n",
+    );
+    node.exec("systemctl stop kubelet.service");
+    d.wait_metrics("unit-stopped", |m| has_finding(m, "unit-stopped"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(node.prop("kubelet.service", "ActiveState"), "inactive");
+    assert!(
+        d.log()
+            .contains("node.kubernetes.io/out-of-service: taint-guard repairs nothing"),
+        "{}",
+        d.log()
+    );
+    // The taint removed: seen at the next read of the Node (every
+    // resync_secs while it was there), and the start follows.
+    api.state.lock().unwrap().node["spec"]["taints"] = serde_json::json!([]);
+    node.wait_for("kubelet started after the taint went", active);
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
         harness::trial(
@@ -492,6 +568,10 @@ fn main() -> std::process::ExitCode {
         harness::trial(
             "service_unit_notify_watchdog_stop",
             service_unit_notify_watchdog_stop,
+        ),
+        harness::trial(
+            "out_of_service_node_is_not_repaired",
+            out_of_service_node_is_not_repaired,
         ),
         harness::trial(
             "steady_state_makes_no_api_requests",

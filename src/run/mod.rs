@@ -169,6 +169,7 @@ impl Daemon {
                 initial_delay: Duration::from_secs(cfg.run.report_initial_delay_secs),
                 heartbeat: Duration::from_secs(cfg.run.report_heartbeat_mins.saturating_mul(60)),
                 backoff_max: Duration::from_secs(cfg.run.report_backoff_max_secs),
+                out_of_service_recheck: Duration::from_secs(cfg.run.resync_secs),
             };
             tokio::task::spawn_local(reporter::task(
                 ropts,
@@ -278,6 +279,12 @@ impl Daemon {
                     }
                     tracing::debug!("wake: /proc/swaps");
                     debounce.event(Instant::now());
+                }
+                r = self.out_of_service.changed() => {
+                    // The Node's out-of-service taint came or went.
+                    if r.is_ok() {
+                        debounce.event(Instant::now());
+                    }
                 }
                 Some(ev) = async { match self.files.as_mut() { Some(f) => f.next().await, None => std::future::pending().await } } => {
                     tracing::debug!("wake: {ev:?}");
