@@ -220,8 +220,7 @@ impl KubeApi {
     /// Stop kube-apiserver (etcd keeps the data).
     pub fn stop_apiserver(&mut self) {
         if let Some(mut c) = self.apiserver.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+            terminate(&mut c);
         }
         // Until the port refuses connections.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -382,10 +381,18 @@ impl Drop for KubeApi {
             .flatten()
         {
             let mut c = c;
-            let _ = c.kill();
-            let _ = c.wait();
+            terminate(&mut c);
         }
     }
+}
+
+/// Stop a server started under `timeout -k 5`: SIGTERM to `timeout`, which
+/// passes it on (and SIGKILLs 5 s later); SIGKILL would kill only `timeout`
+/// and leave the server running, orphaned.
+fn terminate(c: &mut std::process::Child) {
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let _ = c.wait();
 }
 
 fn fxhash(s: &str) -> u64 {
