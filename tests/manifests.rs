@@ -158,6 +158,21 @@ fn kustomize_renders_and_keeps_its_promises() {
     for d in repair.iter().chain(&hso) {
         check_doc(d, "rendered overlay");
     }
+    // The ConfigMaps are valid taint-guard configuration (unknown keys are
+    // errors, with file:line:column).
+    for (what, docs) in [
+        ("base", &base),
+        ("repair", &repair),
+        ("host-service-only", &hso),
+    ] {
+        let text = config_of(docs);
+        let cfg = taint_guard::config::Config::from_texts(&[(
+            PathBuf::from(format!("{what}/configmap/config.toml")),
+            text,
+        )])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(cfg.run.remediate, what == "repair", "{what}");
+    }
 }
 
 fn main() -> std::process::ExitCode {
