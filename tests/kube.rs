@@ -401,12 +401,126 @@ fn daemonset_rbac_is_exactly_what_reporting_needs(api: &mut KubeApi) {
     assert_eq!(code, 403, "{body}");
 }
 
+/// Apply the DaemonSet's namespace, ServiceAccount and RBAC (once per
+/// server; a second apply finds them there).
+fn ensure_daemonset_rbac(api: &KubeApi) {
+    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/base");
+    for (file, path) in [
+        ("namespace.yaml", "/api/v1/namespaces"),
+        (
+            "serviceaccount.yaml",
+            "/api/v1/namespaces/taint-guard/serviceaccounts",
+        ),
+        (
+            "clusterrole.yaml",
+            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+        ),
+        (
+            "clusterrolebinding.yaml",
+            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+        ),
+    ] {
+        let doc: Value =
+            serde_norway::from_str(&std::fs::read_to_string(base.join(file)).unwrap()).unwrap();
+        let (code, body) = api
+            .raw("POST", path, Some(("application/json", &doc)), &api.admin)
+            .unwrap();
+        assert!(
+            code == 201 || code == 409,
+            "POST {path}: HTTP {code}: {body}"
+        );
+    }
+}
+
+/// The daemon in pod shape: the host root at a separate path, the node's
+/// bus through DBUS_SYSTEM_BUS_ADDRESS, NODE_NAME as the downward API sets
+/// it, and the DaemonSet's ServiceAccount token (TokenRequest) bound by the
+/// packaged RBAC: it reports the seed incident on its Node.
+fn daemon_in_pod_shape_reports_its_node(api: &mut KubeApi) {
+    ensure_daemonset_rbac(api);
+    let name = "pod-7";
+    api.create_node(name, "True", &[]);
+    let req = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                     "spec": {"expirationSeconds": 3600}});
+    let tok = api.admin_call(
+        "POST",
+        "/api/v1/namespaces/taint-guard/serviceaccounts/taint-guard/token",
+        Some(("application/json", &req)),
+    );
+    let token = tok["status"]["token"].as_str().expect("token").to_string();
+    let node = Node::boot("kpod", Kubelet::Kubeadm, |_| {});
+    let kc = node.dir.join("sa.kubeconfig");
+    let ca = node.dir.join("ca.crt");
+    std::fs::write(&ca, &api.ca_pem).unwrap();
+    std::fs::write(
+        &kc,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- cluster:\n    certificate-authority: {}\n    server: {}\n  name: c\ncontexts:\n- context:\n    cluster: c\n    user: sa\n  name: c\ncurrent-context: c\nusers:\n- name: sa\n  user:\n    token: {token}\n",
+            ca.display(),
+            api.server()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &node.config,
+        "[run]\nremediate = false\nreport_initial_delay_secs = 0\n",
+    )
+    .unwrap();
+    let mut daemon = node
+        .tg_command(&["run", "--kubeconfig", kc.to_str().unwrap()])
+        .env("NODE_NAME", name)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let n = loop {
+        let n = api.node(name);
+        if n["metadata"]["annotations"]["taint-guard.io/status"] == "critical" {
+            break n;
+        }
+        if std::time::Instant::now() > deadline {
+            // SAFETY: kill(2) on our own child.
+            unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+            let _ = daemon.wait();
+            panic!("the daemon did not report within 60 s: {n:#}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    let st = daemon.wait().unwrap();
+    assert!(st.success(), "daemon exit: {st}");
+    assert_eq!(
+        condition(&n, "KubeletHostProblem").unwrap()["reason"],
+        "UnitDisabled"
+    );
+    let sa = "system:serviceaccount:taint-guard:taint-guard";
+    let writes = api.audit(sa);
+    assert!(
+        writes
+            .iter()
+            .any(|(v, u)| v == "patch" && u.starts_with(&format!("/api/v1/nodes/{name}"))),
+        "{writes:#?}"
+    );
+    // Nothing but its own Node and Events was touched.
+    assert!(
+        writes
+            .iter()
+            .all(|(_, u)| u.starts_with(&format!("/api/v1/nodes/{name}"))
+                || u.starts_with("/api/v1/namespaces/default/events")),
+        "{writes:#?}"
+    );
+    // The kubelet's swap policy and units were still read from the host.
+    assert!(node.root.join("etc/fstab").exists());
+}
+
 type Scenario = fn(&mut KubeApi);
 
 fn main() -> std::process::ExitCode {
     let bin = harness::kube::binaries();
     let api: Api = Arc::new(Mutex::new(None));
-    let scenarios: [(&'static str, Scenario); 6] = [
+    let scenarios: [(&'static str, Scenario); 7] = [
         (
             "seed_incident_reported_with_node_credentials",
             seed_incident_reported_with_node_credentials,
@@ -427,6 +541,10 @@ fn main() -> std::process::ExitCode {
         (
             "daemonset_rbac_is_exactly_what_reporting_needs",
             daemonset_rbac_is_exactly_what_reporting_needs,
+        ),
+        (
+            "daemon_in_pod_shape_reports_its_node",
+            daemon_in_pod_shape_reports_its_node,
         ),
     ];
     let trials = scenarios
