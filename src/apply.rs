@@ -238,7 +238,16 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
             }
             (_, None) => (Outcome::Failed, "no connection to systemd".into()),
         };
-        tracing::info!(action = a.step.id(), subject = %a.step.subject(), outcome = outcome.as_str(), "{detail}");
+        tracing::info!(
+            action = a.step.id(),
+            unit = a.step.unit(),
+            subject = %a.step.subject(),
+            outcome = outcome.as_str(),
+            "{} {}: {}: {detail}",
+            a.step.id(),
+            a.step.subject(),
+            outcome.as_str()
+        );
         out.push(ActionOutcome {
             id: a.step.id().into(),
             subject: a.step.subject(),

@@ -46,6 +46,7 @@ pub struct Config {
     pub fix: FixPolicy,
     pub report: ReportSettings,
     pub pause: PauseSettings,
+    pub run: RunSettings,
     /// Files merged, in order (for `--verbose` and errors).
     pub sources: Vec<PathBuf>,
 }
@@ -73,6 +74,38 @@ pub struct FixPolicy {
     /// (a person asked for the repair); the daemon will not by default.
     /// Not a config key yet: set by the caller.
     pub start_stopped: bool,
+}
+
+/// The daemon (`taint-guard run`): event handling, repair rules, reporting
+/// schedule, metrics. Durations in the unit their key names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSettings {
+    /// Repair at all (false: observe and report only).
+    pub remediate: bool,
+    /// A unit is started only after it has been down this long.
+    pub start_grace_secs: u64,
+    /// Start a unit stopped cleanly in this boot (`unit-stopped`).
+    pub start_stopped: bool,
+    /// A repair that keeps being needed waits this long, doubling per
+    /// attempt up to `repair_backoff_max_secs`.
+    pub repair_backoff_secs: u64,
+    pub repair_backoff_max_secs: u64,
+    /// Quiet time that ends a burst of events (one evaluation per burst).
+    pub debounce_ms: u64,
+    /// Full resync, jittered.
+    pub resync_secs: u64,
+    /// Report to the Node object.
+    pub report: bool,
+    /// Report even when nothing changed, this often (jittered).
+    pub report_heartbeat_mins: u64,
+    /// Random delay before the first report, up to this.
+    pub report_initial_delay_secs: u64,
+    /// Cap of the backoff while the API server is unreachable.
+    pub report_backoff_max_secs: u64,
+    /// `ADDR:PORT` for /metrics and /healthz; empty: off.
+    pub metrics_listen: String,
+    /// /healthz says 503 once systemd's bus has been unreachable this long.
+    pub health_bus_down_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,6 +141,26 @@ struct Fragment {
     report: ReportFragment,
     #[serde(default)]
     pause: PauseFragment,
+    #[serde(default)]
+    run: RunFragment,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunFragment {
+    remediate: Option<bool>,
+    start_grace_secs: Option<u64>,
+    start_stopped: Option<bool>,
+    repair_backoff_secs: Option<u64>,
+    repair_backoff_max_secs: Option<u64>,
+    debounce_ms: Option<u64>,
+    resync_secs: Option<u64>,
+    report: Option<bool>,
+    report_heartbeat_mins: Option<u64>,
+    report_initial_delay_secs: Option<u64>,
+    report_backoff_max_secs: Option<u64>,
+    metrics_listen: Option<String>,
+    health_bus_down_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +271,21 @@ impl Config {
                 findings_annotation_max_bytes: 4096,
             },
             pause: PauseSettings { max_hours: 24 },
+            run: RunSettings {
+                remediate: true,
+                start_grace_secs: 60,
+                start_stopped: false,
+                repair_backoff_secs: 10,
+                repair_backoff_max_secs: 600,
+                debounce_ms: 10,
+                resync_secs: 300,
+                report: true,
+                report_heartbeat_mins: 60,
+                report_initial_delay_secs: 30,
+                report_backoff_max_secs: 300,
+                metrics_listen: String::new(),
+                health_bus_down_secs: 60,
+            },
             sources: vec![],
         };
         for (path, text, f) in frags {
@@ -243,6 +311,22 @@ impl Config {
             set!(c.fix.wait_for_start, f.fix.wait_for_start);
             set!(c.fix.swapoff_timeout_secs, f.fix.swapoff_timeout_secs);
             set!(c.pause.max_hours, f.pause.max_hours);
+            set!(c.run.remediate, f.run.remediate);
+            set!(c.run.start_grace_secs, f.run.start_grace_secs);
+            set!(c.run.start_stopped, f.run.start_stopped);
+            set!(c.run.repair_backoff_secs, f.run.repair_backoff_secs);
+            set!(c.run.repair_backoff_max_secs, f.run.repair_backoff_max_secs);
+            set!(c.run.debounce_ms, f.run.debounce_ms);
+            set!(c.run.resync_secs, f.run.resync_secs);
+            set!(c.run.report, f.run.report);
+            set!(c.run.report_heartbeat_mins, f.run.report_heartbeat_mins);
+            set!(
+                c.run.report_initial_delay_secs,
+                f.run.report_initial_delay_secs
+            );
+            set!(c.run.report_backoff_max_secs, f.run.report_backoff_max_secs);
+            set!(c.run.metrics_listen, f.run.metrics_listen);
+            set!(c.run.health_bus_down_secs, f.run.health_bus_down_secs);
             set!(c.report.api_timeout_secs, f.report.api_timeout_secs);
             set!(c.report.heartbeat_mins, f.report.heartbeat_mins);
             set!(
@@ -270,6 +354,31 @@ impl Config {
                     .parse()
                     .map_err(|_| err(format!("invalid severity `{}` for `{id}`, expected info, warning, critical or unknown", sev.get_ref())))?;
                 c.severity.insert(id.clone(), s);
+            }
+            if !c.run.metrics_listen.is_empty()
+                && c.run
+                    .metrics_listen
+                    .parse::<std::net::SocketAddr>()
+                    .is_err()
+            {
+                return Err(ConfigError {
+                    path: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "run.metrics_listen `{}` is not ADDR:PORT (e.g. 127.0.0.1:9479)",
+                        c.run.metrics_listen
+                    ),
+                });
+            }
+            if c.run.resync_secs == 0 || c.run.report_heartbeat_mins == 0 {
+                return Err(ConfigError {
+                    path: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: "run.resync_secs and run.report_heartbeat_mins must be at least 1"
+                        .into(),
+                });
             }
             if c.required_units.is_empty() {
                 return Err(ConfigError {
@@ -348,8 +457,8 @@ mod tests {
         let c = parse(&[("config/config.toml", text)]).unwrap();
         let d = Config::default();
         assert_eq!(
-            (c.required_units, c.fix, c.report, c.severity),
-            (d.required_units, d.fix, d.report, d.severity)
+            (c.required_units, c.fix, c.report, c.severity, c.run),
+            (d.required_units, d.fix, d.report, d.severity, d.run)
         );
     }
 

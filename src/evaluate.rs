@@ -136,6 +136,17 @@ pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
     assess(f, cfg)
 }
 
+/// `a` with more findings (the planner's `swapoff-unsafe`, the daemon's
+/// `config-invalid`), judged again.
+pub fn with_findings(a: Assessment, more: Vec<Finding>, cfg: &Config) -> Assessment {
+    if more.is_empty() {
+        return a;
+    }
+    let mut f = a.findings;
+    f.extend(more);
+    assess(f, cfg)
+}
+
 /// Apply severity overrides, sort, and draw the verdict.
 pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
     for x in &mut findings {

@@ -21,5 +21,6 @@ pub mod pause;
 pub mod plan;
 pub mod remedy;
 pub mod report;
+pub mod run;
 pub mod swap;
 pub mod systemd;

@@ -83,6 +83,22 @@ impl Step {
         }
     }
 
+    /// The unit the step acts on, if it acts on one.
+    pub fn unit(&self) -> Option<&str> {
+        match self {
+            Step::DisableUnit { unit }
+            | Step::MaskUnit { unit }
+            | Step::UnmaskUnit { unit }
+            | Step::ResetFailed { unit }
+            | Step::Enable { unit }
+            | Step::Start { unit } => Some(unit),
+            Step::Swapoff { .. }
+            | Step::CommentFstab { .. }
+            | Step::Reload
+            | Step::ClearPause { .. } => None,
+        }
+    }
+
     /// Changes files systemd reads (so a daemon-reload must follow).
     pub fn changes_files(&self) -> bool {
         matches!(
@@ -422,8 +438,8 @@ fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut 
     }
 }
 
-/// Step 3, swap units outside fstab: disable, or mask generated ones. A unit an
-/// fstab line generates is never masked: commenting out the line (step 2)
+/// Step 3, swap units outside fstab: disable, or mask generated ones. A
+/// unit an fstab line generates is never masked: commenting out the line (step 2)
 /// and the daemon-reload are its whole repair, and a mask would outlive the
 /// line.
 fn swap_units(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {

@@ -61,6 +61,10 @@ trait Manager {
         unit: &str,
         result: &str,
     ) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn unit_files_changed(&self) -> zbus::Result<()>;
+    #[zbus(signal)]
+    fn reloading(&self, active: bool) -> zbus::Result<()>;
     #[zbus(property)]
     fn system_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
@@ -107,6 +111,38 @@ pub trait UnitManager {
     async fn queue_start(&self, unit: &str, mode: JobMode) -> Result<()>;
 }
 
+/// Something changed in systemd that may change a finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A watched unit's properties changed (state, job, unit file state).
+    Unit(String),
+    /// A job of a watched unit finished.
+    JobRemoved { unit: String, result: String },
+    /// Unit files were enabled, disabled, masked… anywhere.
+    UnitFilesChanged,
+    /// A daemon-reload finished: ExecStart and Environment may differ.
+    Reloaded,
+    /// systemd took the bus name again (daemon-reexec): subscribe again.
+    ManagerRestarted,
+}
+
+/// systemd's object path of a unit (`bus_label_escape`: every byte but
+/// ASCII letters and digits as `_xx`).
+pub fn unit_object_path(unit: &str) -> String {
+    let mut p = String::from("/org/freedesktop/systemd1/unit/");
+    if unit.is_empty() {
+        p.push('_');
+    }
+    for b in unit.bytes() {
+        if b.is_ascii_alphanumeric() {
+            p.push(b as char);
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    p
+}
+
 /// Bound on each D-Bus method call (Reload can take a while on big hosts).
 const METHOD_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -147,6 +183,86 @@ impl Systemd {
             }
             Ok(Ok(s)) => Ok(s),
         }
+    }
+
+    /// Ask systemd to send unit and job signals (`Subscribe`); being
+    /// subscribed already is fine.
+    pub async fn subscribe(&self) -> Result<()> {
+        match self.manager.subscribe().await {
+            Ok(()) => Ok(()),
+            Err(zbus::Error::MethodError(name, _, _))
+                if name.as_str().ends_with("AlreadySubscribed") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e).context("Subscribe"),
+        }
+    }
+
+    /// Every change to `units` and to the manager, as one stream. It ends
+    /// when the connection to the bus is lost.
+    pub async fn changes(
+        &self,
+        units: &[String],
+    ) -> Result<futures_util::stream::BoxStream<'static, Change>> {
+        use futures_util::stream::{select_all, BoxStream};
+        let mut streams: Vec<BoxStream<'static, Change>> = Vec::new();
+        for unit in units {
+            let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+                .destination("org.freedesktop.systemd1")?
+                .path(unit_object_path(unit))?
+                .cache_properties(zbus::proxy::CacheProperties::No)
+                .build()
+                .await?;
+            let name = unit.clone();
+            let s = props
+                .receive_properties_changed()
+                .await
+                .with_context(|| format!("watching {unit}"))?;
+            streams.push(s.map(move |_| Change::Unit(name.clone())).boxed());
+        }
+        let watched: Vec<String> = units.to_vec();
+        let jobs = self.manager.receive_job_removed().await?;
+        streams.push(
+            jobs.filter_map(move |sig| {
+                let c = sig.args().ok().and_then(|a| {
+                    watched
+                        .iter()
+                        .any(|u| u == a.unit())
+                        .then(|| Change::JobRemoved {
+                            unit: a.unit().to_string(),
+                            result: a.result().to_string(),
+                        })
+                });
+                std::future::ready(c)
+            })
+            .boxed(),
+        );
+        let files = self.manager.receive_unit_files_changed().await?;
+        streams.push(files.map(|_| Change::UnitFilesChanged).boxed());
+        let reloads = self.manager.receive_reloading().await?;
+        streams.push(
+            reloads
+                .filter_map(|sig| {
+                    // Reloading(false): the reload is over.
+                    let done = sig.args().is_ok_and(|a| !a.active);
+                    std::future::ready(done.then_some(Change::Reloaded))
+                })
+                .boxed(),
+        );
+        let dbus = zbus::fdo::DBusProxy::new(&self.conn).await?;
+        let owners = dbus
+            .receive_name_owner_changed_with_args(&[(0, "org.freedesktop.systemd1")])
+            .await?;
+        streams.push(
+            owners
+                .filter_map(|sig| {
+                    let back = sig.args().is_ok_and(|a| a.new_owner().is_some());
+                    std::future::ready(back.then_some(Change::ManagerRestarted))
+                })
+                .boxed(),
+        );
+        Ok(select_all(streams).boxed())
     }
 
     /// `Manager.SystemState` (`running`, `degraded`, `starting`…).
@@ -375,5 +491,22 @@ impl UnitManager for Systemd {
         tokio::time::timeout(timeout, wait)
             .await
             .map_err(|_| anyhow!("start job for {unit} did not finish within {timeout:?}"))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_paths_as_systemd_escapes_them() {
+        assert_eq!(
+            unit_object_path("kubelet.service"),
+            "/org/freedesktop/systemd1/unit/kubelet_2eservice"
+        );
+        assert_eq!(
+            unit_object_path("snap.microk8s.daemon-kubelite.service"),
+            "/org/freedesktop/systemd1/unit/snap_2emicrok8s_2edaemon_2dkubelite_2eservice"
+        );
     }
 }

@@ -185,12 +185,7 @@ impl CheckCmd {
 
 /// Findings the planner added (swapoff-unsafe) join the verdict.
 fn with_plan_findings(a: Assessment, p: &plan::Plan, cfg: &Config) -> Assessment {
-    if p.findings.is_empty() {
-        return a;
-    }
-    let mut f = a.findings;
-    f.extend(p.findings.iter().cloned());
-    evaluate::assess(f, cfg)
+    evaluate::with_findings(a, p.findings.clone(), cfg)
 }
 
 fn print(

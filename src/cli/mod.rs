@@ -2,6 +2,7 @@
 
 mod check;
 mod pause;
+mod run;
 
 use std::path::PathBuf;
 
@@ -12,6 +13,7 @@ use crate::hostroot::HostRoot;
 
 pub use check::CheckCmd;
 pub use pause::{PauseCmd, ResumeCmd};
+pub use run::RunCmd;
 
 /// Exit codes (monitoring-plugins convention for `check`, sysexits for the rest).
 pub mod exit {
@@ -54,6 +56,7 @@ pub enum Command {
     Check(CheckCmd),
     Pause(PauseCmd),
     Resume(ResumeCmd),
+    Run(RunCmd),
 }
 
 /// Settings every command shares.
@@ -91,6 +94,7 @@ impl Cli {
             Command::Check(c) => c.run(&ctx),
             Command::Pause(c) => c.run(&ctx),
             Command::Resume(c) => c.run(&ctx),
+            Command::Run(c) => c.run(&ctx),
         }
     }
 }
@@ -106,7 +110,10 @@ pub fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let journald = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
+    // Fields as named (FINDING_ID, UNIT, ACTION, OUTCOME), not F_-prefixed.
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_field_prefix(None));
     let registry = tracing_subscriber::registry().with(filter);
     match journald {
         Some(j) => registry.with(j).init(),

@@ -125,6 +125,10 @@ pub struct Outcome {
     /// The worst failure seen, which sets `state`.
     #[serde(skip)]
     problem: Option<State>,
+    /// Whether the Node carries `node.kubernetes.io/out-of-service` (None:
+    /// the Node was not read). The daemon repairs nothing while it does.
+    #[serde(skip)]
+    pub out_of_service: Option<bool>,
 }
 
 /// Bounded retries of 409 Conflict, 429 and 5xx answers.
@@ -268,6 +272,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         errors: Vec::new(),
         note: None,
         problem: None,
+        out_of_service: None,
     };
 
     let node = match rq.call(|| nodes.get(input.node)).await {
@@ -281,6 +286,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
     fail::fail_point!("report::after-get");
     let a = input.assessment;
     out.taints = node::explain_taints(&node, a, input.kubelet_unit);
+    out.out_of_service = Some(node::out_of_service(&node));
     let heartbeat =
         jiff::SignedDuration::try_from(input.heartbeat).unwrap_or(jiff::SignedDuration::MAX);
     let ch = node::changes(
@@ -559,6 +565,7 @@ impl Outcome {
             errors: Vec::new(),
             note: None,
             problem: None,
+            out_of_service: None,
         }
     }
 

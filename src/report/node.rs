@@ -244,6 +244,20 @@ pub fn changes(
     }
 }
 
+/// The taint an operator puts on a Node that is shut down for good or being
+/// drained out of service: nothing should bring its workloads back.
+pub const OUT_OF_SERVICE: &str = "node.kubernetes.io/out-of-service";
+
+/// Whether the Node carries the out-of-service taint.
+pub fn out_of_service(node: &Node) -> bool {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_deref())
+        .unwrap_or_default()
+        .iter()
+        .any(|t| t.key == OUT_OF_SERVICE)
+}
+
 /// Lines explaining the lifecycle controller's taints on `node` by our
 /// findings about the kubelet unit or swap.
 pub fn explain_taints(node: &Node, a: &Assessment, kubelet_unit: Option<&str>) -> Vec<String> {

@@ -1,0 +1,360 @@
+//! `/metrics` (Prometheus text format) and `/healthz`, served with the
+//! hyper already in the dependency tree, on the daemon's own thread.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::time::Instant;
+
+use crate::apply::ActionOutcome;
+use crate::evaluate::Assessment;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FindingLabels {
+    pub id: String,
+    pub severity: String,
+    pub subject: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabels {
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RepairLabels {
+    pub action: String,
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApiLabels {
+    pub verb: String,
+    pub outcome: String,
+}
+
+/// Every metric the daemon keeps.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    findings: Family<FindingLabels, Gauge>,
+    status: Family<StatusLabels, Gauge>,
+    reboot_safe: Gauge,
+    repairs: Family<RepairLabels, Counter>,
+    evaluations: Counter,
+    evaluation_seconds: Histogram,
+    api_requests: Family<ApiLabels, Counter>,
+    last_report: Gauge,
+    dbus_reconnects: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("taint_guard");
+        let m = Metrics {
+            findings: Family::default(),
+            status: Family::default(),
+            reboot_safe: Gauge::default(),
+            repairs: Family::default(),
+            evaluations: Counter::default(),
+            evaluation_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            api_requests: Family::default(),
+            last_report: Gauge::default(),
+            dbus_reconnects: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "findings",
+            "Current findings (1 per finding) by id, severity and subject",
+            m.findings.clone(),
+        );
+        registry.register(
+            "status",
+            "The verdict: 1 for the current status (ok, warning, critical, unknown)",
+            m.status.clone(),
+        );
+        registry.register(
+            "reboot_safe",
+            "1: kubelet comes back after a reboot; 0: it does not; -1: unknown",
+            m.reboot_safe.clone(),
+        );
+        registry.register(
+            "repairs",
+            "Repairs made, by action and outcome",
+            m.repairs.clone(),
+        );
+        registry.register("evaluations", "Evaluations run", m.evaluations.clone());
+        registry.register(
+            "evaluation_duration_seconds",
+            "Time to observe and judge the node (repairs excluded)",
+            m.evaluation_seconds.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Kubernetes API requests, by verb and outcome (failed requests under verb=request, outcome=the report state)",
+            m.api_requests.clone(),
+        );
+        registry.register(
+            "last_report_success_timestamp_seconds",
+            "Unix time of the last report that reached the API server",
+            m.last_report.clone(),
+        );
+        registry.register(
+            "dbus_reconnects",
+            "Connections to the system bus made again after one was lost",
+            m.dbus_reconnects.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn evaluated(&self, a: &Assessment, took: Duration) {
+        self.evaluations.inc();
+        self.evaluation_seconds.observe(took.as_secs_f64());
+        self.findings.clear();
+        for f in &a.findings {
+            self.findings
+                .get_or_create(&FindingLabels {
+                    id: f.id().into(),
+                    severity: f.severity.to_string(),
+                    subject: f.subject(),
+                })
+                .set(1);
+        }
+        for s in ["ok", "warning", "critical", "unknown"] {
+            self.status
+                .get_or_create(&StatusLabels { status: s.into() })
+                .set(i64::from(a.status.as_str() == s));
+        }
+        self.reboot_safe.set(match a.reboot_safe {
+            Some(true) => 1,
+            Some(false) => 0,
+            None => -1,
+        });
+    }
+
+    pub fn repaired(&self, outcomes: &[ActionOutcome]) {
+        for o in outcomes {
+            self.repairs
+                .get_or_create(&RepairLabels {
+                    action: o.id.clone(),
+                    outcome: o.outcome.as_str().into(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn api(&self, verb: &str, outcome: &str, n: u64) {
+        if n > 0 {
+            self.api_requests
+                .get_or_create(&ApiLabels {
+                    verb: verb.into(),
+                    outcome: outcome.into(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    pub fn reported(&self, unix_secs: i64) {
+        self.last_report.set(unix_secs);
+    }
+
+    pub fn reconnected(&self) {
+        self.dbus_reconnects.inc();
+    }
+
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut s, &self.registry);
+        s
+    }
+}
+
+/// What /healthz looks at.
+#[derive(Debug)]
+pub struct Health {
+    pub bus_down_since: Mutex<Option<Instant>>,
+    pub last_turn: Mutex<Instant>,
+    /// 503 past this much bus downtime.
+    pub bus_bound: Mutex<Duration>,
+    /// 503 when the loop has not turned for this long.
+    pub stall_bound: Mutex<Duration>,
+}
+
+impl Health {
+    pub fn new(bus_bound: Duration, stall_bound: Duration) -> Health {
+        Health {
+            bus_down_since: Mutex::new(None),
+            last_turn: Mutex::new(Instant::now()),
+            bus_bound: Mutex::new(bus_bound),
+            stall_bound: Mutex::new(stall_bound),
+        }
+    }
+
+    fn lock<T: Copy>(m: &Mutex<T>) -> T {
+        *m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn turned(&self) {
+        *self.last_turn.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    pub fn bus(&self, up: bool) {
+        let mut g = self
+            .bus_down_since
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match (up, *g) {
+            (true, _) => *g = None,
+            (false, None) => *g = Some(Instant::now()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// (healthy, why not).
+    pub fn check(&self, now: Instant) -> (bool, String) {
+        if let Some(since) = Health::lock(&self.bus_down_since) {
+            let down = now.saturating_duration_since(since);
+            if down > Health::lock(&self.bus_bound) {
+                return (
+                    false,
+                    format!(
+                        "systemd's bus unreachable for {}s (run.health_bus_down_secs)",
+                        down.as_secs()
+                    ),
+                );
+            }
+        }
+        let idle = now.saturating_duration_since(Health::lock(&self.last_turn));
+        if idle > Health::lock(&self.stall_bound) {
+            return (
+                false,
+                format!("the event loop has not turned for {}s", idle.as_secs()),
+            );
+        }
+        (true, "ok".into())
+    }
+}
+
+fn respond(status: StatusCode, ctype: &str, body: String) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    if let Ok(v) = hyper::header::HeaderValue::from_str(ctype) {
+        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn route(req: &Request<Incoming>, m: &Metrics, h: &Health) -> Response<Full<Bytes>> {
+    match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            m.encode(),
+        ),
+        (&hyper::Method::GET, "/healthz") => {
+            let (ok, why) = h.check(Instant::now());
+            let code = if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            respond(code, "text/plain; charset=utf-8", format!("{why}\n"))
+        }
+        _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}
+
+/// Bind `addr` (fails fast, so a bad address is said at start).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await
+}
+
+/// Serve until the task is dropped. HTTP/1 only; one task per connection.
+pub async fn serve(listener: tokio::net::TcpListener, m: Rc<Metrics>, h: Arc<Health>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // EMFILE and the like: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let (m, h) = (m.clone(), h.clone());
+        tokio::task::spawn_local(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let r = route(&req, &m, &h);
+                async move { Ok::<_, std::convert::Infallible>(r) }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::evaluate::{Finding, FindingKind, Severity};
+
+    #[test]
+    fn findings_come_and_go() {
+        let m = Metrics::new();
+        let f = Finding::new(
+            FindingKind::UnitInactive {
+                unit: "kubelet.service".into(),
+            },
+            Severity::Critical,
+            "x".into(),
+            None,
+            true,
+        );
+        let a = crate::evaluate::assess(vec![f], &Config::default());
+        m.evaluated(&a, Duration::from_millis(3));
+        let text = m.encode();
+        assert!(
+            text.contains(r#"taint_guard_findings{id="unit-inactive",severity="critical",subject="kubelet.service"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"taint_guard_status{status="critical"} 1"#));
+        assert!(text.contains("taint_guard_reboot_safe 1"));
+        let ok = crate::evaluate::assess(vec![], &Config::default());
+        m.evaluated(&ok, Duration::from_millis(3));
+        let text = m.encode();
+        assert!(!text.contains("unit-inactive"), "{text}");
+        assert!(text.contains("taint_guard_evaluations_total 2"), "{text}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn healthz_turns_503_when_the_bus_stays_down() {
+        let h = Health::new(Duration::from_secs(60), Duration::from_secs(3600));
+        assert!(h.check(Instant::now()).0);
+        h.bus(false);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        h.turned();
+        assert!(h.check(Instant::now()).0);
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let (ok, why) = h.check(Instant::now());
+        assert!(!ok && why.contains("bus unreachable"), "{why}");
+        h.bus(true);
+        assert!(h.check(Instant::now()).0);
+    }
+}
