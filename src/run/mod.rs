@@ -68,8 +68,13 @@ pub fn run(opts: Options) -> u8 {
     };
     let local = tokio::task::LocalSet::new();
     let code = local.block_on(&rt, Daemon::start(opts, cfg));
-    // Abandon what is left (a swapoff thread past its bound) at once.
-    drop(local);
+    // Drop the tasks inside the runtime (zbus deregisters its match rules
+    // on drop), then abandon what is left (a swapoff thread past its
+    // bound) at once.
+    {
+        let _rt = rt.enter();
+        drop(local);
+    }
     rt.shutdown_background();
     code
 }
@@ -164,6 +169,7 @@ impl Daemon {
                 initial_delay: Duration::from_secs(cfg.run.report_initial_delay_secs),
                 heartbeat: Duration::from_secs(cfg.run.report_heartbeat_mins.saturating_mul(60)),
                 backoff_max: Duration::from_secs(cfg.run.report_backoff_max_secs),
+                out_of_service_recheck: Duration::from_secs(cfg.run.resync_secs),
             };
             tokio::task::spawn_local(reporter::task(
                 ropts,
@@ -274,6 +280,12 @@ impl Daemon {
                     tracing::debug!("wake: /proc/swaps");
                     debounce.event(Instant::now());
                 }
+                r = self.out_of_service.changed() => {
+                    // The Node's out-of-service taint came or went.
+                    if r.is_ok() {
+                        debounce.event(Instant::now());
+                    }
+                }
                 Some(ev) = async { match self.files.as_mut() { Some(f) => f.next().await, None => std::future::pending().await } } => {
                     tracing::debug!("wake: {ev:?}");
                     if let FileEvent::Config(p) = &ev {
@@ -375,7 +387,7 @@ impl Daemon {
             let pause = obs.pause.as_ref().and_then(|p| p.active()).cloned();
             let raw = plan::plan(&a, &obs, &policy, pause.as_ref());
             let keys: Vec<String> = raw.actions.iter().map(repair::key).collect();
-            self.backoff.retain(&|k| keys.iter().any(|x| x == k));
+            self.backoff.retain(&|k| keys.iter().any(|x| x == k), now);
             let g = repair::gate(
                 raw,
                 now,
@@ -387,7 +399,7 @@ impl Daemon {
             self.repair_due = g.next_due;
             if !g.plan.actions.is_empty() {
                 for (act, n) in g.plan.actions.iter().zip(&g.attempts) {
-                    if act.step == plan::Step::Reload {
+                    if !repair::counts(act) {
                         continue;
                     }
                     let wait = self.backoff.attempted(&repair::key(act), now);
@@ -405,11 +417,14 @@ impl Daemon {
                     self.repair_due =
                         Some(self.repair_due.map_or(now + wait, |d| d.min(now + wait)));
                 }
+                // The daemon's [fix] policy (never wait for a start job).
+                let mut acfg = self.cfg.clone();
+                acfg.fix = policy;
                 let run = apply::apply(
                     &g.plan,
                     sd.as_deref(),
                     &self.src.host,
-                    &self.cfg,
+                    &acfg,
                     jiff::Timestamp::now(),
                 );
                 tokio::pin!(run);

@@ -28,9 +28,24 @@ pub fn fix_policy(cfg: &Config) -> FixPolicy {
     p
 }
 
-/// The key an action is backed off under: `start kubelet.service`.
+/// The key an action is backed off under: `start kubelet.service`. A
+/// reset-failed goes with the start it prepares (one attempt, one key): a
+/// reset-failed alone would leave the unit looking stopped by a person.
 pub fn key(a: &Action) -> String {
-    format!("{} {}", a.step.id(), a.step.subject())
+    match &a.step {
+        Step::ResetFailed { unit } => format!("start {unit}"),
+        s => format!("{} {}", s.id(), s.subject()),
+    }
+}
+
+/// Whether the action counts as an attempt of its key (a reset-failed is
+/// part of its start's attempt).
+pub fn counts(a: &Action) -> bool {
+    !matches!(a.step, Step::ResetFailed { .. } | Step::Reload)
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
 }
 
 /// Since when each unit has been down (inactive, stopped or failed), as
@@ -124,8 +139,8 @@ pub fn gate(
             }
             Attempt::Wait { until } => {
                 out.skipped.push(skip(format!(
-                    "made before and still needed: next attempt in {}s (run.repair_backoff_secs)",
-                    until.saturating_duration_since(now).as_secs()
+                    "made before and still needed: next attempt in {} (run.repair_backoff_secs)",
+                    secs(until.saturating_duration_since(now))
                 )));
                 due(until);
             }

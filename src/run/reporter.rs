@@ -30,6 +30,9 @@ pub struct Schedule {
     pub initial_delay: Duration,
     pub heartbeat: Duration,
     pub backoff_max: Duration,
+    /// While the Node is out of service, read it again this often: repairs
+    /// wait for the taint to go.
+    pub out_of_service_recheck: Duration,
 }
 
 /// Repairs not yet reported (their Events).
@@ -66,7 +69,11 @@ pub async fn task(
         let actions: Vec<ActionOutcome> = std::mem::take(&mut *pending.borrow_mut());
         let out = report::report(&opts, &snap.assessment, &actions, &snap.observation, false).await;
         account(&metrics, &out);
-        oos.send_replace(out.out_of_service);
+        oos.send_if_modified(|v| {
+            let changed = *v != out.out_of_service;
+            *v = out.out_of_service;
+            changed
+        });
         // One line per state change, not per attempt.
         let line = format!("{:?}", out.state);
         if said.as_deref() != Some(line.as_str()) {
@@ -90,9 +97,14 @@ pub async fn task(
         match wait {
             Some(w) => tokio::time::sleep(w).await,
             None => {
+                let next = if out.out_of_service == Some(true) {
+                    schedule.out_of_service_recheck.min(schedule.heartbeat)
+                } else {
+                    schedule.heartbeat
+                };
                 tokio::select! {
                     r = rx.changed() => if r.is_err() { return },
-                    _ = tokio::time::sleep(jitter_down(schedule.heartbeat, 0.1)) => {}
+                    _ = tokio::time::sleep(jitter_down(next, 0.1)) => {}
                 }
             }
         }

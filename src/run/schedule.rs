@@ -98,7 +98,9 @@ impl Debounce {
 
 /// Per-repair backoff: an action (`start kubelet.service`) that is still
 /// needed after it was made waits `base`, then twice that, … up to `cap`
-/// before it is made again. Forgotten once the plan no longer asks for it.
+/// before it is made again. Forgotten once the plan has not asked for it
+/// for as long as its current wait: a unit that runs for a moment between
+/// crashes does not reset it.
 #[derive(Debug, Clone)]
 pub struct RepairBackoff {
     base: Duration,
@@ -110,6 +112,8 @@ pub struct RepairBackoff {
 struct Entry {
     backoff: Backoff,
     not_before: Instant,
+    /// Not needed since then.
+    resolved: Option<Instant>,
 }
 
 /// What the backoff says about one attempt.
@@ -149,22 +153,31 @@ impl RepairBackoff {
         let e = self.entries.entry(key.to_string()).or_insert(Entry {
             backoff: Backoff::new(self.base, self.cap),
             not_before: now,
+            resolved: None,
         });
         let wait = e.backoff.fail();
         e.not_before = now + wait;
         wait
     }
 
-    /// Keep only the keys still needed: a repair that is no longer asked
-    /// for starts afresh next time.
-    pub fn retain(&mut self, needed: &dyn Fn(&str) -> bool) {
-        self.entries.retain(|k, _| needed(k));
+    /// Note which keys the plan still asks for; forget those it has not
+    /// asked for during their whole current wait.
+    pub fn retain(&mut self, needed: &dyn Fn(&str) -> bool, now: Instant) {
+        self.entries.retain(|k, e| {
+            if needed(k) {
+                e.resolved = None;
+                return true;
+            }
+            let since = *e.resolved.get_or_insert(now);
+            now.saturating_duration_since(since) < e.backoff.ceiling()
+        });
     }
 
     /// The earliest instant a waiting repair may be tried again.
     pub fn next_due(&self, now: Instant) -> Option<Instant> {
         self.entries
             .values()
+            .filter(|e| e.resolved.is_none())
             .map(|e| e.not_before)
             .filter(|t| *t > now)
             .min()
@@ -257,9 +270,17 @@ mod tests {
         let now = Instant::now();
         assert!(matches!(r.check(key, now), Attempt::Wait { .. }));
         assert!(r.next_due(now).is_some());
-        // Repaired for good: forgotten, the next failure starts afresh.
-        r.retain(&|_| false);
-        assert_eq!(r.check(key, now), Attempt::Go { n: 1 });
-        assert_eq!(r.next_due(now), None);
+        // Up for a moment between crashes: not forgotten.
+        r.retain(&|_| false, now);
+        assert_eq!(r.next_due(now), None, "no wake-up for a resolved repair");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        r.retain(&|_| true, Instant::now());
+        assert!(matches!(r.check(key, Instant::now()), Attempt::Wait { .. }));
+        // Up for as long as the current wait (40 s): forgotten, the next
+        // failure starts afresh.
+        r.retain(&|_| false, Instant::now());
+        tokio::time::advance(Duration::from_secs(40)).await;
+        r.retain(&|_| false, Instant::now());
+        assert_eq!(r.check(key, Instant::now()), Attempt::Go { n: 1 });
     }
 }
