@@ -277,7 +277,7 @@ impl Config {
                 start_stopped: false,
                 repair_backoff_secs: 10,
                 repair_backoff_max_secs: 600,
-                debounce_ms: 10,
+                debounce_ms: 3,
                 resync_secs: 300,
                 report: true,
                 report_heartbeat_mins: 60,

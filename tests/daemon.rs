@@ -482,6 +482,23 @@ fn steady_state_makes_no_api_requests() {
         .contains("taint_guard_api_requests_total{verb=\"get\",outcome=\"ok\"}"));
 }
 
+/// Nothing happening, nothing evaluated: its own D-Bus calls (LoadUnit of
+/// the kubelet flavours when kubelet.service is missing) do not wake it.
+fn idle_node_stays_idle() {
+    for (name, kubelet) in [("didle", Kubelet::Kubeadm), ("didlenone", Kubelet::None)] {
+        let node = Node::boot(name, kubelet, |_| {});
+        if kubelet == Kubelet::Kubeadm {
+            kubelet_running(&node);
+        }
+        let d = Daemon::start(&node, "remediate = false\n", "");
+        std::thread::sleep(Duration::from_secs(1));
+        let before = d.counter("taint_guard_evaluations_total");
+        std::thread::sleep(Duration::from_secs(3));
+        let after = d.counter("taint_guard_evaluations_total");
+        assert_eq!(before, after, "{name}: evaluations while idle\n{}", d.log());
+    }
+}
+
 /// A daemon reporting to the stand-in API server.
 fn daemon_with_api(node: &Node, api: &harness::apiserver::FakeApi, run: &str) -> Daemon {
     let kc = node.dir.join("kubeconfig");
@@ -569,6 +586,7 @@ fn main() -> std::process::ExitCode {
             "service_unit_notify_watchdog_stop",
             service_unit_notify_watchdog_stop,
         ),
+        harness::trial("idle_node_stays_idle", idle_node_stays_idle),
         harness::trial(
             "out_of_service_node_is_not_repaired",
             out_of_service_node_is_not_repaired,

@@ -448,7 +448,7 @@ impl Daemon {
             a = self.assess_with(a, &g.plan.findings);
             gated = Some(g);
         }
-        self.say(&a, gated.as_ref(), &done);
+        self.say(&a, gated.as_ref());
         self.publish(&a, obs, done);
         std::ops::ControlFlow::Continue(())
     }
@@ -481,7 +481,7 @@ impl Daemon {
     }
 
     /// Log what changed (findings come and go, skips), set STATUS=.
-    fn say(&mut self, a: &Assessment, g: Option<&Gated>, done: &[ActionOutcome]) {
+    fn say(&mut self, a: &Assessment, g: Option<&Gated>) {
         for f in &a.findings {
             if !self
                 .last_findings
@@ -530,7 +530,6 @@ impl Daemon {
             }
             self.last_skips = skips;
         }
-        let _ = done;
         let line = status_line(a, self.cfg.run.remediate);
         if line != self.last_status {
             notify::status(&line);

@@ -164,12 +164,19 @@ impl RepairBackoff {
     /// asked for during their whole current wait.
     pub fn retain(&mut self, needed: &dyn Fn(&str) -> bool, now: Instant) {
         self.entries.retain(|k, e| {
+            // Unneeded for its whole wait: forgotten, also when it is needed
+            // again now (a new problem starts afresh).
+            if e.resolved
+                .is_some_and(|since| now.saturating_duration_since(since) >= e.backoff.ceiling())
+            {
+                return false;
+            }
             if needed(k) {
                 e.resolved = None;
-                return true;
+            } else {
+                e.resolved.get_or_insert(now);
             }
-            let since = *e.resolved.get_or_insert(now);
-            now.saturating_duration_since(since) < e.backoff.ceiling()
+            true
         });
     }
 
@@ -280,7 +287,7 @@ mod tests {
         // failure starts afresh.
         r.retain(&|_| false, Instant::now());
         tokio::time::advance(Duration::from_secs(40)).await;
-        r.retain(&|_| false, Instant::now());
+        r.retain(&|_| true, Instant::now());
         assert_eq!(r.check(key, Instant::now()), Attempt::Go { n: 1 });
     }
 }

@@ -56,13 +56,15 @@ pub async fn bus_task(
             Ok(sd) => Arc::new(sd),
             Err(e) => {
                 let error = format!("{e:#}");
+                // Said (and evaluated) once per distinct failure, not at
+                // every retry.
                 if !matches!(&*state.borrow(), Bus::Down { error: old } if *old == error) {
                     tracing::warn!("systemd: {error}; retrying");
+                    state.send_replace(Bus::Down {
+                        error: error.clone(),
+                    });
+                    let _ = tx.try_send(Wake::BusLost(error));
                 }
-                state.send_replace(Bus::Down {
-                    error: error.clone(),
-                });
-                let _ = tx.try_send(Wake::BusLost(error));
                 tokio::time::sleep(full_jitter(backoff.fail()).max(Duration::from_millis(50)))
                     .await;
                 continue;
