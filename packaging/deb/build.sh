@@ -37,6 +37,11 @@ fi
 bin=$target/$dir/taint-guard
 
 assets=target/deb-assets
+mkdir -p target
+# One package build at a time in this checkout: the assets' path is fixed
+# (Cargo.toml names it).
+exec 9>target/deb-assets.lock
+flock 9
 rm -rf "$assets"
 mkdir -p "$assets/man" "$assets/completions"
 "$bin" man --out "$assets/man" >/dev/null
