@@ -65,12 +65,7 @@ fn package_contents_and_lintian() {
     // Clean at every level, pedantic included; what remains is overridden
     // in packaging/deb/lintian-overrides, each with its reason.
     let o = Command::new("lintian")
-        .args([
-            "-I",
-            "--pedantic",
-            "--fail-on",
-            "error,warning,info,pedantic",
-        ])
+        .args(["-I", "--pedantic"])
         .arg(&deb)
         .output()
         .unwrap();
@@ -78,6 +73,9 @@ fn package_contents_and_lintian() {
     let tags: Vec<&str> = out
         .lines()
         .filter(|l| l.len() > 2 && l.as_bytes()[1] == b':' && !l.starts_with("N:"))
+        // That override is for the release build's optimised code; this
+        // debug build has no such byte sequences.
+        .filter(|l| !l.contains("unused-override spelling-error-in-binary"))
         .collect();
     assert!(
         o.status.success() && tags.is_empty(),
