@@ -103,11 +103,12 @@ pub trait Swapoff: Send + Sync + 'static {
     fn swapoff(&self, path: &std::path::Path) -> anyhow::Result<()>;
 }
 
-/// The real syscall.
+/// The real syscall (fault point `apply::swapoff` before it).
 pub struct Kernel;
 
 impl Swapoff for Kernel {
     fn swapoff(&self, path: &std::path::Path) -> anyhow::Result<()> {
+        crate::files::failpoint("apply::swapoff")?;
         crate::swap::swapoff(path)
     }
 }
@@ -222,7 +223,10 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
                     Step::MaskUnit { unit } => sd.mask(unit).await,
                     Step::UnmaskUnit { unit } => sd.unmask(unit).await,
                     Step::ResetFailed { unit } => sd.reset_failed(unit).await,
-                    Step::Enable { unit } => sd.enable(unit).await,
+                    Step::Enable { unit } => match crate::files::failpoint("apply::enable") {
+                        Ok(()) => sd.enable(unit).await,
+                        Err(e) => Err(e),
+                    },
                     Step::Reload => sd.reload().await,
                     Step::Swapoff { .. }
                     | Step::CommentFstab { .. }

@@ -11,7 +11,8 @@
 //!
 //! With the `failpoints` feature, each step can be made to fail
 //! (`files::backup`, `files::write`, `files::fsync`, `files::before-rename`,
-//! `files::rename`, `files::fsync-dir`); `files::before-rename` runs between
+//! `files::rename`, `files::fsync-dir` (after the rename, before the
+//! directory's fsync)); `files::before-rename` runs between
 //! writing the temp file and the check, where a test can play the other
 //! writer.
 
@@ -22,7 +23,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 
-fn failpoint(_name: &str) -> Result<()> {
+/// A fault point (the `failpoints` feature; nothing otherwise). In test
+/// builds reaching it is logged first, so a test holding the process there
+/// (`FAILPOINTS=NAME=sleep(MS)`) knows when it got there, e.g. to cut a VM's
+/// power at that moment.
+pub(crate) fn failpoint(_name: &str) -> Result<()> {
+    #[cfg(feature = "failpoints")]
+    tracing::info!(FAILPOINT = _name, "at fail point {_name}");
     fail::fail_point!(_name, |_| Err(anyhow!("failpoint {_name}")));
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Command line: one struct per subcommand, each with `run`.
 
 mod check;
+mod gen;
 mod pause;
 mod run;
 
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::hostroot::HostRoot;
 
 pub use check::CheckCmd;
+pub use gen::{write_man_pages, CompletionsCmd, ManCmd};
 pub use pause::{PauseCmd, ResumeCmd};
 pub use run::RunCmd;
 
@@ -53,10 +55,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    // `taint-guard --check` is the same as `taint-guard check` (listed in
+    // --help as `check, --check`).
+    #[command(long_flag = "check")]
     Check(CheckCmd),
     Pause(PauseCmd),
     Resume(ResumeCmd),
     Run(RunCmd),
+    Completions(CompletionsCmd),
+    #[command(hide = true)]
+    Man(ManCmd),
 }
 
 /// Settings every command shares.
@@ -95,6 +103,8 @@ impl Cli {
             Command::Pause(c) => c.run(&ctx),
             Command::Resume(c) => c.run(&ctx),
             Command::Run(c) => c.run(&ctx),
+            Command::Completions(c) => c.run(&ctx),
+            Command::Man(c) => c.run(&ctx),
         }
     }
 }
@@ -160,5 +170,76 @@ mod tests {
             "--dry-run needs --fix"
         );
         assert!(Cli::try_parse_from(["taint-guard", "check", "--output", "xml"]).is_err());
+    }
+
+    #[test]
+    fn check_flag_is_an_alias_of_the_check_subcommand() {
+        let args = ["--output", "json", "--fix", "--no-block"];
+        for first in ["check", "--check"] {
+            let mut argv = vec!["taint-guard", first];
+            argv.extend(args);
+            let c = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{first}: {e}"));
+            let Command::Check(ck) = c.command else {
+                panic!("{first} did not parse as check")
+            };
+            assert!(ck.fix && ck.no_block && ck.output == check::Format::Json);
+        }
+        // Global flags before it, too.
+        let c = Cli::try_parse_from(["taint-guard", "--host-root", "/host", "--check"]).unwrap();
+        assert!(matches!(c.command, Command::Check(_)));
+        assert_eq!(c.host_root, PathBuf::from("/host"));
+    }
+
+    #[test]
+    fn completions_for_each_shell_know_the_subcommands_and_flags() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "taint-guard", &mut buf);
+            let s = String::from_utf8(buf).unwrap();
+            for word in [
+                "check",
+                "pause",
+                "resume",
+                "run",
+                "completions",
+                "dry-run",
+                "host-root",
+            ] {
+                assert!(s.contains(word), "{shell}: no {word} in\n{s}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_man_page_per_subcommand() {
+        let dir = tempfile::tempdir().unwrap();
+        let pages = write_man_pages(dir.path()).unwrap();
+        let names: Vec<String> = pages
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "taint-guard-check.1",
+                "taint-guard-completions.1",
+                "taint-guard-pause.1",
+                "taint-guard-resume.1",
+                "taint-guard-run.1",
+                "taint-guard.1"
+            ]
+        );
+        let check = std::fs::read_to_string(dir.path().join("taint-guard-check.1")).unwrap();
+        assert!(check.starts_with(".ie") || check.contains(".TH"), "{check}");
+        assert!(
+            check.contains("taint\\-guard\\-check") && check.contains("dry\\-run"),
+            "{check}"
+        );
+        let top = std::fs::read_to_string(dir.path().join("taint-guard.1")).unwrap();
+        assert!(top.contains("taint\\-guard\\-check(1)"), "{top}");
     }
 }

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod deb;
 pub mod kube;
 
 use std::fs;
