@@ -305,27 +305,7 @@ fn api_server_down_then_back(api: &mut KubeApi) {
 /// may do exactly what reporting needs and nothing else (asked of the real
 /// authorizer with SubjectAccessReviews, and tried with impersonation).
 fn daemonset_rbac_is_exactly_what_reporting_needs(api: &mut KubeApi) {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/base");
-    let load = |f: &str| -> Value {
-        serde_norway::from_str(&std::fs::read_to_string(base.join(f)).unwrap()).unwrap()
-    };
-    for (file, path) in [
-        ("namespace.yaml", "/api/v1/namespaces"),
-        (
-            "serviceaccount.yaml",
-            "/api/v1/namespaces/taint-guard/serviceaccounts",
-        ),
-        (
-            "clusterrole.yaml",
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        ),
-        (
-            "clusterrolebinding.yaml",
-            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-        ),
-    ] {
-        api.admin_call("POST", path, Some(("application/json", &load(file))));
-    }
+    ensure_daemonset_rbac(api);
     let user = "system:serviceaccount:taint-guard:taint-guard";
     let groups = [
         "system:serviceaccounts",
