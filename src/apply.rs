@@ -461,6 +461,9 @@ mod tests {
         async fn boot_swap_unit_files(&self) -> anyhow::Result<Vec<(String, String)>> {
             Ok(vec![])
         }
+        async fn virtualization(&self) -> anyhow::Result<String> {
+            Ok(String::new())
+        }
         async fn enable(&self, unit: &str) -> anyhow::Result<()> {
             self.calls.borrow_mut().push(format!("enable {unit}"));
             Ok(())

@@ -475,6 +475,34 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
         ),
     };
 
+    // In a container systemd activates no swap at all, and the swap the
+    // kernel shows is the host's: nothing here is ours to change. When
+    // systemd could be asked but not what it runs in, nothing is either.
+    let container = obs
+        .virtualization
+        .ok()
+        .and_then(crate::virt::Virtualization::container);
+    let mut fixable = fixable && container.is_none();
+    if let (Probe::Failed(e), None) = (&obs.virtualization, &obs.bus_error) {
+        fixable = false;
+        out.push(finding(
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Virtualization,
+            },
+            Severity::Unknown,
+            format!("cannot tell whether systemd runs in a container, where it activates no swap ({e}): swap is left alone"),
+            None,
+            false,
+        ));
+    }
+    let host_swap = container
+        .map(|id| {
+            format!(
+                "; systemd runs in a container ({id}): this swap is the host's, turn it off there"
+            )
+        })
+        .unwrap_or_default();
+
     match &obs.swap_now {
         Probe::Ok(now) => {
             for d in &now.devices {
@@ -497,7 +525,10 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                     sev,
                     // Sizes stay in the observations: a message that moved
                     // with swap usage would rewrite Node annotations each run.
-                    format!("swap {} {} is active; {judgement}", d.kind, d.device),
+                    format!(
+                        "swap {} {} is active; {judgement}{host_swap}",
+                        d.kind, d.device
+                    ),
                     Some(Remedy::cmd(&["swapoff", &d.device])),
                     fixable,
                 ));
@@ -550,6 +581,8 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
     }
 
     match &obs.swap_units {
+        // systemd starts no swap unit in a container (swap_supported()).
+        Probe::Ok(_) if container.is_some() => {}
         Probe::Ok(units) => {
             let fstab = obs.fstab.ok();
             for u in units {
@@ -623,6 +656,7 @@ mod tests {
             fstab: Probe::Ok(FstabSwap::empty("/etc/fstab")),
             swap_units: Probe::Ok(vec![]),
             kubelet_policy: policy(true),
+            virtualization: Probe::Ok(crate::virt::Virtualization::None),
         }
     }
 
@@ -931,6 +965,61 @@ mod tests {
     }
 
     #[test]
+    fn container_swap_is_the_hosts_and_never_fixable() {
+        use crate::virt::Virtualization;
+        let mut o = with_swap(healthy());
+        o.virtualization = Probe::Ok(Virtualization::Container("lxc".into()));
+        // What observe reads in a container: the generator ignores the line.
+        if let Probe::Ok(f) = &mut o.fstab {
+            let mut e = f.entries.remove(0);
+            e.boot = crate::fstab::Boot::InContainer;
+            f.not_at_boot.push(e);
+        }
+        o.swap_units = Probe::Ok(vec![swap_unit(
+            "zram0.swap",
+            "/run/systemd/generator",
+            "generated",
+            "/dev/zram0",
+        )]);
+        let a = evaluate(&o, &Config::default());
+        // kubelet still sees the host's swap and would refuse it...
+        assert_eq!(
+            ids(&a),
+            vec![("swap-active", Severity::Critical, "/swapfile")]
+        );
+        let f = &a.findings[0];
+        // ...but nothing on this node can or may turn it off.
+        assert!(!f.fixable);
+        assert!(f.remedy.is_none());
+        assert!(f.message.contains("container (lxc)"), "{}", f.message);
+        // Same node as a VM: every finding, fixable.
+        o.virtualization = Probe::Ok(Virtualization::Vm("kvm".into()));
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(unit_findings(&a), vec!["zram0.swap"]);
+        assert!(a.findings.iter().all(|f| f.fixable));
+    }
+
+    #[test]
+    fn unreadable_virtualization_is_said_once_and_nothing_is_fixable() {
+        let mut o = with_swap(healthy());
+        o.virtualization = Probe::Failed("no such property".into());
+        let a = evaluate(&o, &Config::default());
+        let failed: Vec<_> = a
+            .findings
+            .iter()
+            .filter(|f| f.id() == "probe-failed")
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].subject(), "virtualization");
+        assert_eq!(failed[0].severity, Severity::Unknown);
+        assert!(a.findings.iter().all(|f| !f.fixable && f.remedy.is_none()));
+        // With no bus at all, the bus finding is the one cause.
+        o.bus_error = Some("no bus".into());
+        let a = evaluate(&o, &Config::default());
+        assert!(!a.findings.iter().any(|f| f.subject() == "virtualization"));
+    }
+
+    #[test]
     fn swap_units_outside_fstab() {
         let mut o = with_swap(healthy());
         o.swap_units = Probe::Ok(vec![
@@ -986,7 +1075,7 @@ mod tests {
     #[test]
     fn generated_unit_named_after_the_fstab_line() {
         let fstab = b"LABEL=my\\040swap none swap sw 0 0\nUUID=9b7a-11 none swap noauto 0 0\n";
-        let lines = crate::fstab::swap_lines(fstab, None).unwrap();
+        let lines = crate::fstab::swap_lines(fstab, None, None).unwrap();
         let (entries, not_at_boot) = lines
             .into_iter()
             .partition(|e| e.boot == crate::fstab::Boot::Activates);
@@ -1054,7 +1143,7 @@ mod tests {
     fn lines_systemd_will_not_activate_are_no_finding() {
         let fstab = b"/swapfile none swap sw 0 0\n/s2 none swap noauto\n";
         for (switch, boot_lines) in [(None, 1), (Some("systemd.swap=0"), 0)] {
-            let lines = crate::fstab::swap_lines(fstab, switch).unwrap();
+            let lines = crate::fstab::swap_lines(fstab, switch, None).unwrap();
             let (entries, not_at_boot) = lines
                 .into_iter()
                 .partition(|e| e.boot == crate::fstab::Boot::Activates);

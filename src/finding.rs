@@ -28,6 +28,8 @@ pub enum ProbeTarget {
     Fstab(String),
     /// The list of swap unit files.
     SwapUnits,
+    /// What systemd runs in (a container activates no swap).
+    Virtualization,
 }
 
 impl ProbeTarget {
@@ -38,6 +40,7 @@ impl ProbeTarget {
             ProbeTarget::ProcSwaps => "/proc/swaps".into(),
             ProbeTarget::Fstab(p) => p.clone(),
             ProbeTarget::SwapUnits => "swap-units".into(),
+            ProbeTarget::Virtualization => "virtualization".into(),
         }
     }
 }
@@ -217,6 +220,7 @@ impl FindingKind {
                     "system-bus" => ProbeTarget::SystemBus,
                     "/proc/swaps" => ProbeTarget::ProcSwaps,
                     "swap-units" => ProbeTarget::SwapUnits,
+                    "virtualization" => ProbeTarget::Virtualization,
                     s if s.starts_with('/') => ProbeTarget::Fstab(s.into()),
                     s => ProbeTarget::Unit(s.into()),
                 },

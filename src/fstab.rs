@@ -38,6 +38,9 @@ pub enum Boot {
     /// `systemd.swap=0` or `fstab=0` on the kernel command line: the
     /// generator makes no swap unit at all.
     DisabledByCmdline,
+    /// systemd runs in a container: the generator ignores fstab swap lines
+    /// ("Running in a container, ignoring fstab swap entry").
+    InContainer,
     /// systemd cannot name a unit after the device (`..` in the path…):
     /// the generator logs an error and skips the line.
     NoUnitName,
@@ -435,8 +438,14 @@ pub enum ScanError {
 
 /// Every uncommented swap line of `content`, with what systemd does with
 /// it at boot. `cmdline_off` is the kernel command line word that turns
-/// fstab swap off ([`swap_disabled_by_cmdline`]).
-pub fn swap_lines(content: &[u8], cmdline_off: Option<&str>) -> Result<Vec<SwapEntry>, ScanError> {
+/// fstab swap off ([`swap_disabled_by_cmdline`]); `container` is systemd's
+/// container id when it runs in one. The generator checks them in that
+/// order, before it names a unit.
+pub fn swap_lines(
+    content: &[u8],
+    cmdline_off: Option<&str>,
+    container: Option<&str>,
+) -> Result<Vec<SwapEntry>, ScanError> {
     let mut out: Vec<SwapEntry> = Vec::new();
     for (n, line, newline) in lines(content) {
         if line.contains(&0) {
@@ -452,6 +461,8 @@ pub fn swap_lines(content: &[u8], cmdline_off: Option<&str>) -> Result<Vec<SwapE
         let unit = crate::swap::unit_name_for(&what).ok();
         let boot = if cmdline_off.is_some() {
             Boot::DisabledByCmdline
+        } else if container.is_some() {
+            Boot::InContainer
         } else if unit.is_none() {
             Boot::NoUnitName
         } else if out.iter().any(|e| e.boot.unit_written() && e.unit == unit) {
@@ -663,7 +674,7 @@ mod tests {
     const DEBIAN: &str = "# /etc/fstab: static file system information.\n#\n# <file system> <mount point>   <type>  <options>       <dump>  <pass>\nUUID=0a3407de-014b-458b-b5c1-848e92a327a3 /               ext4    errors=remount-ro 0       1\nUUID=9b7a1a1e-31c8-4e1a-9a0e-1f0e6c2d2a11 none            swap    sw              0       0\n/dev/sr0        /media/cdrom0   udf,iso9660 user,noauto     0       0\n";
 
     fn boot(content: &str) -> Vec<SwapEntry> {
-        swap_lines(content.as_bytes(), None)
+        swap_lines(content.as_bytes(), None, None)
             .unwrap()
             .into_iter()
             .filter(|e| e.boot == Boot::Activates)
@@ -786,7 +797,7 @@ mod tests {
                  /swap%file none swap sw\n\
                  label=lower none swap sw\n\
                  LABEL=applé none swap sw\n";
-        let got: Vec<(String, String)> = swap_lines(s.as_bytes(), None)
+        let got: Vec<(String, String)> = swap_lines(s.as_bytes(), None, None)
             .unwrap()
             .into_iter()
             .map(|e| (e.device, e.unit.unwrap()))
@@ -856,7 +867,7 @@ mod tests {
     #[test]
     fn comments_crlf_and_long_lines() {
         let s = "#/swapfile none swap sw 0 0\n   # UUID=x none swap sw 0 0\n/dev/sda2 /swap ext4 defaults 0 0\n\n/crlf none swap\r\n/crlf2 none swap sw 0 0\r\n";
-        let e = swap_lines(s.as_bytes(), None).unwrap();
+        let e = swap_lines(s.as_bytes(), None, None).unwrap();
         assert_eq!(e.len(), 1, "{e:?}");
         assert_eq!(
             (e[0].line, e[0].text.as_str()),
@@ -864,19 +875,19 @@ mod tests {
         );
         // A line of 4095 bytes or more: glibc keeps the first 4095, untrimmed.
         let long = format!("/l none swap {}", "x".repeat(5000));
-        let e = swap_lines(long.as_bytes(), None).unwrap();
+        let e = swap_lines(long.as_bytes(), None, None).unwrap();
         assert_eq!(
             e[0].options.len(),
             GETMNTENT_LINE_MAX - "/l none swap ".len()
         );
         let cut = format!("/l none {}swap", " ".repeat(GETMNTENT_LINE_MAX - 8));
-        assert!(swap_lines(cut.as_bytes(), None).unwrap().is_empty());
+        assert!(swap_lines(cut.as_bytes(), None, None).unwrap().is_empty());
     }
 
     #[test]
     fn noauto_last_of_noauto_and_auto_wins() {
         let s = "/a none swap noauto,sw 0 0\n/b none swap sw,noauto\n/c none swap noauto,auto\n/d none swap noauto=0\n/e none swap x\\,noauto\n/f none swap auto,noauto\n/g none swap sw,afternoauto\n";
-        let got: Vec<(usize, Boot)> = swap_lines(s.as_bytes(), None)
+        let got: Vec<(usize, Boot)> = swap_lines(s.as_bytes(), None, None)
             .unwrap()
             .iter()
             .map(|e| (e.line, e.boot))
@@ -910,7 +921,7 @@ mod tests {
         assert_eq!(boot(s).len(), 2);
         // makefs on a file: the generator fails before the swap.target link.
         let s = "/swapfile none swap x-systemd.makefs\n/dev none swap x-systemd.makefs\n/sys/x none swap x-systemd.makefs=1\n";
-        let got: Vec<Boot> = swap_lines(s.as_bytes(), None)
+        let got: Vec<Boot> = swap_lines(s.as_bytes(), None, None)
             .unwrap()
             .iter()
             .map(|e| e.boot)
@@ -921,12 +932,12 @@ mod tests {
         );
         let long = format!("/dev/{} none swap x-systemd.makefs\n", "d".repeat(229));
         assert_eq!(
-            swap_lines(long.as_bytes(), None).unwrap()[0].boot,
+            swap_lines(long.as_bytes(), None, None).unwrap()[0].boot,
             Boot::MakefsFailed
         );
         let fits = format!("/dev/{} none swap x-systemd.makefs\n", "d".repeat(228));
         assert_eq!(
-            swap_lines(fits.as_bytes(), None).unwrap()[0].boot,
+            swap_lines(fits.as_bytes(), None, None).unwrap()[0].boot,
             Boot::Activates
         );
     }
@@ -935,7 +946,7 @@ mod tests {
     fn duplicates_and_bad_names() {
         // Same unit name: the first line wins, even when it is noauto.
         let s = "/swapfile none swap noauto\n//swapfile/ none swap sw\n/dev/../sw none swap sw\nUUID=ab-1 none swap sw\n/dev/disk/by-uuid/ab-1 none swap sw\n";
-        let got: Vec<(usize, Boot)> = swap_lines(s.as_bytes(), None)
+        let got: Vec<(usize, Boot)> = swap_lines(s.as_bytes(), None, None)
             .unwrap()
             .iter()
             .map(|e| (e.line, e.boot))
@@ -990,16 +1001,29 @@ mod tests {
             swap_disabled_by_cmdline(Some(b"systemd.swap=0"), b"systemd.swap=1"),
             None
         );
-        let e = swap_lines(DEBIAN.as_bytes(), Some("systemd.swap=0")).unwrap();
+        let e = swap_lines(DEBIAN.as_bytes(), Some("systemd.swap=0"), None).unwrap();
         assert_eq!(e[0].boot, Boot::DisabledByCmdline);
         assert!(e[0].unit.is_some());
+    }
+
+    #[test]
+    fn container_ignores_every_swap_line_after_the_cmdline() {
+        // fstab-generator's add_swap(): systemd.swap= first, then the
+        // container check, both before a unit is named or a duplicate seen.
+        let s = b"/a none swap sw\n/a none swap sw\n/b none swap noauto\n/c/../d none swap sw\n";
+        let e = swap_lines(s, None, Some("lxc")).unwrap();
+        assert_eq!(e.len(), 4);
+        assert!(e.iter().all(|e| e.boot == Boot::InContainer), "{e:?}");
+        assert!(e.iter().all(|e| !e.boot.unit_written()));
+        let e = swap_lines(s, Some("fstab=0"), Some("lxc")).unwrap();
+        assert!(e.iter().all(|e| e.boot == Boot::DisabledByCmdline));
     }
 
     #[test]
     fn latin1_fstab_is_read_and_edited_byte_exact() {
         let s: &[u8] =
             b"# r\xe9sum\xe9 du disque\r\n/sw\xe9p none swap sw 0 0\r\nUUID=a / ext4 defaults 0 1";
-        let e = swap_lines(s, None).unwrap();
+        let e = swap_lines(s, None, None).unwrap();
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].line, 2);
         assert_eq!(e[0].unit.as_deref(), Some("sw\\xe9p.swap"));
@@ -1009,13 +1033,15 @@ mod tests {
             edit.new_content,
             b"# r\xe9sum\xe9 du disque\r\n# M\r\n#/sw\xe9p none swap sw 0 0\r\nUUID=a / ext4 defaults 0 1"
         );
-        assert!(swap_lines(&edit.new_content, None).unwrap().is_empty());
+        assert!(swap_lines(&edit.new_content, None, None)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]
     fn nul_byte_is_not_guessed() {
         assert_eq!(
-            swap_lines(b"a / ext4 defaults\n/s\0 none swap sw\n", None),
+            swap_lines(b"a / ext4 defaults\n/s\0 none swap sw\n", None, None),
             Err(ScanError::Nul(2))
         );
     }

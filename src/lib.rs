@@ -24,3 +24,4 @@ pub mod report;
 pub mod run;
 pub mod swap;
 pub mod systemd;
+pub mod virt;

@@ -165,6 +165,14 @@ pub struct Observation {
     pub swap_units: Probe<Vec<SwapUnit>>,
     /// kubelet's swap policy; `None` when no kubelet unit was found.
     pub kubelet_policy: Option<KubeletPolicy>,
+    /// What the node's systemd runs in: in a container it activates no
+    /// swap, and the swap /proc/swaps shows is the host's.
+    #[serde(default = "bare_metal")]
+    pub virtualization: Probe<crate::virt::Virtualization>,
+}
+
+fn bare_metal() -> Probe<crate::virt::Virtualization> {
+    Probe::Ok(crate::virt::Virtualization::None)
 }
 
 impl Observation {

@@ -14,6 +14,7 @@ use crate::kubelet::{self, DirEntry, KubeletPolicy, NodeFiles};
 use crate::observation::{FstabSwap, Observation, Probe, UnitObservation};
 use crate::swap::{self, SwapUnit};
 use crate::systemd::UnitManager;
+use crate::virt::Virtualization;
 
 pub const FSTAB: &str = "/etc/fstab";
 
@@ -26,6 +27,9 @@ pub struct Sources {
     pub proc_swaps: std::path::PathBuf,
     /// The cgroupfs root (/sys/fs/cgroup), read for the swapoff guard.
     pub cgroup_root: std::path::PathBuf,
+    /// Take this as systemd's `Virtualization` instead of asking it (tests:
+    /// a container standing in for a VM or bare metal).
+    pub assume_virtualization: Option<String>,
 }
 
 impl Sources {
@@ -64,6 +68,18 @@ pub async fn observe<S: UnitManager>(
         Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
         Err(e) => Probe::Failed(e.to_string()),
     };
+    let virtualization = match (&src.assume_virtualization, systemd) {
+        (Some(id), _) => {
+            Probe::from_result(Virtualization::from_systemd(id).map_err(anyhow::Error::msg))
+        }
+        (None, Ok(sd)) => Probe::from_result(
+            sd.virtualization()
+                .await
+                .and_then(|id| Virtualization::from_systemd(&id).map_err(anyhow::Error::msg)),
+        ),
+        (None, Err(e)) => Probe::Failed(e.to_string()),
+    };
+    let container = virtualization.ok().and_then(Virtualization::container);
     let swap_now = Probe::from_result(swap::observe_now(&src.proc_swaps));
     let swap_in_use = swap_now
         .ok()
@@ -80,9 +96,10 @@ pub async fn observe<S: UnitManager>(
         ),
         units,
         swap_now,
-        fstab: Probe::from_result(read_fstab(&src.host, &src.proc_cmdline())),
+        fstab: Probe::from_result(read_fstab(&src.host, &src.proc_cmdline(), container)),
         swap_units,
         kubelet_policy,
+        virtualization,
     }
 }
 
@@ -181,13 +198,14 @@ pub fn read_optional(host: &HostRoot, node_path: &str) -> Result<Option<String>>
 /// fstab's swap lines as systemd will read them at boot. The kernel command
 /// line (`systemd.swap=`, `fstab=`) is read from `cmdline`, this kernel's
 /// (`/proc/cmdline`, the host's in a pod too), after the SystemdOptions EFI
-/// variable as PID 1 cached it on the node.
-fn read_fstab(host: &HostRoot, cmdline: &Path) -> Result<FstabSwap> {
+/// variable as PID 1 cached it on the node. In a container (`container`,
+/// systemd's id) the generator ignores every swap line.
+fn read_fstab(host: &HostRoot, cmdline: &Path, container: Option<&str>) -> Result<FstabSwap> {
     let cmd = std::fs::read(cmdline).with_context(|| format!("reading {}", cmdline.display()))?;
     let efi = read_optional_bytes(host, fstab::EFI_OPTIONS_CACHE)?;
     let switch = fstab::swap_disabled_by_cmdline(efi.as_deref(), &cmd);
     let bytes = read_optional_bytes(host, FSTAB)?.unwrap_or_default();
-    let lines = fstab::swap_lines(&bytes, switch.as_deref())
+    let lines = fstab::swap_lines(&bytes, switch.as_deref(), container)
         .map_err(|e| anyhow::anyhow!("{FSTAB}: {e}"))?;
     let (entries, not_at_boot) = lines
         .into_iter()

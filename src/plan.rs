@@ -708,6 +708,7 @@ mod tests {
             }),
             swap_units: Probe::Ok(vec![]),
             kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
+            virtualization: Probe::Ok(crate::virt::Virtualization::None),
         }
     }
 

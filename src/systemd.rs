@@ -69,6 +69,8 @@ trait Manager {
     fn system_state(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn environment(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property)]
+    fn virtualization(&self) -> zbus::Result<String>;
 }
 
 /// systemd job modes taint-guard uses.
@@ -102,6 +104,9 @@ pub trait UnitManager {
     async fn unmask(&self, unit: &str) -> Result<()>;
     async fn reload(&self) -> Result<()>;
     async fn reset_failed(&self, unit: &str) -> Result<()>;
+    /// The manager's `Virtualization`: what systemd detects it runs in
+    /// (empty for bare metal); see [`crate::virt`].
+    async fn virtualization(&self) -> Result<String>;
     /// StartUnit(mode=fail: a conflicting queued job — a person's stop —
     /// makes systemd refuse rather than replace it) and wait for the job;
     /// returns the job result (`done`, `failed`, `timeout`…). Errors when
@@ -398,6 +403,13 @@ impl UnitManager for Systemd {
             });
         }
         Ok(st)
+    }
+
+    async fn virtualization(&self) -> Result<String> {
+        self.manager
+            .virtualization()
+            .await
+            .context("reading the manager's Virtualization property")
     }
 
     async fn boot_swap_unit_files(&self) -> Result<Vec<(String, String)>> {

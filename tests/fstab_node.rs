@@ -38,12 +38,17 @@ fn unavailable() -> Option<String> {
     None
 }
 
-fn shim(dir: &Path) -> PathBuf {
+/// The shim: `detect_container()` answers `container` (a positive value is
+/// systemd's "in a container").
+fn shim(dir: &Path, container: bool) -> PathBuf {
     let c = dir.join("shim.c");
     std::fs::write(
         &c,
-        "int detect_container(void) { return 0; }\n\
-         int path_is_read_only_fs(const char *p) { (void) p; return 0; }\n",
+        format!(
+            "int detect_container(void) {{ return {}; }}\n\
+             int path_is_read_only_fs(const char *p) {{ (void) p; return 0; }}\n",
+            u8::from(container)
+        ),
     )
     .unwrap();
     let so = dir.join("shim.so");
@@ -57,11 +62,19 @@ fn shim(dir: &Path) -> PathBuf {
     so
 }
 
-/// Run the real generator on `fstab` with `cmdline`: the swap units it
-/// wrote and the ones it hooked to swap.target.
+/// Run the real generator on `fstab` with `cmdline`, outside a container:
+/// the swap units it wrote and the ones it hooked to swap.target.
 fn generate(fstab: &[u8], cmdline: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    generate_in(fstab, cmdline, false)
+}
+
+fn generate_in(
+    fstab: &[u8],
+    cmdline: &str,
+    container: bool,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let t = tempfile::tempdir().unwrap();
-    let so = shim(t.path());
+    let so = shim(t.path(), container);
     let f = t.path().join("fstab");
     std::fs::write(&f, fstab).unwrap();
     let out = t.path().join("out");
@@ -92,8 +105,9 @@ fn generate(fstab: &[u8], cmdline: &str) -> (BTreeSet<String>, BTreeSet<String>)
     let written = names(&out);
     let mut at_boot = names(&out.join("swap.target.requires"));
     at_boot.extend(names(&out.join("swap.target.wants")));
-    assert!(
-        !log.contains("Running in a container"),
+    assert_eq!(
+        log.contains("Running in a container, ignoring fstab swap entry"),
+        container && !cmdline.contains("swap=0") && !cmdline.contains("fstab=0"),
         "the shim did not take: {log}"
     );
     (written, at_boot)
@@ -101,8 +115,16 @@ fn generate(fstab: &[u8], cmdline: &str) -> (BTreeSet<String>, BTreeSet<String>)
 
 /// Our view of the same file: (units written, units at boot).
 fn ours(fstab: &[u8], cmdline: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    ours_in(fstab, cmdline, None)
+}
+
+fn ours_in(
+    fstab: &[u8],
+    cmdline: &str,
+    container: Option<&str>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let switch = fstab::swap_disabled_by_cmdline(None, cmdline.as_bytes());
-    let lines = fstab::swap_lines(fstab, switch.as_deref()).unwrap();
+    let lines = fstab::swap_lines(fstab, switch.as_deref(), container).unwrap();
     let written = lines
         .iter()
         .filter(|e| e.boot.unit_written())
@@ -187,6 +209,18 @@ fn kernel_command_line_matches_systemd_fstab_generator() {
     }
 }
 
+/// In a container the real generator writes no swap unit at all, with or
+/// without the command line's switch; so do we.
+fn container_matches_systemd_fstab_generator() {
+    let mut fstab = TRICKY.to_vec();
+    fstab.extend(b"\n");
+    for cmdline in ["quiet", "quiet systemd.swap=0"] {
+        let want = generate_in(&fstab, cmdline, true);
+        assert_eq!(want, (BTreeSet::new(), BTreeSet::new()), "{cmdline:?}");
+        assert_eq!(ours_in(&fstab, cmdline, Some("lxc")), want, "{cmdline:?}");
+    }
+}
+
 fn escape_path_matches_systemd_escape() {
     for p in [
         "/swapfile",
@@ -216,7 +250,7 @@ fn escape_path_matches_systemd_escape() {
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let tests: [(&str, fn()); 3] = [
+    let tests: [(&str, fn()); 4] = [
         (
             "unit_names_and_boot_match_systemd_fstab_generator",
             unit_names_and_boot_match_systemd_fstab_generator,
@@ -224,6 +258,10 @@ fn main() -> std::process::ExitCode {
         (
             "kernel_command_line_matches_systemd_fstab_generator",
             kernel_command_line_matches_systemd_fstab_generator,
+        ),
+        (
+            "container_matches_systemd_fstab_generator",
+            container_matches_systemd_fstab_generator,
         ),
         (
             "escape_path_matches_systemd_escape",

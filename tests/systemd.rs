@@ -194,6 +194,73 @@ fn check_swap_active_and_in_fstab() {
     assert_eq!(sw["size_kib"], 16 * 1024 - 4);
 }
 
+/// The nspawn node as what it is, a container. Its systemd makes no unit
+/// from fstab's swap line and starts no swap unit (checked on that systemd,
+/// not on our reading); the swap the kernel shows is the host's. taint-guard
+/// says so, finds nothing at boot, and --fix leaves swap and fstab alone.
+fn container_node_leaves_swap_to_the_host() {
+    let node = Node::boot("container", Kubelet::Kubeadm, |root| {
+        harness::install_fstab(root);
+        harness::install_extra_swap_unit(root);
+        std::fs::remove_file(root.join(harness::VM_STAND_IN.trim_start_matches('/'))).unwrap();
+    });
+    node.exec("systemctl enable extra.swap && systemctl daemon-reload");
+    // systemd's own verdict: the generator wrote no swapfile.swap for
+    // fstab line 5, and extra.swap is loaded but not started.
+    assert_eq!(node.prop("swapfile.swap", "LoadState"), "not-found");
+    assert_eq!(node.prop("extra.swap", "UnitFileState"), "enabled");
+    assert_eq!(node.prop("extra.swap", "ActiveState"), "inactive");
+    node.swap_on("/swapfile", 16);
+    let fstab_before = node.read("/etc/fstab");
+
+    let (_, v) = node.check_json(&[]);
+    assert_eq!(
+        v["observations"]["virtualization"]["ok"],
+        serde_json::json!({"kind": "container", "id": "systemd-nspawn"}),
+        "{v:#}"
+    );
+    let swap: Vec<_> = ids(&v)
+        .into_iter()
+        .filter(|(id, _, _)| id.starts_with("swap"))
+        .collect();
+    // kubelet still sees the host's swap and refuses it; nothing at boot.
+    assert_eq!(
+        swap,
+        vec![f("swap-active", "critical", "/swapfile")],
+        "{v:#}"
+    );
+    let fnd = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == "swap-active")
+        .unwrap();
+    assert_eq!(fnd["fixable"], false, "{fnd:#}");
+    assert!(fnd["remedy"].is_null(), "{fnd:#}");
+    assert!(
+        fnd["message"]
+            .as_str()
+            .unwrap()
+            .contains("container (systemd-nspawn): this swap is the host's"),
+        "{fnd:#}"
+    );
+    let fstab = &v["observations"]["fstab"]["ok"];
+    assert_eq!(fstab["entries"], serde_json::json!([]), "{fstab:#}");
+    assert_eq!(fstab["not_at_boot"][0]["boot"], "in-container", "{fstab:#}");
+
+    let (_, v) = node.check_json(&["--fix", "--only", "swapoff", "--only", "fstab-comment"]);
+    // Nothing done; kubelet's start is held since the host's swap stays.
+    let acts = v["actions"].as_array().unwrap();
+    assert!(
+        acts.iter().all(|a| a["outcome"] == "skipped"
+            && a["id"] != "swapoff"
+            && a["id"] != "fstab-comment"),
+        "{v:#}"
+    );
+    assert!(node.exec("cat /proc/swaps").contains("/swapfile"));
+    assert_eq!(node.read("/etc/fstab"), fstab_before);
+}
+
 fn check_swap_tolerated_by_fail_swap_on_false() {
     let node = Node::boot("swapok", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
@@ -1135,6 +1202,10 @@ fn main() -> std::process::ExitCode {
         harness::trial(
             "check_seed_incident_disabled_and_inactive",
             check_seed_incident_disabled_and_inactive,
+        ),
+        harness::trial(
+            "container_node_leaves_swap_to_the_host",
+            container_node_leaves_swap_to_the_host,
         ),
         harness::trial("check_healthy_node_is_ok", check_healthy_node_is_ok),
         harness::trial("check_masked_kubelet", check_masked_kubelet),

@@ -1,9 +1,8 @@
-use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use super::{exit, Context};
+use super::{exit, Context, NodeArgs};
 use crate::apply::{self, ActionOutcome};
 use crate::config::Config;
 use crate::evaluate::{self, Assessment};
@@ -53,27 +52,8 @@ pub struct CheckCmd {
     #[arg(long)]
     pub report: bool,
 
-    /// Node name (default: $NODE_NAME, kubelet's --hostname-override, the hostname).
-    #[arg(long, value_name = "NAME")]
-    pub node_name: Option<String>,
-
-    /// Kubeconfig (default: $KUBECONFIG, in-cluster, the kubelet's
-    /// /etc/kubernetes/kubelet.conf under --host-root).
-    #[arg(long, value_name = "PATH")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Where to read active swap from (swap is kernel-global).
-    #[arg(long, default_value = "/proc/swaps", value_name = "PATH", hide = true)]
-    pub proc_swaps: PathBuf,
-
-    /// The cgroupfs root, for the swapoff guard.
-    #[arg(
-        long,
-        default_value = "/sys/fs/cgroup",
-        value_name = "PATH",
-        hide = true
-    )]
-    pub cgroup_root: PathBuf,
+    #[command(flatten)]
+    pub node: NodeArgs,
 }
 
 const BUS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,8 +91,9 @@ impl CheckCmd {
         let cfg = &cfg;
         let src = Sources {
             host: ctx.host.clone(),
-            proc_swaps: self.proc_swaps.clone(),
-            cgroup_root: self.cgroup_root.clone(),
+            proc_swaps: self.node.proc_swaps.clone(),
+            cgroup_root: self.node.cgroup_root.clone(),
+            assume_virtualization: ctx.assume_virtualization.clone(),
         };
         let conn = Systemd::connect(BUS_TIMEOUT)
             .await
@@ -151,8 +132,8 @@ impl CheckCmd {
 
         let report_json = if self.report {
             let opts = report::Options {
-                node_name: self.node_name.clone(),
-                kubeconfig: self.kubeconfig.clone(),
+                node_name: self.node.node_name.clone(),
+                kubeconfig: self.node.kubeconfig.clone(),
                 host: ctx.host.clone(),
                 timeout: Duration::from_secs(cfg.report.api_timeout_secs),
                 max_findings_bytes: cfg.report.findings_annotation_max_bytes,

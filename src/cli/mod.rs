@@ -7,7 +7,7 @@ mod run;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::Config;
 use crate::hostroot::HostRoot;
@@ -45,6 +45,18 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
+    /// Take this as what systemd on the node runs in (its Virtualization
+    /// property: none, kvm, lxc…) instead of asking it. For tests, where a
+    /// container stands in for a VM or bare metal.
+    #[arg(
+        long,
+        global = true,
+        value_name = "ID",
+        hide = true,
+        env = "TAINT_GUARD_ASSUME_VIRTUALIZATION"
+    )]
+    pub assume_virtualization: Option<String>,
+
     /// More log output (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -67,10 +79,39 @@ pub enum Command {
     Man(ManCmd),
 }
 
+/// Where `check` and `run` find the node: its name, the API server and
+/// the kernel's files.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Node name (default: $NODE_NAME, the node identity, kubelet's
+    /// --hostname-override, the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// Kubeconfig (default: $KUBECONFIG, in-cluster, the kubelet's
+    /// /etc/kubernetes/kubelet.conf under --host-root).
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Where to read active swap from (swap is kernel-global).
+    #[arg(long, default_value = "/proc/swaps", value_name = "PATH", hide = true)]
+    pub proc_swaps: PathBuf,
+
+    /// The cgroupfs root, for the swapoff guard.
+    #[arg(
+        long,
+        default_value = "/sys/fs/cgroup",
+        value_name = "PATH",
+        hide = true
+    )]
+    pub cgroup_root: PathBuf,
+}
+
 /// Settings every command shares.
 pub struct Context {
     pub host: HostRoot,
     pub config_path: Option<PathBuf>,
+    pub assume_virtualization: Option<String>,
 }
 
 impl Context {
@@ -97,6 +138,7 @@ impl Cli {
         let ctx = Context {
             host: HostRoot::new(&self.host_root),
             config_path: self.config,
+            assume_virtualization: self.assume_virtualization,
         };
         match self.command {
             Command::Check(c) => c.run(&ctx),

@@ -43,6 +43,7 @@ pub struct Options {
     pub config_path: Option<PathBuf>,
     pub proc_swaps: PathBuf,
     pub cgroup_root: PathBuf,
+    pub assume_virtualization: Option<String>,
     pub node_name: Option<String>,
     pub kubeconfig: Option<PathBuf>,
 }
@@ -202,6 +203,7 @@ impl Daemon {
                 host: opts.host.clone(),
                 proc_swaps: opts.proc_swaps.clone(),
                 cgroup_root: opts.cgroup_root.clone(),
+                assume_virtualization: opts.assume_virtualization.clone(),
             },
             backoff: backoff_of(&cfg),
             opts,

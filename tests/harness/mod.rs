@@ -317,6 +317,7 @@ impl Node {
         if kubelet == Kubelet::Kubeadm {
             install_kubeadm_kubelet(&root);
         }
+        stand_in_for_a_vm(&root);
         prepare(&root);
         let bus = dir.join("bus");
         fs::create_dir_all(&bus).unwrap();
@@ -486,6 +487,10 @@ impl Node {
     /// A command running the taint-guard binary against this node.
     pub fn tg_command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_taint-guard"));
+        match self.root.join(VM_STAND_IN.trim_start_matches('/')).exists() {
+            true => c.env(ASSUME_VIRT, "none"),
+            false => c.env_remove(ASSUME_VIRT),
+        };
         c.env("DBUS_SYSTEM_BUS_ADDRESS", self.bus_address())
             .env_remove("KUBECONFIG")
             .env_remove("NODE_NAME")
@@ -621,6 +626,26 @@ pub fn fixture(name: &str) -> String {
 }
 
 /// Install the taint-guard binary and the boot unit (enabled) in a rootfs.
+/// The manager drop-in that makes every taint-guard on a node (the host's
+/// binary through [`Node::tg_command`], the units inside) take the node as
+/// bare metal. systemd-nspawn is a container, where systemd activates no
+/// swap (fstab-generator and swap units both check `detect_container()`)
+/// and taint-guard leaves swap to the host; the nodes stand in for VMs and
+/// bare metal, which the VM test (tests/vm.rs) checks for real. A test of
+/// the container itself removes the file in its `prepare`.
+pub const VM_STAND_IN: &str = "/etc/systemd/system.conf.d/90-taint-guard-test-vm.conf";
+const ASSUME_VIRT: &str = "TAINT_GUARD_ASSUME_VIRTUALIZATION";
+
+fn stand_in_for_a_vm(root: &Path) {
+    let p = root.join(VM_STAND_IN.trim_start_matches('/'));
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(
+        p,
+        format!("[Manager]\nDefaultEnvironment={ASSUME_VIRT}=none\n"),
+    )
+    .unwrap();
+}
+
 pub fn install_boot_unit(root: &Path) {
     fs::copy(
         env!("CARGO_BIN_EXE_taint-guard"),
