@@ -141,6 +141,65 @@ fn write_temp(
     Ok(tmp)
 }
 
+/// Remove `.NAME.tg-*` temp files that a power cut during an earlier boot's
+/// rewrite left next to `path` (the rename never happened; the file itself
+/// is whole). Only files last modified before this boot are taken: no
+/// running process can still own them. Best effort: what cannot be removed
+/// is logged and left. Returns what was removed.
+pub fn sweep_stale_temps(path: &Path) -> Vec<PathBuf> {
+    match boot_time() {
+        Some(boot) => sweep_temps_before(path, boot),
+        None => Vec::new(),
+    }
+}
+
+/// The kernel's boot time (`btime` of /proc/stat).
+fn boot_time() -> Option<std::time::SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let secs: u64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
+fn sweep_temps_before(path: &Path, boot: std::time::SystemTime) -> Vec<PathBuf> {
+    let dir = parent(path);
+    let Some(name) = path.file_name() else {
+        return Vec::new();
+    };
+    let prefix = format!(".{}.tg-", name.to_string_lossy());
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for e in rd.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(&prefix) {
+            continue;
+        }
+        // Not following symlinks: only our own regular temp files.
+        let Ok(meta) = std::fs::symlink_metadata(e.path()) else {
+            continue;
+        };
+        let stale = meta.file_type().is_file() && meta.modified().is_ok_and(|m| m < boot);
+        if !stale {
+            continue;
+        }
+        match std::fs::remove_file(e.path()) {
+            Ok(()) => {
+                tracing::info!(path = %e.path().display(), "removed a temp file left by an earlier boot");
+                removed.push(e.path());
+            }
+            Err(err) => {
+                tracing::warn!(path = %e.path().display(), "cannot remove a stale temp file: {err}")
+            }
+        }
+    }
+    removed
+}
+
 /// Back up `path`, then replace it with `content`. Returns the backup path.
 /// Fails, writing nothing, if the file changes while this runs.
 pub fn rewrite(path: &Path, content: &[u8], stamp: &str) -> Result<PathBuf> {
@@ -179,6 +238,7 @@ pub fn rewrite_with<T>(
     mut edit: impl FnMut(&[u8]) -> Result<(Option<Vec<u8>>, T)>,
 ) -> Result<Rewrite<T>> {
     let dir = parent(path);
+    sweep_stale_temps(path);
     for attempt in 1..=tries {
         let (old, meta) = read_once(path)?;
         let (new, value) = edit(&old)?;
@@ -252,6 +312,37 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_temp_files_from_before_boot_are_swept() {
+        use std::time::{Duration, SystemTime};
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("fstab");
+        std::fs::write(&p, "x\n").unwrap();
+        let boot = SystemTime::now() - Duration::from_secs(3600);
+        let aged = |name: &str, before_boot: bool| {
+            let q = t.path().join(name);
+            let f = File::create(&q).unwrap();
+            let m = if before_boot {
+                boot - Duration::from_secs(60)
+            } else {
+                boot + Duration::from_secs(60)
+            };
+            f.set_modified(m).unwrap();
+            q
+        };
+        let stale = aged(".fstab.tg-AbC123", true);
+        let live = aged(".fstab.tg-XyZ789", false);
+        let other = aged(".hosts.tg-AbC123", true);
+        let backup = aged("fstab.taint-guard.S.bak", true);
+        std::os::unix::fs::symlink("/nonexistent", t.path().join(".fstab.tg-link")).unwrap();
+        assert_eq!(sweep_temps_before(&p, boot), vec![stale.clone()]);
+        assert!(!stale.exists());
+        for kept in [&live, &other, &backup, &p] {
+            assert!(kept.exists(), "{}", kept.display());
+        }
+        assert!(t.path().join(".fstab.tg-link").symlink_metadata().is_ok());
+    }
 
     #[test]
     fn rewrite_keeps_backup_mode_and_never_clobbers() {
