@@ -684,6 +684,7 @@ mod tests {
                 text: "/swapfile none swap sw 0 0".into(),
                 unit: Some("swapfile.swap".into()),
                 boot: crate::fstab::Boot::Activates,
+                if_first: None,
             }],
         });
         o

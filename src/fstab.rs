@@ -78,6 +78,10 @@ pub struct SwapEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<String>,
     pub boot: Boot,
+    /// For a `duplicate`: what systemd does with the line once no earlier
+    /// line claims its unit (commented out, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_first: Option<Boot>,
 }
 
 /// The four text fields of an fstab line, decoded as getmntent(3) does.
@@ -459,6 +463,14 @@ pub fn swap_lines(
         }
         let what = spec_to_device(&me.fsname);
         let unit = crate::swap::unit_name_for(&what).ok();
+        let alone = if test_option(&me.opts, b"x-systemd.makefs") && !can_mkswap(&what) {
+            Boot::MakefsFailed
+        } else if test_yes_no_option(&me.opts, b"noauto", b"auto") {
+            Boot::Noauto
+        } else {
+            Boot::Activates
+        };
+        let mut if_first = None;
         let boot = if cmdline_off.is_some() {
             Boot::DisabledByCmdline
         } else if container.is_some() {
@@ -466,13 +478,10 @@ pub fn swap_lines(
         } else if unit.is_none() {
             Boot::NoUnitName
         } else if out.iter().any(|e| e.boot.unit_written() && e.unit == unit) {
+            if_first = Some(alone);
             Boot::Duplicate
-        } else if test_option(&me.opts, b"x-systemd.makefs") && !can_mkswap(&what) {
-            Boot::MakefsFailed
-        } else if test_yes_no_option(&me.opts, b"noauto", b"auto") {
-            Boot::Noauto
         } else {
-            Boot::Activates
+            alone
         };
         let text = line.strip_suffix(b"\r").unwrap_or(line);
         out.push(SwapEntry {
@@ -483,9 +492,58 @@ pub fn swap_lines(
             text: lossy(text),
             unit,
             boot,
+            if_first,
         });
     }
     Ok(out)
+}
+
+/// The lines to comment out so that fstab activates none of the units of
+/// `lines` at boot: `lines`, plus every later line of the same unit that
+/// systemd takes instead once the earlier ones are gone (it refuses a
+/// second line for a unit only while the first one is there). `entries`
+/// are every uncommented swap line ([`swap_lines`]); the result is sorted.
+pub fn lines_to_stop<'a>(
+    entries: impl IntoIterator<Item = &'a SwapEntry>,
+    lines: &[usize],
+) -> Vec<usize> {
+    let mut all: Vec<&SwapEntry> = entries.into_iter().collect();
+    all.sort_by_key(|e| e.line);
+    let units: Vec<&str> = all
+        .iter()
+        .filter(|e| lines.contains(&e.line))
+        .filter_map(|e| e.unit.as_deref())
+        .collect();
+    let mut out: Vec<usize> = lines.to_vec();
+    // systemd's first-line-wins, replayed without the commented lines,
+    // until no line of those units would come up.
+    loop {
+        let mut written: Vec<&str> = Vec::new();
+        let mut takes_over = None;
+        for e in all.iter().filter(|e| !out.contains(&e.line)) {
+            let boot = match (e.boot, &e.unit) {
+                (Boot::Duplicate, Some(u)) if !written.contains(&u.as_str()) => {
+                    e.if_first.unwrap_or(Boot::Duplicate)
+                }
+                (Boot::Duplicate, _) => Boot::Duplicate,
+                (b, _) => b,
+            };
+            if let (true, Some(u)) = (boot.unit_written(), &e.unit) {
+                written.push(u);
+                if boot == Boot::Activates && units.contains(&u.as_str()) {
+                    takes_over = Some(e.line);
+                    break;
+                }
+            }
+        }
+        match takes_over {
+            Some(n) => out.push(n),
+            None => break,
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -1004,6 +1062,51 @@ mod tests {
         let e = swap_lines(DEBIAN.as_bytes(), Some("systemd.swap=0"), None).unwrap();
         assert_eq!(e[0].boot, Boot::DisabledByCmdline);
         assert!(e[0].unit.is_some());
+    }
+
+    #[test]
+    fn a_duplicate_that_takes_over_is_commented_too() {
+        let s = "/a none swap sw\n\
+                 /a none swap noauto\n\
+                 /a none swap sw,pri=1\n\
+                 /b none swap sw\n\
+                 /a none swap sw\n\
+                 /b none swap sw\n";
+        let e = swap_lines(s.as_bytes(), None, None).unwrap();
+        let boots: Vec<_> = e.iter().map(|e| (e.boot, e.if_first)).collect();
+        assert_eq!(
+            boots,
+            vec![
+                (Boot::Activates, None),
+                (Boot::Duplicate, Some(Boot::Noauto)),
+                (Boot::Duplicate, Some(Boot::Activates)),
+                (Boot::Activates, None),
+                (Boot::Duplicate, Some(Boot::Activates)),
+                (Boot::Duplicate, Some(Boot::Activates)),
+            ]
+        );
+        // Line 2 (noauto) then holds /a's name: line 3 stays refused.
+        assert_eq!(lines_to_stop(&e, &[1]), vec![1]);
+        // Line 2 is not ours to comment out (it never turns swap on), so a
+        // line of /b alone: its duplicate 6 takes over, and is added.
+        assert_eq!(lines_to_stop(&e, &[4]), vec![4, 6]);
+        // Without the noauto line, 3 and then 5 take over in turn.
+        let s2: String = s
+            .lines()
+            .filter(|l| !l.contains("noauto"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let e2 = swap_lines(s2.as_bytes(), None, None).unwrap();
+        assert_eq!(lines_to_stop(&e2, &[1]), vec![1, 2, 4]);
+        // And commenting those leaves no /a line that activates.
+        let edit = comment_out(s2.as_bytes(), &lines_to_stop(&e2, &[1]), "M");
+        let after = swap_lines(&edit.new_content, None, None).unwrap();
+        assert!(
+            after
+                .iter()
+                .all(|x| x.boot != Boot::Activates || x.device != "/a"),
+            "{after:?}"
+        );
     }
 
     #[test]

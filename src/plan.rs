@@ -424,6 +424,10 @@ fn comment_fstab(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut 
     }
     let Some(path) = path else { return };
     let path = obs.fstab.ok().map(|f| f.path.clone()).unwrap_or(path);
+    // A later line of the same unit that systemd would take instead.
+    if let Some(f) = obs.fstab.ok() {
+        lines = crate::fstab::lines_to_stop(f.entries.iter().chain(&f.not_at_boot), &lines);
+    }
     if policy.fstab {
         p.actions.push(Action {
             step: Step::CommentFstab { path, lines },
@@ -671,6 +675,7 @@ mod tests {
                 text: "/swapfile none swap sw 0 0".into(),
                 unit: Some("swapfile.swap".into()),
                 boot: crate::fstab::Boot::Activates,
+                if_first: None,
             }]
         } else {
             vec![]
@@ -901,6 +906,31 @@ mod tests {
             s,
             vec!["swap-unit-mask dev-zram0.swap", "daemon-reload systemd"]
         );
+    }
+
+    /// systemd refuses a second line for a unit only while the first is
+    /// there: the one that would take over is commented out in the same step.
+    #[test]
+    fn duplicate_fstab_line_that_takes_over_is_planned_too() {
+        let mut o = obs("loaded", "inactive", "dead", "enabled", Some(10), 4096);
+        if let Probe::Ok(f) = &mut o.fstab {
+            let mut dup = f.entries[0].clone();
+            dup.line = 9;
+            dup.boot = crate::fstab::Boot::Duplicate;
+            dup.if_first = Some(crate::fstab::Boot::Activates);
+            f.not_at_boot.push(dup);
+        }
+        let a = evaluate(&o, &Config::default());
+        let p = plan(&a, &o, &Config::default().fix, None);
+        let lines: Vec<_> = p
+            .actions
+            .iter()
+            .filter_map(|a| match &a.step {
+                Step::CommentFstab { lines, .. } => Some(lines.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lines, vec![vec![4, 9]]);
     }
 
     /// Commenting out the line plus a daemon-reload is the whole repair of

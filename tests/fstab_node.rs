@@ -209,6 +209,48 @@ fn kernel_command_line_matches_systemd_fstab_generator() {
     }
 }
 
+/// After `--fix` comments out the lines [`fstab::lines_to_stop`] names, the
+/// real generator hooks none of those units to swap.target, even where
+/// a duplicate line was waiting to take over; every other unit stays.
+fn commented_units_stay_off_for_systemd_fstab_generator() {
+    let mut fstab = TRICKY.to_vec();
+    fstab.extend(
+        b"\n/dup none swap sw\n/dup none swap sw,pri=3\n/dup none swap noauto\n\
+          /dup2 none swap sw\n/dup2 none swap noauto\n/dup2 none swap sw\n\
+          /keep none swap sw\n/dup3 none swap sw\n/dup3 none swap sw\n/dup3 none swap sw\n",
+    );
+    let cmdline = "quiet";
+    let entries = fstab::swap_lines(&fstab, None, None).unwrap();
+    let (_, boot_before) = generate(&fstab, cmdline);
+    for target in ["dup.swap", "dup2.swap", "dup3.swap"] {
+        let lines: Vec<usize> = entries
+            .iter()
+            .filter(|e| e.boot == Boot::Activates && e.unit.as_deref() == Some(target))
+            .map(|e| e.line)
+            .collect();
+        assert_eq!(lines.len(), 1, "{target}");
+        let stop = fstab::lines_to_stop(&entries, &lines);
+        let edit = fstab::comment_out(&fstab, &stop, "taint-guard test");
+        assert_eq!(edit.changed_lines, stop);
+        let (_, boot_after) = generate(&edit.new_content, cmdline);
+        assert!(
+            !boot_after.contains(target),
+            "{target}: {stop:?} {boot_after:?}"
+        );
+        let mut want = boot_before.clone();
+        want.remove(target);
+        assert_eq!(boot_after, want, "{target}: only that unit went");
+    }
+    // Without lines_to_stop, the duplicate really would take over.
+    let first: Vec<usize> = entries
+        .iter()
+        .filter(|e| e.boot == Boot::Activates && e.unit.as_deref() == Some("dup.swap"))
+        .map(|e| e.line)
+        .collect();
+    let naive = fstab::comment_out(&fstab, &first, "taint-guard test");
+    assert!(generate(&naive.new_content, cmdline).1.contains("dup.swap"));
+}
+
 /// In a container the real generator writes no swap unit at all, with or
 /// without the command line's switch; so do we.
 fn container_matches_systemd_fstab_generator() {
@@ -250,7 +292,7 @@ fn escape_path_matches_systemd_escape() {
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let tests: [(&str, fn()); 4] = [
+    let tests: [(&str, fn()); 5] = [
         (
             "unit_names_and_boot_match_systemd_fstab_generator",
             unit_names_and_boot_match_systemd_fstab_generator,
@@ -258,6 +300,10 @@ fn main() -> std::process::ExitCode {
         (
             "kernel_command_line_matches_systemd_fstab_generator",
             kernel_command_line_matches_systemd_fstab_generator,
+        ),
+        (
+            "commented_units_stay_off_for_systemd_fstab_generator",
+            commented_units_stay_off_for_systemd_fstab_generator,
         ),
         (
             "container_matches_systemd_fstab_generator",
