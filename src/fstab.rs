@@ -1319,3 +1319,143 @@ mod tests {
         scenario.teardown();
     }
 }
+
+/// Properties of the edit `--fix` makes, on generated fstab files: swap,
+/// mount, comment, blank and junk lines, duplicates, `noauto`, makefs, tabs,
+/// CRLF, no final newline, Latin-1 bytes and lines past glibc's buffer.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn field(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<u8>> {
+        proptest::sample::select(pool).prop_map(|s| s.as_bytes().to_vec())
+    }
+
+    fn sep() -> impl Strategy<Value = Vec<u8>> {
+        field(&[" ", "\t", "  ", " \t "])
+    }
+
+    fn line() -> impl Strategy<Value = Vec<u8>> {
+        let entry = (
+            field(&["", " ", "\t"]),
+            field(&[
+                "/a",
+                "/b",
+                "/a/",
+                "//a",
+                "UUID=1234",
+                "LABEL=s\\040w",
+                "/dev/sda2",
+                "/dev/../x",
+                "/c\\134d",
+                "/caf\u{e9}",
+            ]),
+            sep(),
+            field(&["none", "/mnt", "swap"]),
+            sep(),
+            field(&["swap", "swap", "swap", "ext4", "swapx"]),
+            sep(),
+            field(&[
+                "sw",
+                "defaults",
+                "noauto",
+                "noauto,auto",
+                "auto,noauto",
+                "sw,pri=5",
+                "x-systemd.makefs",
+                "nofail,noauto",
+            ]),
+            field(&["", " 0 0", "\t0\t0", " ", "\t"]),
+        )
+            .prop_map(|(lead, spec, s1, dir, s2, ty, s3, opts, tail)| {
+                [lead, spec, s1, dir, s2, ty, s3, opts, tail].concat()
+            });
+        prop_oneof![
+            6 => entry,
+            1 => field(&["", "#", "# comment", "  # indented", "\t"]),
+            1 => proptest::collection::vec(1u8..=255, 0..40)
+                .prop_map(|v| v.into_iter().filter(|&b| b != b'\n').collect()),
+            1 => (0usize..3).prop_map(|k| {
+                let mut l = b"/long none swap sw ".to_vec();
+                l.resize(GETMNTENT_LINE_MAX - 1 + k, b' ');
+                l.extend(b"x");
+                l
+            }),
+        ]
+    }
+
+    fn fstab() -> impl Strategy<Value = Vec<u8>> {
+        (
+            proptest::collection::vec((line(), any::<bool>()), 0..14),
+            any::<bool>(),
+        )
+            .prop_map(|(lines, last_newline)| {
+                let n = lines.len();
+                let mut out = Vec::new();
+                for (i, (mut l, crlf)) in lines.into_iter().enumerate() {
+                    if crlf {
+                        l.push(b'\r');
+                    }
+                    out.extend(l);
+                    if i + 1 < n || last_newline {
+                        out.push(b'\n');
+                    }
+                }
+                out
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Commenting out what `--fix` would: only those lines change, each
+        /// behind one marker line; none of their units comes up at boot any
+        /// more; every other unit is exactly as it was.
+        #[test]
+        fn fix_edit_changes_only_its_lines_and_stops_only_its_units(c in fstab()) {
+            let before = swap_lines(&c, None, None).unwrap();
+            let live: Vec<usize> = before
+                .iter()
+                .filter(|e| e.boot == Boot::Activates)
+                .map(|e| e.line)
+                .collect();
+            let units: Vec<&str> = before
+                .iter()
+                .filter(|e| live.contains(&e.line))
+                .filter_map(|e| e.unit.as_deref())
+                .collect();
+            let stop = lines_to_stop(&before, &live);
+            let edit = comment_out(&c, &stop, "MARK");
+            prop_assert_eq!(&edit.changed_lines, &stop);
+
+            // Undo: drop each marker line, strip the '#' it guards.
+            let mut undone = Vec::new();
+            let mut guarded = false;
+            for (_, l, nl) in lines(&edit.new_content) {
+                if l == b"# MARK" || l == b"# MARK\r" {
+                    guarded = true;
+                    continue;
+                }
+                let l = if guarded { l.strip_prefix(b"#").unwrap() } else { l };
+                guarded = false;
+                undone.extend_from_slice(l);
+                if nl {
+                    undone.push(b'\n');
+                }
+            }
+            prop_assert_eq!(&undone, &c);
+
+            let after = swap_lines(&edit.new_content, None, None).unwrap();
+            let at_boot = |v: &[SwapEntry]| -> std::collections::BTreeSet<String> {
+                v.iter()
+                    .filter(|e| e.boot == Boot::Activates)
+                    .filter_map(|e| e.unit.clone())
+                    .collect()
+            };
+            let mut want = at_boot(&before);
+            want.retain(|u| !units.contains(&u.as_str()));
+            prop_assert_eq!(at_boot(&after), want);
+        }
+    }
+}
