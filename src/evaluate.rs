@@ -482,6 +482,7 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
         .virtualization
         .ok()
         .and_then(crate::virt::Virtualization::container);
+    let refused = fixable;
     let mut fixable = fixable && container.is_none();
     if let (Probe::Failed(e), None) = (&obs.virtualization, &obs.bus_error) {
         fixable = false;
@@ -498,7 +499,8 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
     let host_swap = container
         .map(|id| {
             format!(
-                "; systemd runs in a container ({id}): this swap is the host's, turn it off there"
+                "; systemd runs in a container ({id}): this swap is the host's{}",
+                if refused { ", turn it off there" } else { "" }
             )
         })
         .unwrap_or_default();
@@ -993,6 +995,11 @@ mod tests {
         assert!(!f.fixable);
         assert!(f.remedy.is_none());
         assert!(f.message.contains("container (lxc)"), "{}", f.message);
+        // Swap kubelet tolerates: no advice to turn it off.
+        let mut tolerant = o.clone();
+        tolerant.kubelet_policy = policy(false);
+        let a = evaluate(&tolerant, &Config::default());
+        assert!(a.findings[0].message.ends_with("this swap is the host's"));
         // Same node as a VM: every finding, fixable.
         o.virtualization = Probe::Ok(Virtualization::Vm("kvm".into()));
         let a = evaluate(&o, &Config::default());
