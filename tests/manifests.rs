@@ -129,32 +129,86 @@ fn kustomize_renders_and_keeps_its_promises() {
         c["securityContext"]["capabilities"]["drop"],
         serde_json::json!(["ALL"])
     );
-    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
-    // Read-only host, writable only where repair writes.
-    let writable: Vec<&str> = c["volumeMounts"]
+    assert_eq!(
+        c["image"],
+        format!("taint-guard:{}", env!("CARGO_PKG_VERSION")).as_str(),
+        "the DaemonSet runs this version's image"
+    );
+    // kubelet probes from the node, at the pod's IP unless `host` is set
+    // (127.0.0.1 there is the node's loopback, not the pod's): no `host`,
+    // and the daemon listens on the pod's addresses at the probed port.
+    let probe = &c["livenessProbe"]["httpGet"];
+    assert_eq!(probe["path"], "/healthz");
+    assert!(probe.get("host").is_none(), "{probe:#}");
+    let port = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == probe["port"] || p["containerPort"] == probe["port"])
+        .unwrap_or_else(|| panic!("probe port {} is not a container port", probe["port"]))
+        ["containerPort"]
+        .as_u64()
+        .unwrap();
+    let listen_of = |docs: &[Value]| -> std::net::SocketAddr {
+        let text = config_of(docs);
+        let t: toml::Table = text.parse().unwrap();
+        t["run"]["metrics_listen"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let listen = listen_of(&base);
+    assert!(listen.ip().is_unspecified(), "metrics_listen {listen}");
+    assert_eq!(u64::from(listen.port()), port);
+    // Report-only: the host read-only, no capability but DAC_READ_SEARCH,
+    // the runtime's seccomp profile.
+    assert!(
+        c["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["readOnly"] == true),
+        "{:#}",
+        c["volumeMounts"]
+    );
+    assert_eq!(
+        c["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["DAC_READ_SEARCH"])
+    );
+    assert_eq!(
+        c["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert!(config_of(&base).contains("remediate = false"));
+    // The repair overlay: repair on, the host writable (swapoff(2) opens
+    // the swap file for writing; fstab's rename), SYS_ADMIN, and seccomp
+    // letting swapoff(2) through (tests/image.rs runs both for real).
+    let repair = render("overlays/repair");
+    assert!(config_of(&repair).contains("remediate = true"));
+    let rc = &find(&repair, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    let writable: Vec<&str> = rc["volumeMounts"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|m| m["readOnly"] != true)
         .map(|m| m["mountPath"].as_str().unwrap())
         .collect();
-    assert_eq!(writable, vec!["/host/etc", "/host/var/lib/taint-guard"]);
-    // Report-only by default; the repair overlay turns it on.
-    assert!(config_of(&base).contains("remediate = false"));
-    let repair = render("overlays/repair");
-    assert!(config_of(&repair).contains("remediate = true"));
-    // Next to the .deb: nothing writable on the host, no SYS_ADMIN.
-    let hso = render("overlays/host-service-only");
-    let c = &find(&hso, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
-    assert!(c["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .all(|m| m["readOnly"] == true));
+    assert_eq!(writable, vec!["/host"]);
     assert_eq!(
-        c["securityContext"]["capabilities"]["add"],
-        serde_json::json!(["DAC_OVERRIDE"])
+        rc["securityContext"]["capabilities"]["add"],
+        serde_json::json!(["DAC_READ_SEARCH", "SYS_ADMIN"])
     );
+    assert_eq!(
+        rc["securityContext"]["seccompProfile"]["type"],
+        "Unconfined"
+    );
+    assert_eq!(listen_of(&repair), listen);
+    // Next to the .deb: as the base, with repair pinned off.
+    let hso = render("overlays/host-service-only");
+    let hc = &find(&hso, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(hc, c, "host-service-only changes only the ConfigMap");
+    assert_eq!(listen_of(&hso), listen);
     for d in repair.iter().chain(&hso) {
         check_doc(d, "rendered overlay");
     }
