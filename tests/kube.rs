@@ -305,7 +305,7 @@ fn api_server_down_then_back(api: &mut KubeApi) {
 /// may do exactly what reporting needs and nothing else (asked of the real
 /// authorizer with SubjectAccessReviews, and tried with impersonation).
 fn daemonset_rbac_is_exactly_what_reporting_needs(api: &mut KubeApi) {
-    ensure_daemonset_rbac(api);
+    api.apply_daemonset_rbac();
     let user = "system:serviceaccount:taint-guard:taint-guard";
     let groups = [
         "system:serviceaccounts",
@@ -381,53 +381,15 @@ fn daemonset_rbac_is_exactly_what_reporting_needs(api: &mut KubeApi) {
     assert_eq!(code, 403, "{body}");
 }
 
-/// Apply the DaemonSet's namespace, ServiceAccount and RBAC (once per
-/// server; a second apply finds them there).
-fn ensure_daemonset_rbac(api: &KubeApi) {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/base");
-    for (file, path) in [
-        ("namespace.yaml", "/api/v1/namespaces"),
-        (
-            "serviceaccount.yaml",
-            "/api/v1/namespaces/taint-guard/serviceaccounts",
-        ),
-        (
-            "clusterrole.yaml",
-            "/apis/rbac.authorization.k8s.io/v1/clusterroles",
-        ),
-        (
-            "clusterrolebinding.yaml",
-            "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
-        ),
-    ] {
-        let doc: Value =
-            serde_norway::from_str(&std::fs::read_to_string(base.join(file)).unwrap()).unwrap();
-        let (code, body) = api
-            .raw("POST", path, Some(("application/json", &doc)), &api.admin)
-            .unwrap();
-        assert!(
-            code == 201 || code == 409,
-            "POST {path}: HTTP {code}: {body}"
-        );
-    }
-}
-
 /// The daemon in pod shape: the host root at a separate path, the node's
 /// bus through DBUS_SYSTEM_BUS_ADDRESS, NODE_NAME as the downward API sets
 /// it, and the DaemonSet's ServiceAccount token (TokenRequest) bound by the
 /// packaged RBAC: it reports the seed incident on its Node.
 fn daemon_in_pod_shape_reports_its_node(api: &mut KubeApi) {
-    ensure_daemonset_rbac(api);
+    api.apply_daemonset_rbac();
     let name = "pod-7";
     api.create_node(name, "True", &[]);
-    let req = json!({"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
-                     "spec": {"expirationSeconds": 3600}});
-    let tok = api.admin_call(
-        "POST",
-        "/api/v1/namespaces/taint-guard/serviceaccounts/taint-guard/token",
-        Some(("application/json", &req)),
-    );
-    let token = tok["status"]["token"].as_str().expect("token").to_string();
+    let token = api.daemonset_token();
     let node = Node::boot("kpod", Kubelet::Kubeadm, |_| {});
     let kc = node.dir.join("sa.kubeconfig");
     let ca = node.dir.join("ca.crt");

@@ -315,6 +315,52 @@ impl KubeApi {
         Ok((code.trim().parse().unwrap_or(0), body.to_string()))
     }
 
+    /// Apply the DaemonSet's namespace, ServiceAccount and RBAC from
+    /// packaging/kubernetes/base (once per server; a second apply finds
+    /// them there).
+    pub fn apply_daemonset_rbac(&self) {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/base");
+        for (file, path) in [
+            ("namespace.yaml", "/api/v1/namespaces"),
+            (
+                "serviceaccount.yaml",
+                "/api/v1/namespaces/taint-guard/serviceaccounts",
+            ),
+            (
+                "clusterrole.yaml",
+                "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+            ),
+            (
+                "clusterrolebinding.yaml",
+                "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+            ),
+        ] {
+            let doc: Value =
+                serde_norway::from_str(&fs::read_to_string(base.join(file)).unwrap()).unwrap();
+            let (code, body) = self
+                .raw("POST", path, Some(("application/json", &doc)), &self.admin)
+                .unwrap();
+            assert!(
+                code == 201 || code == 409,
+                "POST {path}: HTTP {code}: {body}"
+            );
+        }
+    }
+
+    /// A token of the DaemonSet's ServiceAccount (TokenRequest, one hour),
+    /// as kubelet projects into its pods.
+    pub fn daemonset_token(&self) -> String {
+        let req = serde_json::json!({"apiVersion": "authentication.k8s.io/v1",
+                                     "kind": "TokenRequest",
+                                     "spec": {"expirationSeconds": 3600}});
+        let tok = self.admin_call(
+            "POST",
+            "/api/v1/namespaces/taint-guard/serviceaccounts/taint-guard/token",
+            Some(("application/json", &req)),
+        );
+        tok["status"]["token"].as_str().expect("token").to_string()
+    }
+
     /// As admin; panics unless the answer is 2xx. Returns the JSON.
     pub fn admin_call(&self, method: &str, path: &str, body: Option<(&str, &Value)>) -> Value {
         let (code, text) = self.raw(method, path, body, &self.admin).unwrap();
