@@ -102,7 +102,7 @@ pub struct RunSettings {
     pub report_initial_delay_secs: u64,
     /// Cap of the backoff while the API server is unreachable.
     pub report_backoff_max_secs: u64,
-    /// `ADDR:PORT` for /metrics and /healthz; empty: off.
+    /// `ADDR:PORT` for /metrics, /healthz and /livez; empty: off.
     pub metrics_listen: String,
     /// /healthz says 503 once systemd's bus has been unreachable this long.
     pub health_bus_down_secs: u64,

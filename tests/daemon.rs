@@ -314,6 +314,8 @@ fn survives_dbus_restart_and_daemon_reexec() {
     let (code, body) = http_get(d.port, "/healthz").unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("bus unreachable"), "{body}");
+    // Alive all the same: a restart would not bring the bus back.
+    assert_eq!(http_get(d.port, "/livez").unwrap().0, 200);
     node.exec("systemctl start dbus.socket dbus.service");
     d.wait_metrics("ok after dbus came back", |m| {
         m.contains("taint_guard_status{status=\"ok\"} 1")

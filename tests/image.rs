@@ -145,7 +145,9 @@ fn cap_bit(name: &str) -> u32 {
 struct Pod {
     name: String,
     dir: PathBuf,
-    probe_port: u16,
+    /// (path, port) of the liveness and readiness probes.
+    liveness: (String, u16),
+    readiness: (String, u16),
     cap_eff: u64,
     grace: i64,
 }
@@ -185,6 +187,7 @@ impl Pod {
                 "securityContext",
                 "resources",
                 "livenessProbe",
+                "readinessProbe",
                 "ports",
                 "volumeMounts",
             ],
@@ -369,20 +372,29 @@ impl Pod {
             ));
         }
 
-        let probe = c.liveness_probe.as_ref().expect("livenessProbe");
-        let get = probe.http_get.as_ref().expect("httpGet probe");
-        assert_eq!(get.host, None, "see tests/manifests.rs");
-        let probe_port = match &get.port {
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(p) => *p,
-            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(n) => {
-                c.ports
-                    .iter()
-                    .flatten()
-                    .find(|p| p.name.as_deref() == Some(n))
-                    .unwrap_or_else(|| panic!("no port named {n}"))
-                    .container_port
-            }
-        } as u16;
+        // kubelet's HTTP probes (with the host's network here, the pod's IP
+        // is this machine's loopback).
+        let http_probe = |p: Option<&k8s_openapi::api::core::v1::Probe>, what: &str| {
+            let get = p
+                .and_then(|p| p.http_get.as_ref())
+                .unwrap_or_else(|| panic!("{what}: an httpGet probe"));
+            assert_eq!(get.host, None, "{what}: see tests/manifests.rs");
+            use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+            let port = match &get.port {
+                IntOrString::Int(p) => *p,
+                IntOrString::String(n) => {
+                    c.ports
+                        .iter()
+                        .flatten()
+                        .find(|p| p.name.as_deref() == Some(n))
+                        .unwrap_or_else(|| panic!("no port named {n}"))
+                        .container_port
+                }
+            };
+            (get.path.clone().unwrap_or_default(), port as u16)
+        };
+        let liveness = http_probe(c.liveness_probe.as_ref(), "livenessProbe");
+        let readiness = http_probe(c.readiness_probe.as_ref(), "readinessProbe");
 
         a.push(image.to_string());
         a.extend(c.args.iter().flatten().cloned());
@@ -392,7 +404,8 @@ impl Pod {
         Pod {
             name,
             dir,
-            probe_port,
+            liveness,
+            readiness,
             cap_eff,
             grace,
         }
@@ -419,14 +432,14 @@ impl Pod {
             .to_string()
     }
 
-    /// What kubelet's liveness probe gets.
-    fn healthz(&self) -> Option<u16> {
+    /// The HTTP status kubelet's probe gets.
+    fn probe(&self, (path, port): &(String, u16)) -> Option<u16> {
         use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.probe_port)).ok()?;
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", *port)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             s,
-            "GET /healthz HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n"
         )
         .ok()?;
         let mut out = String::new();
@@ -561,7 +574,8 @@ fn report_only_pod_reports_and_changes_nothing(api: &mut KubeApi) {
         n["metadata"]["annotations"]["taint-guard.io/reboot-safe"],
         "false"
     );
-    assert_eq!(pod.healthz(), Some(200), "{}", pod.logs());
+    assert_eq!(pod.probe(&pod.liveness), Some(200), "{}", pod.logs());
+    assert_eq!(pod.probe(&pod.readiness), Some(200), "{}", pod.logs());
     let cap_eff = u64::from_str_radix(&pod.status_field("CapEff"), 16).unwrap();
     assert_eq!(cap_eff, pod.cap_eff, "effective capabilities");
     assert_eq!(cap_eff, 1 << cap_bit("DAC_READ_SEARCH"));

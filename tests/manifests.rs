@@ -137,9 +137,16 @@ fn kustomize_renders_and_keeps_its_promises() {
     // kubelet probes from the node, at the pod's IP unless `host` is set
     // (127.0.0.1 there is the node's loopback, not the pod's): no `host`,
     // and the daemon listens on the pod's addresses at the probed port.
+    assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/livez");
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(
+        c["livenessProbe"]["httpGet"]["port"],
+        c["readinessProbe"]["httpGet"]["port"]
+    );
     let probe = &c["livenessProbe"]["httpGet"];
-    assert_eq!(probe["path"], "/healthz");
-    assert!(probe.get("host").is_none(), "{probe:#}");
+    for p in ["livenessProbe", "readinessProbe"] {
+        assert!(c[p]["httpGet"].get("host").is_none(), "{p}: {:#}", c[p]);
+    }
     let port = c["ports"]
         .as_array()
         .unwrap()

@@ -228,7 +228,8 @@ impl Health {
         }
     }
 
-    /// (healthy, why not).
+    /// /healthz: (healthy, why not) — the loop turns and systemd's bus is
+    /// reachable (or was, within the bound).
     pub fn check(&self, now: Instant) -> (bool, String) {
         if let Some(since) = Health::lock(&self.bus_down_since) {
             let down = now.saturating_duration_since(since);
@@ -242,6 +243,13 @@ impl Health {
                 );
             }
         }
+        self.check_live(now)
+    }
+
+    /// /livez: (alive, why not) — the loop turns, whatever the bus does. A
+    /// restart cannot bring systemd's bus back, and the loop reconnects by
+    /// itself: what a liveness probe should restart for is a stuck loop.
+    pub fn check_live(&self, now: Instant) -> (bool, String) {
         let idle = now.saturating_duration_since(Health::lock(&self.last_turn));
         if idle > Health::lock(&self.stall_bound) {
             return (
@@ -269,8 +277,11 @@ fn route(req: &Request<Incoming>, m: &Metrics, h: &Health) -> Response<Full<Byte
             "text/plain; version=0.0.4; charset=utf-8",
             m.encode(),
         ),
-        (&hyper::Method::GET, "/healthz") => {
-            let (ok, why) = h.check(Instant::now());
+        (&hyper::Method::GET, path @ ("/healthz" | "/livez")) => {
+            let (ok, why) = match path {
+                "/healthz" => h.check(Instant::now()),
+                _ => h.check_live(Instant::now()),
+            };
             let code = if ok {
                 StatusCode::OK
             } else {
@@ -344,6 +355,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn livez_turns_503_when_the_loop_stalls() {
+        let h = Health::new(Duration::from_secs(60), Duration::from_secs(600));
+        tokio::time::advance(Duration::from_secs(599)).await;
+        assert!(h.check_live(Instant::now()).0);
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let (ok, why) = h.check_live(Instant::now());
+        assert!(!ok && why.contains("has not turned"), "{why}");
+        assert!(!h.check(Instant::now()).0);
+        h.turned();
+        assert!(h.check_live(Instant::now()).0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn healthz_turns_503_when_the_bus_stays_down() {
         let h = Health::new(Duration::from_secs(60), Duration::from_secs(3600));
         assert!(h.check(Instant::now()).0);
@@ -354,6 +378,8 @@ mod tests {
         tokio::time::advance(Duration::from_secs(31)).await;
         let (ok, why) = h.check(Instant::now());
         assert!(!ok && why.contains("bus unreachable"), "{why}");
+        // Alive all the same: the loop turns.
+        assert!(h.check_live(Instant::now()).0);
         h.bus(true);
         assert!(h.check(Instant::now()).0);
     }

@@ -136,7 +136,7 @@ impl Daemon {
             let addr = cfg.run.metrics_listen.parse().expect("validated");
             match metrics::bind(addr).await {
                 Ok(l) => {
-                    tracing::info!("serving /metrics and /healthz on {addr}");
+                    tracing::info!("serving /metrics, /healthz and /livez on {addr}");
                     tokio::task::spawn_local(metrics::serve(l, metrics.clone(), health.clone()));
                 }
                 Err(e) => {
