@@ -148,7 +148,8 @@ struct Pod {
     /// (path, port) of the liveness and readiness probes.
     liveness: (String, u16),
     readiness: (String, u16),
-    cap_eff: u64,
+    /// CapEff the process must have (None: privileged, all of them).
+    cap_eff: Option<u64>,
     grace: i64,
 }
 
@@ -257,6 +258,7 @@ impl Pod {
             sc,
             &[
                 "runAsUser",
+                "runAsGroup",
                 "runAsNonRoot",
                 "privileged",
                 "allowPrivilegeEscalation",
@@ -271,8 +273,13 @@ impl Pod {
             !(sc.run_as_non_root == Some(true) && uid == 0),
             "kubelet refuses"
         );
-        a.push(format!("--user={uid}"));
-        if sc.privileged == Some(true) {
+        match sc.run_as_group {
+            Some(gid) => a.push(format!("--user={uid}:{gid}")),
+            None => a.push(format!("--user={uid}")),
+        }
+        let privileged = sc.privileged == Some(true);
+        if privileged {
+            // Every capability, every device, no seccomp filter.
             a.push("--privileged".into());
         }
         if sc.allow_privilege_escalation == Some(false) {
@@ -283,16 +290,25 @@ impl Pod {
             a.push("--read-only".into());
             a.push("--read-only-tmpfs=false".into());
         }
-        let caps = sc.capabilities.as_ref().expect("capabilities");
-        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
-        a.push("--cap-drop=all".into());
-        let mut cap_eff = 0u64;
-        for cap in caps.add.iter().flatten() {
-            a.push(format!("--cap-add={cap}"));
-            cap_eff |= 1 << cap_bit(cap);
+        // The effective set the process must end up with: the added ones
+        // for uid 0 (runtimes give a non-root process none: no ambient
+        // capabilities), all of them when privileged.
+        let mut cap_eff = None;
+        if let Some(caps) = sc.capabilities.as_ref() {
+            assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]));
+            a.push("--cap-drop=all".into());
+            let mut eff = 0u64;
+            for cap in caps.add.iter().flatten() {
+                a.push(format!("--cap-add={cap}"));
+                eff |= 1 << cap_bit(cap);
+            }
+            cap_eff = Some(if uid == 0 { eff } else { 0 });
+        }
+        if privileged {
+            cap_eff = None;
         }
         match sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()) {
-            // podman's default profile is the runtime's default.
+            // podman's default profile stands in for the runtime's default.
             Some("RuntimeDefault") => {}
             Some("Unconfined") => a.push("--security-opt=seccomp=unconfined".into()),
             other => panic!("seccompProfile {other:?}: not modelled"),
@@ -300,8 +316,26 @@ impl Pod {
         let res = c.resources.as_ref().expect("resources");
         if let Some(mem) = res.limits.as_ref().and_then(|l| l.get("memory")) {
             let mib = mem.0.strip_suffix("Mi").expect("memory limit in Mi");
+            // kubelet gives a container no swap beyond its limit.
             a.push(format!("--memory={mib}m"));
+            a.push(format!("--memory-swap={mib}m"));
         }
+
+        // The pod's port, moved to a free one of this machine (the pod
+        // shares the host's network here): the ConfigMap's listener and the
+        // probes follow it.
+        let metrics_port = c
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("metrics"))
+            .expect("a port named metrics")
+            .container_port as u16;
+        let host_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
 
         // Volumes: hostPath from the node (its rootfs is the host's /, its
         // bus directory the host's /run/dbus), configMap as files.
@@ -347,6 +381,10 @@ impl Pod {
                 let d = dir.join(format!("configmap-{}", v.name));
                 std::fs::create_dir_all(&d).unwrap();
                 for (k, text) in cm.data.iter().flatten() {
+                    let text = match k.as_str() {
+                        "config.toml" => on_port(text, metrics_port, host_port),
+                        _ => text.clone(),
+                    };
                     std::fs::write(d.join(k), text).unwrap();
                 }
                 d
@@ -391,7 +429,8 @@ impl Pod {
                         .container_port
                 }
             };
-            (get.path.clone().unwrap_or_default(), port as u16)
+            assert_eq!(port as u16, metrics_port, "{what}: the metrics port");
+            (get.path.clone().unwrap_or_default(), host_port)
         };
         let liveness = http_probe(c.liveness_probe.as_ref(), "livenessProbe");
         let readiness = http_probe(c.readiness_probe.as_ref(), "readinessProbe");
@@ -467,6 +506,17 @@ impl Drop for Pod {
         }
         let _ = sh(podman().args(["rm", "-f", "-t", "0", &self.name]));
     }
+}
+
+/// config.toml with `[run] metrics_listen` on `to` instead of `from`.
+fn on_port(text: &str, from: u16, to: u16) -> String {
+    let mut t: toml::Table = text.parse().unwrap();
+    let run = t["run"].as_table_mut().expect("[run]");
+    let listen: std::net::SocketAddr = run["metrics_listen"].as_str().unwrap().parse().unwrap();
+    assert_eq!(listen.port(), from, "metrics_listen is the metrics port");
+    let moved = std::net::SocketAddr::new(listen.ip(), to);
+    run.insert("metrics_listen".into(), moved.to_string().into());
+    toml::to_string(&t).unwrap()
 }
 
 /// With `extra` `[run]` settings added to the rendered ConfigMap's
@@ -546,10 +596,49 @@ fn only_own_node_written(api: &KubeApi, node_name: &str) {
     }
 }
 
+/// A swap area on a loop device (a block device, as a swap partition or
+/// zram is), turned on from the host; the node gets its device node, as a
+/// host's /dev (devtmpfs) would show it. Off and detached when dropped.
+struct LoopSwap {
+    dev: String,
+}
+
+impl LoopSwap {
+    fn on(node: &Node, mib: u32) -> LoopSwap {
+        let img = node.dir.join("loop-swap.img");
+        let run = |cmd: &str| {
+            let (ok, out, err) = sh(Command::new("sh").arg("-c").arg(cmd));
+            assert!(ok, "`{cmd}`: {out}{err}");
+            out.trim().to_string()
+        };
+        run(&format!(
+            "dd if=/dev/zero of={0} bs=1M count={mib} status=none && mkswap {0} >/dev/null",
+            img.display()
+        ));
+        let dev = run(&format!("losetup --find --show {}", img.display()));
+        let swap = LoopSwap { dev };
+        run(&format!("swapon {}", swap.dev));
+        let minor = run(&format!("stat -c %T {}", swap.dev));
+        run(&format!(
+            "mknod {}{} b 7 $((0x{minor}))",
+            node.root.display(),
+            swap.dev
+        ));
+        swap
+    }
+}
+
+impl Drop for LoopSwap {
+    fn drop(&mut self) {
+        let _ = Command::new("swapoff").arg(&self.dev).output();
+        let _ = Command::new("losetup").arg("-d").arg(&self.dev).output();
+    }
+}
+
 /// The base (report-only) DaemonSet on the seed incident: it reports
 /// `critical` on its own Node with the ServiceAccount's token, answers its
-/// liveness probe, runs with DAC_READ_SEARCH only, and changes nothing on
-/// the host.
+/// probes, runs as nobody with no capability, and changes nothing on the
+/// host — not even when told to repair from inside the pod.
 fn report_only_pod_reports_and_changes_nothing(api: &mut KubeApi) {
     api.apply_daemonset_rbac();
     let node_name = "img-report";
@@ -574,15 +663,56 @@ fn report_only_pod_reports_and_changes_nothing(api: &mut KubeApi) {
         n["metadata"]["annotations"]["taint-guard.io/reboot-safe"],
         "false"
     );
+    // The whole verdict, as known as from the host: kubelet's swap policy
+    // was read through /host by a process that is not root.
+    assert!(
+        pod.logs().contains("swap file /swapfile is active"),
+        "{}",
+        pod.logs()
+    );
     assert_eq!(pod.probe(&pod.liveness), Some(200), "{}", pod.logs());
     assert_eq!(pod.probe(&pod.readiness), Some(200), "{}", pod.logs());
     let cap_eff = u64::from_str_radix(&pod.status_field("CapEff"), 16).unwrap();
-    assert_eq!(cap_eff, pod.cap_eff, "effective capabilities");
-    assert_eq!(cap_eff, 1 << cap_bit("DAC_READ_SEARCH"));
+    assert_eq!(Some(cap_eff), pod.cap_eff, "effective capabilities");
+    assert_eq!(cap_eff, 0);
     assert_eq!(pod.status_field("NoNewPrivs"), "1");
+    assert!(pod.status_field("Uid").starts_with("65534"), "uid");
     let rss = pod.status_field("VmRSS");
-    // Report-only: the host is as it was.
-    std::thread::sleep(Duration::from_secs(2));
+
+    // Told to repair from inside the pod, it cannot: no capability for
+    // swapoff, a read-only /host, and systemd refuses unit changes from
+    // anyone but root.
+    let (_, out, err) = sh(podman().args([
+        "exec",
+        &pod.name,
+        "/taint-guard",
+        "--host-root=/host",
+        "--config=/etc/taint-guard/config.toml",
+        "check",
+        "--fix",
+        "--output",
+        "json",
+    ]));
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    let outcome = |id: &str| {
+        v["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .map(|a| {
+                (
+                    a["outcome"].as_str().unwrap().to_string(),
+                    a["detail"].to_string(),
+                )
+            })
+            .unwrap_or_else(|| panic!("no {id} action: {v:#}"))
+    };
+    for id in ["swapoff", "fstab-comment", "enable"] {
+        let (o, detail) = outcome(id);
+        assert_eq!(o, "failed", "{id}: {detail}");
+    }
+    std::thread::sleep(Duration::from_secs(1));
     assert_eq!(std::fs::read(node.root.join("etc/fstab")).unwrap(), fstab);
     assert!(swap_on("/swapfile"), "swap turned off by a report-only pod");
     assert_eq!(node.prop("kubelet.service", "UnitFileState"), "disabled");
@@ -602,15 +732,16 @@ fn report_only_pod_reports_and_changes_nothing(api: &mut KubeApi) {
     only_own_node_written(api, node_name);
 }
 
-/// overlays/repair on the seed incident: the pod turns swap off, comments
-/// the fstab line out (through /host, keeping owner and mode, with a
-/// backup), enables and starts kubelet over the host's bus, and reports
-/// the node healed — with DAC_READ_SEARCH and SYS_ADMIN only.
+/// overlays/repair on the seed incident, with a second swap area on a
+/// block device: the pod turns both off, comments the fstab line out
+/// (through /host, keeping owner and mode, with a backup), enables and
+/// starts kubelet over the host's bus, and reports the node healed.
 fn repair_pod_heals_the_seed_incident(api: &mut KubeApi) {
     api.apply_daemonset_rbac();
     let node_name = "img-repair";
     api.create_node(node_name, "True", &[]);
     let node = seed_node("imgfix");
+    let block = LoopSwap::on(&node, 16);
     let meta0 = std::fs::metadata(node.root.join("etc/fstab")).unwrap();
     let (ds, cm) = render("overlays/repair");
     let cm = with_run_settings(
@@ -626,6 +757,7 @@ fn repair_pod_heals_the_seed_incident(api: &mut KubeApi) {
         "kubelet active, swap off",
         || {
             !swap_on("/swapfile")
+                && !swap_on(&block.dev)
                 && node.prop("kubelet.service", "ActiveState") == "active"
                 && node.prop("kubelet.service", "UnitFileState") == "enabled"
         },
@@ -658,12 +790,6 @@ fn repair_pod_heals_the_seed_incident(api: &mut KubeApi) {
     assert_eq!(backups, 1);
     let c = condition(&api.node(node_name), "KubeletHostProblem");
     assert_eq!(c["status"], "False", "{c:#}");
-    let cap_eff = u64::from_str_radix(&pod.status_field("CapEff"), 16).unwrap();
-    assert_eq!(cap_eff, pod.cap_eff, "effective capabilities");
-    assert_eq!(
-        cap_eff,
-        1 << cap_bit("DAC_READ_SEARCH") | 1 << cap_bit("SYS_ADMIN")
-    );
     let rss = pod.status_field("VmRSS");
     let (code, took) = pod.stop();
     assert_eq!(code, 0, "{}", pod.logs());
@@ -671,22 +797,19 @@ fn repair_pod_heals_the_seed_incident(api: &mut KubeApi) {
     only_own_node_written(api, node_name);
 }
 
-/// Why overlays/repair makes /host writable and leaves seccomp unconfined:
-/// the same pod with /host read-only cannot turn a swap file off
-/// (swapoff(2) opens it O_RDWR: EROFS), and with the runtime's default
-/// seccomp profile swapoff(2) is denied (EPERM); each says so, and swap
-/// stays on.
-fn repair_needs_the_host_writable_and_swapoff_allowed(api: &mut KubeApi) {
+/// Why overlays/repair is privileged with /host writable: each weaker pod
+/// fails one swapoff(2), says why, and that swap stays on.
+/// - /host read-only: a swap file is opened through it (EROFS);
+/// - not privileged, with CAP_SYS_ADMIN and no seccomp filter: the device
+///   cgroup refuses opening a block device (EPERM), a swap file goes off;
+/// - not privileged, with CAP_SYS_ADMIN and the runtime's default seccomp
+///   profile: swapoff(2) itself is refused (EPERM).
+fn repair_needs_privileged_and_the_host_writable(api: &mut KubeApi) {
     api.apply_daemonset_rbac();
-    for (i, (what, expect)) in [
-        (
-            "/host read-only",
-            "swapoff /host/swapfile: Read-only file system",
-        ),
-        (
-            "seccomp RuntimeDefault",
-            "swapoff /host/swapfile: Operation not permitted",
-        ),
+    for (i, what) in [
+        "/host read-only",
+        "not privileged",
+        "RuntimeDefault seccomp",
     ]
     .into_iter()
     .enumerate()
@@ -694,6 +817,7 @@ fn repair_needs_the_host_writable_and_swapoff_allowed(api: &mut KubeApi) {
         let node_name = format!("img-control-{i}");
         api.create_node(&node_name, "True", &[]);
         let node = seed_node(&format!("imgctl{i}"));
+        let block = (i == 1).then(|| LoopSwap::on(&node, 16));
         let (mut ds, cm) = render("overlays/repair");
         let c = &mut ds
             .spec
@@ -704,16 +828,32 @@ fn repair_needs_the_host_writable_and_swapoff_allowed(api: &mut KubeApi) {
             .as_mut()
             .unwrap()
             .containers[0];
-        if i == 0 {
-            for m in c.volume_mounts.iter_mut().flatten() {
-                if m.mount_path == "/host" {
-                    m.read_only = Some(true);
+        let sc = c.security_context.as_mut().unwrap();
+        match i {
+            0 => {
+                for m in c.volume_mounts.iter_mut().flatten() {
+                    if m.mount_path == "/host" {
+                        m.read_only = Some(true);
+                    }
                 }
             }
-        } else {
-            let sc = c.security_context.as_mut().unwrap();
-            sc.seccomp_profile.as_mut().unwrap().type_ = "RuntimeDefault".into();
+            _ => {
+                sc.privileged = Some(false);
+                sc.allow_privilege_escalation = Some(false);
+                sc.capabilities = Some(k8s_openapi::api::core::v1::Capabilities {
+                    drop: Some(vec!["ALL".into()]),
+                    add: Some(vec!["DAC_READ_SEARCH".into(), "SYS_ADMIN".into()]),
+                });
+                if i == 2 {
+                    sc.seccomp_profile.as_mut().unwrap().type_ = "RuntimeDefault".into();
+                }
+            }
         }
+        let expect = match &block {
+            Some(b) => format!("swapoff /host{}: Operation not permitted", b.dev),
+            None if i == 0 => "swapoff /host/swapfile: Read-only file system".into(),
+            None => "swapoff /host/swapfile: Operation not permitted".into(),
+        };
         let cm = with_run_settings(
             cm,
             &[
@@ -725,10 +865,22 @@ fn repair_needs_the_host_writable_and_swapoff_allowed(api: &mut KubeApi) {
         wait_until(
             60,
             &format!("{what}: `{expect}`"),
-            || pod.logs().contains(expect),
+            || pod.logs().contains(&expect),
             || pod.logs(),
         );
-        assert!(swap_on("/swapfile"), "{what}");
+        match &block {
+            Some(b) => {
+                assert!(swap_on(&b.dev), "{what}");
+                wait_until(
+                    30,
+                    "the swap file off",
+                    || !swap_on("/swapfile"),
+                    || pod.logs(),
+                );
+            }
+            None => assert!(swap_on("/swapfile"), "{what}"),
+        }
+        assert_ne!(node.prop("kubelet.service", "ActiveState"), "active");
         let _ = pod.stop();
     }
 }
@@ -749,8 +901,8 @@ fn main() -> std::process::ExitCode {
             repair_pod_heals_the_seed_incident,
         ),
         (
-            "repair_needs_the_host_writable_and_swapoff_allowed",
-            repair_needs_the_host_writable_and_swapoff_allowed,
+            "repair_needs_privileged_and_the_host_writable",
+            repair_needs_privileged_and_the_host_writable,
         ),
     ];
     let trials = scenarios

@@ -168,8 +168,8 @@ fn kustomize_renders_and_keeps_its_promises() {
     let listen = listen_of(&base);
     assert!(listen.ip().is_unspecified(), "metrics_listen {listen}");
     assert_eq!(u64::from(listen.port()), port);
-    // Report-only: the host read-only, no capability but DAC_READ_SEARCH,
-    // the runtime's seccomp profile.
+    // Report-only: nobody, no capability, the host read-only, the
+    // runtime's seccomp profile (tests/image.rs runs it for real).
     assert!(
         c["volumeMounts"]
             .as_array()
@@ -179,18 +179,17 @@ fn kustomize_renders_and_keeps_its_promises() {
         "{:#}",
         c["volumeMounts"]
     );
-    assert_eq!(
-        c["securityContext"]["capabilities"]["add"],
-        serde_json::json!(["DAC_READ_SEARCH"])
-    );
-    assert_eq!(
-        c["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
+    let sc = &c["securityContext"];
+    assert_eq!(sc["runAsUser"], 65534);
+    assert_eq!(sc["runAsNonRoot"], true);
+    assert_eq!(sc["allowPrivilegeEscalation"], false);
+    assert_eq!(sc["readOnlyRootFilesystem"], true);
+    assert_eq!(sc["capabilities"], serde_json::json!({"drop": ["ALL"]}));
+    assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault");
     assert!(config_of(&base).contains("remediate = false"));
-    // The repair overlay: repair on, the host writable (swapoff(2) opens
-    // the swap file for writing; fstab's rename), SYS_ADMIN, and seccomp
-    // letting swapoff(2) through (tests/image.rs runs both for real).
+    // The repair overlay: repair on, root, privileged (swapoff(2) of a
+    // block device, seccomp, CAP_SYS_ADMIN), the host writable (a swap file
+    // is opened through it; fstab's rename).
     let repair = render("overlays/repair");
     assert!(config_of(&repair).contains("remediate = true"));
     let rc = &find(&repair, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
@@ -202,14 +201,11 @@ fn kustomize_renders_and_keeps_its_promises() {
         .map(|m| m["mountPath"].as_str().unwrap())
         .collect();
     assert_eq!(writable, vec!["/host"]);
-    assert_eq!(
-        rc["securityContext"]["capabilities"]["add"],
-        serde_json::json!(["DAC_READ_SEARCH", "SYS_ADMIN"])
-    );
-    assert_eq!(
-        rc["securityContext"]["seccompProfile"]["type"],
-        "Unconfined"
-    );
+    let rsc = &rc["securityContext"];
+    assert_eq!(rsc["privileged"], true);
+    assert_eq!(rsc["runAsUser"], 0);
+    assert_eq!(rsc["runAsNonRoot"], false);
+    assert!(rsc.get("capabilities").is_none(), "{rsc:#}");
     assert_eq!(listen_of(&repair), listen);
     // Next to the .deb: as the base, with repair pinned off.
     let hso = render("overlays/host-service-only");
