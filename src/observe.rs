@@ -62,7 +62,16 @@ pub async fn observe<S: UnitManager>(
                 u.name
             ))),
             Probe::Ok(s) if s.load_state == "not-found" => None,
-            Probe::Ok(s) => Some(policy_for(&u.name, s.service.as_ref(), &src.host)),
+            Probe::Ok(s) => {
+                let policy = policy_for(&u.name, s.service.as_ref(), &src.host);
+                match (&policy, s.service.as_ref()) {
+                    (KubeletPolicy::Known(p), Some(spec)) => {
+                        let running = running_kubelet(&u.name, s, spec, p, src);
+                        Some(kubelet::running::check(policy, &spec.exec_path, running))
+                    }
+                    _ => Some(policy),
+                }
+            }
         });
     let swap_units = match systemd {
         Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
@@ -147,6 +156,97 @@ fn policy_for(unit: &str, spec: Option<&kubelet::ServiceSpec>, host: &HostRoot) 
             "{unit} is not a loaded service: its ExecStart could not be read"
         )),
     }
+}
+
+/// The process systemd runs for `unit`, from this machine's /proc (beside
+/// `src.proc_swaps`), and which of the files its command line is made of
+/// changed since it started; or why it cannot be compared. A PID is taken
+/// as the unit's only when /proc shows it in the unit's cgroup, started
+/// when systemd says the main process started: from a pod without the
+/// host's PID namespace, or another PID namespace, the same number is
+/// another process.
+fn running_kubelet(
+    unit: &str,
+    state: &crate::observation::UnitState,
+    spec: &kubelet::ServiceSpec,
+    policy: &kubelet::SwapPolicy,
+    src: &Sources,
+) -> std::result::Result<kubelet::running::RunningKubelet, String> {
+    let pid = spec.main_pid;
+    if pid == 0 || state.active_state != "active" {
+        return Err(format!("{unit} is not running"));
+    }
+    let proc = src.proc_swaps.parent().unwrap_or(Path::new("/proc"));
+    let dir = proc.join(pid.to_string());
+    let not_visible = || format!("{unit}'s main process (PID {pid}) is not visible here");
+    let cgroup = std::fs::read_to_string(dir.join("cgroup")).map_err(|_| not_visible())?;
+    if !cgroup.lines().any(|l| {
+        l.rsplit(':')
+            .next()
+            .unwrap_or("")
+            .ends_with(&format!("/{unit}"))
+    }) {
+        return Err(not_visible());
+    }
+    let stat = std::fs::read_to_string(dir.join("stat")).map_err(|_| not_visible())?;
+    // Field 22, starttime, in clock ticks since boot: after the `(comm)`,
+    // which may hold spaces and parentheses, it is the 20th.
+    let ticks: u64 = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(19))
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| format!("{}: no start time", dir.join("stat").display()))?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let started_usec = ticks.saturating_mul(1_000_000) / hz;
+    if started_usec.abs_diff(spec.exec_main_start_monotonic_usec) > 2_000_000 {
+        return Err(not_visible());
+    }
+    let cmdline = std::fs::read(dir.join("cmdline")).map_err(|_| not_visible())?;
+    let mut cmdline: Vec<String> = cmdline
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    if cmdline.last().is_some_and(String::is_empty) {
+        cmdline.pop();
+    }
+    // What the command line is made of: the unit's files (what systemd
+    // loaded) and its environment files (read at each start).
+    let files = std::iter::once(&state.fragment_path)
+        .chain(&spec.drop_in_paths)
+        .chain(
+            policy
+                .sources
+                .iter()
+                .filter(|s| {
+                    s.role.starts_with("EnvironmentFile") && s.state == kubelet::SourceState::Read
+                })
+                .map(|s| &s.path),
+        )
+        .filter(|p| !p.is_empty());
+    let mut changed = Vec::new();
+    for f in files {
+        let modified = src
+            .host
+            .resolve(f)
+            .and_then(std::fs::metadata)
+            .and_then(|m| m.modified());
+        let after = match modified {
+            Ok(t) => t
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(true, |d| d.as_micros() as u64 > spec.exec_main_start_usec),
+            // Gone since: changed.
+            Err(_) => true,
+        };
+        if after && !changed.contains(f) {
+            changed.push(f.clone());
+        }
+    }
+    Ok(kubelet::running::RunningKubelet {
+        pid,
+        cmdline,
+        changed_since_start: changed,
+    })
 }
 
 /// kubelet's and systemd's files, read under the host root (symlinks

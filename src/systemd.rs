@@ -390,6 +390,7 @@ impl UnitManager for Systemd {
                     .collect(),
             };
             let last = exec.last();
+            let drop_in_paths = take(&mut u, "DropInPaths").unwrap_or_default();
             st.service = Some(ServiceSpec {
                 exec_path: last.map(|c| c.0.clone()).unwrap_or_default(),
                 exec_start: last.map(|c| c.1.clone()).unwrap_or_default(),
@@ -400,6 +401,11 @@ impl UnitManager for Systemd {
                 unset_environment: take(&mut s, "UnsetEnvironment").unwrap_or_default(),
                 pass_environment: take(&mut s, "PassEnvironment").unwrap_or_default(),
                 manager_environment: self.manager.environment().await.ok(),
+                main_pid: take(&mut s, "MainPID").unwrap_or(0),
+                exec_main_start_usec: take(&mut s, "ExecMainStartTimestamp").unwrap_or(0),
+                exec_main_start_monotonic_usec: take(&mut s, "ExecMainStartTimestampMonotonic")
+                    .unwrap_or(0),
+                drop_in_paths,
             });
         }
         Ok(st)

@@ -305,6 +305,92 @@ fn wrapper_exec_start_leaves_swap_alone() {
     }
 }
 
+/// `check --output json` run inside the node (its PID namespace, where
+/// kubelet's MainPID is kubelet): the policy and its argv check.
+fn check_inside(node: &Node) -> Value {
+    let o = node.try_exec(
+        "TAINT_GUARD_ASSUME_VIRTUALIZATION=none /usr/bin/taint-guard check --output json",
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("{e}: {out}{}", String::from_utf8_lossy(&o.stderr)));
+    v["observations"]["kubelet_policy"].clone()
+}
+
+/// `systemctl restart kubelet` (`redirect`: of its output) and wait for it
+/// to run.
+fn restart_kubelet(node: &Node, redirect: &str) {
+    node.exec(&format!("systemctl restart kubelet.service{redirect}"));
+    node.wait_for("kubelet running", |n| {
+        n.prop("kubelet.service", "SubState") == "running"
+    });
+}
+
+/// The derived command line is checked against the running kubelet's
+/// /proc/MAINPID/cmdline by taint-guard itself: it matches; after an edit
+/// of an environment file it is not compared (the running kubelet predates
+/// it) and the policy stays known; a unit edited and loaded after kubelet
+/// started (restart without daemon-reload, then daemon-reload) contradicts
+/// the running kubelet with nothing newer than it, and the policy is
+/// unknown until kubelet is restarted. From another PID namespace (the
+/// host, as a pod without hostPID) it is not compared.
+fn argv_checked_against_the_running_kubelet() {
+    let node = Node::boot("pol-argv", Kubelet::Kubeadm, |root| {
+        fs::copy(
+            env!("CARGO_BIN_EXE_taint-guard"),
+            root.join("usr/bin/taint-guard"),
+        )
+        .unwrap();
+    });
+    assert!(runs_with_swap(&node, "kubelet.service"));
+    let pid: u64 = node.prop("kubelet.service", "MainPID").parse().unwrap();
+    let pol = check_inside(&node);
+    assert_eq!(
+        pol["known"]["argv_check"],
+        serde_json::json!({"state": "matches", "pid": pid}),
+        "{pol:#}"
+    );
+    let (_, v) = node.check_json(&[]);
+    let from_host = &v["observations"]["kubelet_policy"]["known"]["argv_check"];
+    assert_eq!(from_host["state"], "not_compared", "{from_host:#}");
+
+    node.write("/etc/default/kubelet", "KUBELET_EXTRA_ARGS=--v=2\n");
+    let pol = check_inside(&node);
+    assert_eq!(
+        pol["known"]["argv_check"],
+        serde_json::json!({"state": "sources_changed", "pid": pid,
+                           "changed": ["/etc/default/kubelet"]}),
+        "{pol:#}"
+    );
+    restart_kubelet(&node, "");
+    let pol = check_inside(&node);
+    assert_eq!(pol["known"]["argv_check"]["state"], "matches", "{pol:#}");
+    assert!(pol["known"]["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "--v=2"));
+
+    // Edited, kubelet restarted on the old unit, then reloaded.
+    node.write(
+        "/etc/systemd/system/kubelet.service.d/20-verbose.conf",
+        "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_EXTRA_ARGS --v=4\n",
+    );
+    restart_kubelet(&node, " 2>/dev/null");
+    node.exec("systemctl daemon-reload");
+    let pol = check_inside(&node);
+    let reason = pol["unknown"]["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("does not read this unit as systemd did")
+            && reason.contains("--v=4")
+            && reason.contains("restart of kubelet"),
+        "{pol:#}"
+    );
+    restart_kubelet(&node, "");
+    let pol = check_inside(&node);
+    assert_eq!(pol["known"]["argv_check"]["state"], "matches", "{pol:#}");
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
         harness::trial("config_file_false_keeps_swap", config_file_false_keeps_swap),
@@ -329,6 +415,10 @@ fn main() -> std::process::ExitCode {
         harness::trial(
             "wrapper_exec_start_leaves_swap_alone",
             wrapper_exec_start_leaves_swap_alone,
+        ),
+        harness::trial(
+            "argv_checked_against_the_running_kubelet",
+            argv_checked_against_the_running_kubelet,
         ),
     ])
 }

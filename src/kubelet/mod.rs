@@ -18,6 +18,7 @@ pub mod config;
 pub mod envfile;
 pub mod flags;
 pub mod flavour;
+pub mod running;
 
 use std::collections::BTreeMap;
 
@@ -50,6 +51,22 @@ pub struct ServiceSpec {
     /// systemd puts under the unit's own; None when not read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager_environment: Option<Vec<String>>,
+    /// The main process (MainPID), 0 when none; when it was started
+    /// (ExecMainStartTimestamp, µs since the epoch, and ...Monotonic, µs
+    /// since boot). For the check against the running kubelet.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub main_pid: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exec_main_start_usec: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub exec_main_start_monotonic_usec: u64,
+    /// The unit's drop-ins (DropInPaths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drop_in_paths: Vec<String>,
+}
+
+fn is_zero<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
 }
 
 /// Which kubelet runs in the unit (from the ExecStart program).
@@ -110,6 +127,9 @@ pub struct SwapPolicy {
     /// The unit's ExecStart argv after systemd's expansion.
     pub argv: Vec<String>,
     pub sources: Vec<Source>,
+    /// `argv` against the running kubelet's command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv_check: Option<running::ArgvCheck>,
 }
 
 impl SwapPolicy {
@@ -125,6 +145,7 @@ impl SwapPolicy {
             hostname_override: None,
             argv: Vec::new(),
             sources: Vec::new(),
+            argv_check: None,
         }
     }
 }
@@ -511,6 +532,7 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
             hostname_override: v.hostname_override,
             argv,
             sources: cx.sources,
+            argv_check: None,
         }),
         Err(reason) => KubeletPolicy::Unknown(UnknownPolicy {
             reason,
