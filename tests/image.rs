@@ -25,7 +25,7 @@ mod harness;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use harness::kube::KubeApi;
@@ -36,8 +36,6 @@ use serde_json::Value;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-type Api = Arc<Mutex<Option<KubeApi>>>;
 
 fn sh(cmd: &mut Command) -> (bool, String, String) {
     let o = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -885,45 +883,22 @@ fn repair_needs_privileged_and_the_host_writable(api: &mut KubeApi) {
     }
 }
 
-type Scenario = fn(&mut KubeApi);
-
 fn main() -> std::process::ExitCode {
-    let bin = harness::kube::binaries();
-    let tools = missing_tools();
-    let api: Api = Arc::new(Mutex::new(None));
-    let scenarios: [(&'static str, Scenario); 3] = [
-        (
-            "report_only_pod_reports_and_changes_nothing",
-            report_only_pod_reports_and_changes_nothing,
-        ),
-        (
-            "repair_pod_heals_the_seed_incident",
-            repair_pod_heals_the_seed_incident,
-        ),
-        (
-            "repair_needs_privileged_and_the_host_writable",
-            repair_needs_privileged_and_the_host_writable,
-        ),
-    ];
-    let trials = scenarios
-        .into_iter()
-        .map(|(name, f)| {
-            let api = api.clone();
-            let bin = bin.clone();
-            harness::trial_with(name, move || {
-                let mut guard = api.lock().unwrap_or_else(|p| p.into_inner());
-                let api = guard.get_or_insert_with(|| KubeApi::start(bin.as_ref().unwrap()));
-                f(api)
-            })
-        })
-        .collect();
-    let code = harness::run_requiring(
-        trials,
-        &[
-            (bin.as_ref().err().cloned(), "TG_REQUIRE_APISERVER"),
-            (tools, "TG_REQUIRE_IMAGE"),
+    harness::kube::run_scenarios(
+        vec![
+            (
+                "report_only_pod_reports_and_changes_nothing",
+                report_only_pod_reports_and_changes_nothing,
+            ),
+            (
+                "repair_pod_heals_the_seed_incident",
+                repair_pod_heals_the_seed_incident,
+            ),
+            (
+                "repair_needs_privileged_and_the_host_writable",
+                repair_needs_privileged_and_the_host_writable,
+            ),
         ],
-    );
-    drop(api.lock().unwrap_or_else(|p| p.into_inner()).take());
-    code
+        &[(missing_tools(), "TG_REQUIRE_IMAGE")],
+    )
 }

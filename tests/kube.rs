@@ -8,13 +8,10 @@
 mod harness;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use harness::kube::{Creds, KubeApi};
 use harness::{Kubelet, Node};
 use serde_json::{json, Value};
-
-type Api = Arc<Mutex<Option<KubeApi>>>;
 
 const UNREACHABLE: [(&str, &str); 2] = [
     ("node.kubernetes.io/unreachable", "NoExecute"),
@@ -457,57 +454,35 @@ fn daemon_in_pod_shape_reports_its_node(api: &mut KubeApi) {
     assert!(node.root.join("etc/fstab").exists());
 }
 
-type Scenario = fn(&mut KubeApi);
-
 fn main() -> std::process::ExitCode {
-    let bin = harness::kube::binaries();
-    let api: Api = Arc::new(Mutex::new(None));
-    let scenarios: [(&'static str, Scenario); 7] = [
-        (
-            "seed_incident_reported_with_node_credentials",
-            seed_incident_reported_with_node_credentials,
-        ),
-        (
-            "another_nodes_name_is_forbidden",
-            another_nodes_name_is_forbidden,
-        ),
-        (
-            "concurrent_writer_is_not_clobbered",
-            concurrent_writer_is_not_clobbered,
-        ),
-        ("api_server_down_then_back", api_server_down_then_back),
-        (
-            "recurring_repair_failure_is_counted",
-            recurring_repair_failure_is_counted,
-        ),
-        (
-            "daemonset_rbac_is_exactly_what_reporting_needs",
-            daemonset_rbac_is_exactly_what_reporting_needs,
-        ),
-        (
-            "daemon_in_pod_shape_reports_its_node",
-            daemon_in_pod_shape_reports_its_node,
-        ),
-    ];
-    let trials = scenarios
-        .into_iter()
-        .map(|(name, f)| {
-            let api = api.clone();
-            let bin = bin.clone();
-            harness::trial_with(name, move || {
-                let mut guard = api.lock().unwrap_or_else(|p| p.into_inner());
-                // One server for the whole binary, started by the first
-                // scenario that runs (~5 s); each scenario has its own Nodes.
-                let api = guard.get_or_insert_with(|| KubeApi::start(bin.as_ref().unwrap()));
-                f(api)
-            })
-        })
-        .collect();
-    let code = harness::run_requiring(
-        trials,
-        &[(bin.as_ref().err().cloned(), "TG_REQUIRE_APISERVER")],
-    );
-    // Stop etcd and kube-apiserver before exiting.
-    drop(api.lock().unwrap_or_else(|p| p.into_inner()).take());
-    code
+    harness::kube::run_scenarios(
+        vec![
+            (
+                "seed_incident_reported_with_node_credentials",
+                seed_incident_reported_with_node_credentials,
+            ),
+            (
+                "another_nodes_name_is_forbidden",
+                another_nodes_name_is_forbidden,
+            ),
+            (
+                "concurrent_writer_is_not_clobbered",
+                concurrent_writer_is_not_clobbered,
+            ),
+            ("api_server_down_then_back", api_server_down_then_back),
+            (
+                "recurring_repair_failure_is_counted",
+                recurring_repair_failure_is_counted,
+            ),
+            (
+                "daemonset_rbac_is_exactly_what_reporting_needs",
+                daemonset_rbac_is_exactly_what_reporting_needs,
+            ),
+            (
+                "daemon_in_pod_shape_reports_its_node",
+                daemon_in_pod_shape_reports_its_node,
+            ),
+        ],
+        &[],
+    )
 }

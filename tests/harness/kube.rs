@@ -438,6 +438,39 @@ impl KubeApi {
     }
 }
 
+/// A scenario against the binary's one API server.
+pub type Scenario = fn(&mut KubeApi);
+
+/// Run `scenarios` as trials sharing one API server, started by the first
+/// scenario that runs (~5 s) and stopped before returning; each scenario
+/// makes its own Nodes. `more`: further requirements, as for
+/// [`super::run_requiring`] (the API server's binaries are one).
+pub fn run_scenarios(
+    scenarios: Vec<(&'static str, Scenario)>,
+    more: &[(Option<String>, &str)],
+) -> std::process::ExitCode {
+    let bin = binaries();
+    let api: std::sync::Arc<std::sync::Mutex<Option<KubeApi>>> = Default::default();
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, f)| {
+            let api = api.clone();
+            let bin = bin.clone();
+            super::trial_with(name, move || {
+                let mut guard = api.lock().unwrap_or_else(|p| p.into_inner());
+                let api = guard.get_or_insert_with(|| KubeApi::start(bin.as_ref().unwrap()));
+                f(api)
+            })
+        })
+        .collect();
+    let mut required = vec![(bin.as_ref().err().cloned(), "TG_REQUIRE_APISERVER")];
+    required.extend(more.iter().cloned());
+    let code = super::run_requiring(trials, &required);
+    // Stop etcd and kube-apiserver before exiting.
+    drop(api.lock().unwrap_or_else(|p| p.into_inner()).take());
+    code
+}
+
 impl Drop for KubeApi {
     fn drop(&mut self) {
         for c in [self.apiserver.take(), self.etcd.take()]
