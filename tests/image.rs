@@ -775,17 +775,7 @@ fn repair_pod_heals_the_seed_incident(api: &mut KubeApi) {
         (meta.uid(), meta.gid(), meta.mode()),
         (meta0.uid(), meta0.gid(), meta0.mode())
     );
-    let backups = std::fs::read_dir(node.root.join("etc"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("fstab.taint-guard.")
-        })
-        .count();
-    assert_eq!(backups, 1);
+    assert_eq!(node.fstab_backups().len(), 1);
     let c = condition(&api.node(node_name), "KubeletHostProblem");
     assert_eq!(c["status"], "False", "{c:#}");
     let rss = pod.status_field("VmRSS");

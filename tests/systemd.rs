@@ -413,11 +413,7 @@ fn fix_seed_incident_end_to_end() {
     assert_eq!(new[5], format!("#{}", old[4]));
     assert_eq!(&new[6..], &old[5..]);
     // Backup with the original bytes, and mode/owner kept.
-    let baks: Vec<_> = std::fs::read_dir(node.root.join("etc"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.to_string_lossy().contains("fstab.taint-guard."))
-        .collect();
+    let baks = node.fstab_backups();
     assert_eq!(baks.len(), 1, "{baks:?}");
     assert_eq!(std::fs::read_to_string(&baks[0]).unwrap(), fstab_before);
     for p in [node.root.join("etc/fstab"), baks[0].clone()] {
@@ -435,17 +431,7 @@ fn fix_seed_incident_end_to_end() {
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["actions"], serde_json::json!([]));
     assert_eq!(node.read("/etc/fstab"), after);
-    let baks2 = std::fs::read_dir(node.root.join("etc"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .contains("fstab.taint-guard.")
-        })
-        .count();
-    assert_eq!(baks2, 1);
+    assert_eq!(node.fstab_backups(), baks);
 }
 
 fn fix_dry_run_changes_nothing() {

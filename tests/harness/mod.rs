@@ -533,6 +533,20 @@ impl Node {
         fs::write(p, content).unwrap();
     }
 
+    /// The fstab backups taint-guard left in the node's /etc.
+    pub fn fstab_backups(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = fs::read_dir(self.root.join("etc"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("fstab.taint-guard."))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn read(&self, node_path: &str) -> String {
         fs::read_to_string(self.root.join(node_path.trim_start_matches('/'))).unwrap()
     }
