@@ -422,6 +422,13 @@ fn service_unit_notify_watchdog_stop() {
     assert_eq!(status, "ok: no problems; reboot-safe");
     let (code, body) = http_get(port, "/healthz").expect("healthz");
     assert_eq!((code, body.trim()), (200, "ok"));
+    // Inside its sandbox (ProtectProc=invisible, its bounding set) the
+    // daemon sees kubelet's process, and the derived argv matches it.
+    let (_, m) = http_get(port, "/metrics").expect("metrics");
+    assert!(
+        m.contains(r#"taint_guard_kubelet_policy{state="known",argv_check="matches"} 1"#),
+        "{m}"
+    );
     let pid = node.prop("taint-guard.service", "MainPID");
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(
@@ -494,6 +501,19 @@ fn idle_node_stays_idle() {
         }
         let d = Daemon::start(&node, "remediate = false\n", "");
         std::thread::sleep(Duration::from_secs(1));
+        // From the host, kubelet's PID is the node's PID namespace's.
+        let policy = d.metrics();
+        let want = match kubelet {
+            Kubelet::Kubeadm => {
+                "taint_guard_kubelet_policy{state=\"known\",argv_check=\"not_compared\"} 1"
+            }
+            Kubelet::None => "taint_guard_kubelet_policy{",
+        };
+        assert_eq!(
+            policy.contains(want),
+            kubelet == Kubelet::Kubeadm,
+            "{policy}"
+        );
         let before = d.counter("taint_guard_evaluations_total");
         std::thread::sleep(Duration::from_secs(3));
         let after = d.counter("taint_guard_evaluations_total");

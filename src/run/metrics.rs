@@ -19,6 +19,7 @@ use tokio::time::Instant;
 
 use crate::apply::ActionOutcome;
 use crate::evaluate::Assessment;
+use crate::observation::Observation;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FindingLabels {
@@ -39,6 +40,15 @@ pub struct RepairLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PolicyLabels {
+    /// `known` or `unknown`.
+    pub state: String,
+    /// The check against the running kubelet (`matches`,
+    /// `sources_changed`, `not_compared`), `none` when not made.
+    pub argv_check: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ApiLabels {
     pub verb: String,
     pub outcome: String,
@@ -51,6 +61,7 @@ pub struct Metrics {
     findings: Family<FindingLabels, Gauge>,
     status: Family<StatusLabels, Gauge>,
     reboot_safe: Gauge,
+    kubelet_policy: Family<PolicyLabels, Gauge>,
     repairs: Family<RepairLabels, Counter>,
     evaluations: Counter,
     evaluation_seconds: Histogram,
@@ -72,6 +83,7 @@ impl Metrics {
             findings: Family::default(),
             status: Family::default(),
             reboot_safe: Gauge::default(),
+            kubelet_policy: Family::default(),
             repairs: Family::default(),
             evaluations: Counter::default(),
             evaluation_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
@@ -94,6 +106,11 @@ impl Metrics {
             "reboot_safe",
             "1: kubelet comes back after a reboot; 0: it does not; -1: unknown",
             m.reboot_safe.clone(),
+        );
+        registry.register(
+            "kubelet_policy",
+            "1 for kubelet's swap policy as last derived: known or unknown, and its check against the running kubelet; none when no kubelet unit",
+            m.kubelet_policy.clone(),
         );
         registry.register(
             "repairs",
@@ -147,6 +164,33 @@ impl Metrics {
             Some(false) => 0,
             None => -1,
         });
+    }
+
+    /// kubelet's swap policy as the last observation derived it.
+    pub fn observed(&self, obs: &Observation) {
+        use crate::kubelet::{running::ArgvCheck, KubeletPolicy};
+        self.kubelet_policy.clear();
+        let Some(policy) = &obs.kubelet_policy else {
+            return;
+        };
+        let (state, check) = match policy {
+            KubeletPolicy::Known(p) => (
+                "known",
+                match &p.argv_check {
+                    Some(ArgvCheck::Matches { .. }) => "matches",
+                    Some(ArgvCheck::SourcesChanged { .. }) => "sources_changed",
+                    Some(ArgvCheck::NotCompared { .. }) => "not_compared",
+                    None => "none",
+                },
+            ),
+            KubeletPolicy::Unknown(_) => ("unknown", "none"),
+        };
+        self.kubelet_policy
+            .get_or_create(&PolicyLabels {
+                state: state.into(),
+                argv_check: check.into(),
+            })
+            .set(1);
     }
 
     pub fn repaired(&self, outcomes: &[ActionOutcome]) {
@@ -352,6 +396,42 @@ mod tests {
         let text = m.encode();
         assert!(!text.contains("unit-inactive"), "{text}");
         assert!(text.contains("taint_guard_evaluations_total 2"), "{text}");
+    }
+
+    #[test]
+    fn kubelet_policy_state_and_check() {
+        use crate::kubelet::{running::ArgvCheck, KubeletPolicy, SwapPolicy};
+        let m = Metrics::new();
+        let mut p = SwapPolicy::builtin(true);
+        p.argv_check = Some(ArgvCheck::SourcesChanged {
+            pid: 7,
+            changed: vec!["/etc/default/kubelet".into()],
+        });
+        let mut obs: Observation = serde_json::from_value(serde_json::json!({
+            "units": [], "swap_now": {"failed": "x"}, "fstab": {"failed": "x"},
+            "swap_units": {"failed": "x"}, "kubelet_policy": null
+        }))
+        .unwrap();
+        obs.kubelet_policy = Some(KubeletPolicy::Known(p));
+        m.observed(&obs);
+        let text = m.encode();
+        assert!(
+            text.contains(
+                r#"taint_guard_kubelet_policy{state="known",argv_check="sources_changed"} 1"#
+            ),
+            "{text}"
+        );
+        obs.kubelet_policy = Some(KubeletPolicy::unknown("x"));
+        m.observed(&obs);
+        let text = m.encode();
+        assert!(
+            text.contains(r#"taint_guard_kubelet_policy{state="unknown",argv_check="none"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains("sources_changed"), "{text}");
+        obs.kubelet_policy = None;
+        m.observed(&obs);
+        assert!(!m.encode().contains("taint_guard_kubelet_policy{"));
     }
 
     #[tokio::test(start_paused = true)]

@@ -378,6 +378,7 @@ impl Daemon {
         let mut obs = observe::observe(sd_ref, &self.src, &self.cfg).await;
         let mut a = self.assess(&obs, &[]);
         self.metrics.evaluated(&a, t0.elapsed());
+        self.metrics.observed(&obs);
         self.sync_watches(&obs);
 
         let mut done: Vec<ActionOutcome> = Vec::new();
@@ -444,6 +445,7 @@ impl Daemon {
                 obs = observe::observe(sd_ref, &self.src, &self.cfg).await;
                 a = self.assess(&obs, &[]);
                 self.metrics.evaluated(&a, t1.elapsed());
+                self.metrics.observed(&obs);
                 self.down.update(&a, Instant::now());
                 self.metrics.repaired(&done);
             }
