@@ -256,11 +256,13 @@ impl Vm {
                     return c[i + head.len()..i + j].to_string();
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "no @@{tag} for boot {n} within {timeout:?}; console:\n{}",
-                tail(&c, 60)
-            );
+            if Instant::now() >= deadline {
+                panic!(
+                    "no @@{tag} for boot {n} within {timeout:?}; console:\n{}\n{}",
+                    tail(&c, 60),
+                    self.diagnose()
+                );
+            }
             std::thread::sleep(Duration::from_millis(300));
         }
     }
@@ -283,6 +285,20 @@ impl Vm {
                 }
                 assert!(v.get("error").is_none(), "QMP {cmd}: {v}");
             }
+        }
+    }
+
+    /// What the guest's systemd is waiting for, when a marker does not come:
+    /// queued jobs, failed units, the units the markers wait on, the
+    /// journal's end (one try through the guest agent; its error if none).
+    fn diagnose(&self) -> String {
+        let cmd = "systemctl list-jobs --no-pager; systemctl --failed --no-pager; \
+                   systemctl status --no-pager -l -n 15 taint-guard.service \
+                   taint-guard-check.service kubelet.service tg-ready.service multi-user.target; \
+                   journalctl -b --no-pager -n 60";
+        match qga_exec(&self.dir.join("qga.sock"), cmd) {
+            Ok((_, out)) => format!("in the guest:\n{out}"),
+            Err(e) => format!("in the guest: nothing (guest agent: {e})"),
         }
     }
 
