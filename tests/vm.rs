@@ -136,6 +136,17 @@ fn install_markers(root: &Path) {
         std::fs::create_dir_all(&d).unwrap();
         std::os::unix::fs::symlink(format!("/etc/systemd/system/{u}"), d.join(u)).unwrap();
     }
+    // No login prompt on the markers' serial port: serial-getty@ttyS0
+    // (console=ttyS0) starts with TTYVHangup=yes, which hangs up whoever
+    // else has /dev/ttyS0 open: a marker written at that moment is lost
+    // (seen once in five CI runs: no READY, the login prompt printed; READY
+    // is written next to multi-user.target, as the getty starts). Commands
+    // go through the guest agent.
+    std::os::unix::fs::symlink(
+        "/dev/null",
+        root.join("etc/systemd/system/serial-getty@ttyS0.service"),
+    )
+    .unwrap();
 }
 
 /// A disk image of the seed incident with the .deb installed (dpkg -i in a
