@@ -329,11 +329,7 @@ impl Pod {
             .find(|p| p.name.as_deref() == Some("metrics"))
             .expect("a port named metrics")
             .container_port as u16;
-        let host_port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let host_port = harness::free_port();
 
         // Volumes: hostPath from the node (its rootfs is the host's /, its
         // bus directory the host's /run/dbus), configMap as files.
@@ -471,17 +467,7 @@ impl Pod {
 
     /// The HTTP status kubelet's probe gets.
     fn probe(&self, (path, port): &(String, u16)) -> Option<u16> {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", *port)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        out.split_whitespace().nth(1)?.parse().ok()
+        harness::http_get(*port, path).map(|(code, _)| code)
     }
 
     /// kubelet's stop: SIGTERM, then SIGKILL after the grace period.

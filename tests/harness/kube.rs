@@ -11,7 +11,6 @@
 //! `~/.cache/taint-guard/apiserver-bin`.
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,14 +58,6 @@ pub struct KubeApi {
     etcd: Option<Child>,
     apiserver: Option<Child>,
     etcd_port: u16,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn spawn(cmd: &mut Command, log: &Path) -> Child {
@@ -125,14 +116,14 @@ impl KubeApi {
         .unwrap();
         let mut api = KubeApi {
             dir,
-            port: free_port(),
+            port: super::free_port(),
             ca_pem,
             ca,
             admin,
             bin: bin.to_path_buf(),
             etcd: None,
             apiserver: None,
-            etcd_port: free_port(),
+            etcd_port: super::free_port(),
         };
         api.start_etcd();
         api.start_apiserver();
@@ -141,7 +132,7 @@ impl KubeApi {
 
     fn start_etcd(&mut self) {
         let d = self.dir.path();
-        let peer = free_port();
+        let peer = super::free_port();
         let url = format!("http://127.0.0.1:{}", self.etcd_port);
         self.etcd = Some(spawn(
             Command::new("timeout")

@@ -272,6 +272,32 @@ pub fn apt_mirror() -> String {
     panic!("no Debian mirror found in this host's apt sources (/etc/apt/sources.list{{,.d/*}})")
 }
 
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// GET a path on 127.0.0.1:port; (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Some((code, body.to_string()))
+}
+
 /// How to lay out kubelet on a node.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kubelet {
