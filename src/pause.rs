@@ -20,7 +20,6 @@ pub const LEGACY_PAUSE_FILE: &str = "/run/taint-guard/pause";
 
 /// What `taint-guard pause` writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Pause {
     /// RFC 3339.
     pub until: Timestamp,
@@ -68,58 +67,70 @@ impl PauseState {
 
 /// Read the pause at `now`. A pause file that cannot be read or parsed
 /// counts as a pause in force (the operator meant to stop us), with the
-/// error as its reason. `max` caps how long any pause lasts from its start
-/// (`since`, else the file's mtime).
+/// error as its reason, until its mtime + `max`. `max` caps how long any
+/// pause lasts from its start: the earliest of `since`, the file's mtime
+/// and `now` (a `since` in the future does not lift the cap). Unknown
+/// fields are ignored: a file from a newer release still pauses, capped.
 pub fn read(host: &HostRoot, now: Timestamp, max: SignedDuration) -> Option<PauseState> {
     // A live pause in either place wins over an expired one in the other.
     let mut expired = None;
     for node_path in [PAUSE_FILE, LEGACY_PAUSE_FILE] {
         let path = host.path(node_path);
-        match read_file(&path, max) {
-            Ok(None) => continue,
-            Ok(Some(pause)) if pause.until <= now => {
-                expired.get_or_insert(PauseState {
-                    expired: true,
-                    pause,
-                    path: node_path.into(),
-                });
-            }
-            Ok(Some(pause)) => {
-                return Some(PauseState {
-                    expired: false,
-                    pause,
-                    path: node_path.into(),
-                })
-            }
-            Err(e) => {
-                return Some(PauseState {
-                    pause: Pause {
-                        until: Timestamp::MAX,
-                        reason: Some(format!(
-                            "{e:#}; remove the file or run `taint-guard resume`"
-                        )),
-                        by: None,
-                        since: None,
-                    },
-                    path: node_path.into(),
-                    expired: false,
-                })
-            }
+        let Some(pause) = read_capped(&path, now, max) else {
+            continue;
+        };
+        let st = PauseState {
+            expired: pause.until <= now,
+            pause,
+            path: node_path.into(),
+        };
+        if !st.expired {
+            return Some(st);
         }
+        expired.get_or_insert(st);
     }
     expired
 }
 
-fn read_file(path: &Path, max: SignedDuration) -> Result<Option<Pause>> {
+/// The pause in the file at `path`, capped; None when there is no file.
+fn read_capped(path: &Path, now: Timestamp, max: SignedDuration) -> Option<Pause> {
+    let mtime = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|m| Timestamp::try_from(m).ok());
+    let cap_from = |start: Timestamp| start.checked_add(max).unwrap_or(Timestamp::MAX);
+    match read_file(path) {
+        Ok(None) => None,
+        Ok(Some(mut p)) => {
+            let start = [p.since, mtime, Some(now)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now);
+            p.until = p.until.min(cap_from(start));
+            Some(p)
+        }
+        Err(e) => Some(Pause {
+            until: cap_from(mtime.unwrap_or(now).min(now)),
+            reason: Some(format!(
+                "{e:#}; remove the file or run `taint-guard resume`"
+            )),
+            by: None,
+            since: mtime,
+        }),
+    }
+}
+
+fn read_file(path: &Path) -> Result<Option<Pause>> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let mut p: Pause = toml::from_str(&text).map_err(|e| {
+    let p: Pause = toml::from_str(&text).map_err(|e| {
         let (l, c) = e
             .span()
-            .map(|s| crate::config::line_col(&text, s.start))
+            .map(|s| crate::diag::line_col(&text, s.start))
             .unwrap_or((0, 0));
         anyhow!(
             "{}:{l}:{c}: invalid pause file: {}",
@@ -127,19 +138,6 @@ fn read_file(path: &Path, max: SignedDuration) -> Result<Option<Pause>> {
             e.message()
         )
     })?;
-    let start = match p.since {
-        Some(t) => t,
-        None => std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|m| Timestamp::try_from(m).ok())
-            .unwrap_or(p.until),
-    };
-    if let Ok(cap) = start.checked_add(max) {
-        if p.until > cap {
-            p.until = cap;
-        }
-    }
     Ok(Some(p))
 }
 
@@ -162,13 +160,19 @@ pub fn resume(host: &HostRoot) -> Result<bool> {
     Ok(a || b)
 }
 
-/// Remove an expired pause file, unless it was replaced by a live one since.
-pub fn clear_expired(host: &HostRoot, node_path: &str, now: Timestamp) -> Result<bool> {
+/// Remove an expired pause file (expired by its `until` or by the same cap
+/// [`read`] applies, unreadable files included), unless it was replaced by
+/// a live one since.
+pub fn clear_expired(
+    host: &HostRoot,
+    node_path: &str,
+    now: Timestamp,
+    max: SignedDuration,
+) -> Result<bool> {
     let path = host.path(node_path);
-    match read_file(&path, SignedDuration::MAX) {
-        Ok(Some(p)) if p.until <= now => remove(&path),
-        Ok(_) => Ok(false),
-        Err(e) => Err(e),
+    match read_capped(&path, now, max) {
+        Some(p) if p.until <= now => remove(&path),
+        _ => Ok(false),
     }
 }
 
@@ -212,7 +216,7 @@ mod tests {
         let later = ts("2026-11-27T15:00:00Z");
         let st = read(&host, later, DAY).unwrap();
         assert!(st.expired && st.active().is_none());
-        assert!(clear_expired(&host, PAUSE_FILE, later).unwrap());
+        assert!(clear_expired(&host, PAUSE_FILE, later, DAY).unwrap());
         assert_eq!(read(&host, later, DAY), None);
         pause(&host, &p).unwrap();
         assert!(resume(&host).unwrap());
@@ -266,6 +270,69 @@ mod tests {
         .unwrap();
         let st = read(&host, ts("2026-11-27T13:00:00Z"), SignedDuration::MAX).unwrap();
         assert!(!st.expired && st.path == LEGACY_PAUSE_FILE, "{st:?}");
+    }
+
+    fn set_mtime(path: &Path, t: Timestamp) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::try_from(t).unwrap())
+            .unwrap();
+    }
+
+    #[test]
+    fn a_future_since_does_not_lift_the_cap() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        let now = ts("2026-11-27T12:00:00Z");
+        let p = Pause {
+            until: ts("2030-01-01T00:00:00Z"),
+            reason: None,
+            by: None,
+            since: Some(ts("2029-12-31T00:00:00Z")),
+        };
+        pause(&host, &p).unwrap();
+        set_mtime(&host.path(PAUSE_FILE), now);
+        // Capped from min(since, mtime, now) = now.
+        let st = read(&host, now, DAY).unwrap();
+        assert_eq!(st.pause.until, ts("2026-11-28T12:00:00Z"));
+        // The mtime caps it too when it is earlier than now.
+        let later = ts("2026-11-28T12:00:00Z");
+        let st = read(&host, later, DAY).unwrap();
+        assert!(st.expired, "{st:?}");
+        // And clearing uses the same cap: a pause ended by the cap goes.
+        assert!(clear_expired(&host, PAUSE_FILE, later, DAY).unwrap());
+        assert_eq!(read(&host, later, DAY), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_tolerated_and_capped() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        std::fs::create_dir_all(host.path("/var/lib/taint-guard")).unwrap();
+        let f = host.path(PAUSE_FILE);
+        std::fs::write(&f, "until = \"2030-01-01T00:00:00Z\"\nticket = \"OPS-1\"\n").unwrap();
+        let now = ts("2026-11-27T12:00:00Z");
+        set_mtime(&f, now);
+        let st = read(&host, now, DAY).unwrap();
+        assert!(st.pause.reason.is_none(), "parsed, not an error: {st:?}");
+        assert_eq!(st.pause.until, ts("2026-11-28T12:00:00Z"));
+    }
+
+    #[test]
+    fn an_unreadable_pause_ends_at_mtime_plus_the_cap_and_is_cleared() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        std::fs::create_dir_all(host.path("/var/lib/taint-guard")).unwrap();
+        let f = host.path(PAUSE_FILE);
+        std::fs::write(&f, "until = \"tomorrow\"\n").unwrap();
+        let written = ts("2026-11-27T12:00:00Z");
+        set_mtime(&f, written);
+        let st = read(&host, ts("2026-11-28T11:59:59Z"), DAY).unwrap();
+        assert!(st.active().is_some(), "in force until mtime + max_hours");
+        let end = ts("2026-11-28T12:00:00Z");
+        let st = read(&host, end, DAY).unwrap();
+        assert!(st.expired, "not forever: {st:?}");
+        assert!(clear_expired(&host, PAUSE_FILE, end, DAY).unwrap());
+        assert_eq!(read(&host, end, DAY), None);
     }
 
     #[test]
