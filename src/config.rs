@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::evaluate::{Severity, FINDING_IDS};
+use crate::finding::{Severity, FINDING_IDS};
 
 /// Directories searched, lowest precedence first.
 pub const CONFIG_DIRS: [&str; 3] = [
@@ -69,6 +69,9 @@ pub struct FixPolicy {
     /// Bound on one swapoff(2); past it the repair reports `timed-out` and
     /// nothing is started. One bound for all swapoffs of a repair together.
     pub swapoff_timeout_secs: u64,
+    /// How many `fstab.taint-guard.*.bak` backups to keep (the newest;
+    /// at least 1: the newest is the undo of the last edit).
+    pub fstab_backups: usize,
     /// Start a unit that was stopped cleanly after running in this boot
     /// (`unit-stopped`: a person's `systemctl stop`). `check --fix` does
     /// (a person asked for the repair); the daemon will not by default.
@@ -80,8 +83,14 @@ pub struct FixPolicy {
 /// schedule, metrics. Durations in the unit their key names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunSettings {
-    /// Repair at all (false: observe and report only).
+    /// Repair at all, unattended (false: observe and report only). The one
+    /// switch for both unattended paths: the daemon and the boot unit
+    /// (`check --fix --unattended`). A person's `check --fix` is not affected.
     pub remediate: bool,
+    /// Revert what a person or a tool was seen to change (a swap line put
+    /// back in fstab, kubelet stopped and disabled). Default false: such a
+    /// change is reported, not fought.
+    pub enforce: bool,
     /// A unit is started only after it has been down this long.
     pub start_grace_secs: u64,
     /// Start a unit stopped cleanly in this boot (`unit-stopped`).
@@ -98,6 +107,9 @@ pub struct RunSettings {
     pub report: bool,
     /// Report even when nothing changed, this often (jittered).
     pub report_heartbeat_mins: u64,
+    /// At most one write burst to the API per this many seconds; the last
+    /// state is always written (trailing edge).
+    pub report_min_interval_secs: u64,
     /// Random delay before the first report, up to this.
     pub report_initial_delay_secs: u64,
     /// Cap of the backoff while the API server is unreachable.
@@ -149,6 +161,7 @@ struct Fragment {
 #[serde(deny_unknown_fields)]
 struct RunFragment {
     remediate: Option<bool>,
+    enforce: Option<bool>,
     start_grace_secs: Option<u64>,
     start_stopped: Option<bool>,
     repair_backoff_secs: Option<u64>,
@@ -157,6 +170,7 @@ struct RunFragment {
     resync_secs: Option<u64>,
     report: Option<bool>,
     report_heartbeat_mins: Option<u64>,
+    report_min_interval_secs: Option<u64>,
     report_initial_delay_secs: Option<u64>,
     report_backoff_max_secs: Option<u64>,
     metrics_listen: Option<String>,
@@ -184,6 +198,7 @@ struct FixFragment {
     settle_secs: Option<u64>,
     wait_for_start: Option<bool>,
     swapoff_timeout_secs: Option<u64>,
+    fstab_backups: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,16 +278,18 @@ impl Config {
                 settle_secs: 3,
                 wait_for_start: true,
                 swapoff_timeout_secs: 120,
+                fstab_backups: 5,
                 start_stopped: true,
             },
             report: ReportSettings {
                 api_timeout_secs: 10,
-                heartbeat_mins: 30,
+                heartbeat_mins: 15,
                 findings_annotation_max_bytes: 4096,
             },
             pause: PauseSettings { max_hours: 24 },
             run: RunSettings {
                 remediate: true,
+                enforce: false,
                 start_grace_secs: 60,
                 start_stopped: false,
                 repair_backoff_secs: 10,
@@ -280,7 +297,8 @@ impl Config {
                 debounce_ms: 3,
                 resync_secs: 300,
                 report: true,
-                report_heartbeat_mins: 60,
+                report_heartbeat_mins: 20,
+                report_min_interval_secs: 60,
                 report_initial_delay_secs: 30,
                 report_backoff_max_secs: 300,
                 metrics_listen: String::new(),
@@ -310,8 +328,10 @@ impl Config {
             set!(c.fix.settle_secs, f.fix.settle_secs);
             set!(c.fix.wait_for_start, f.fix.wait_for_start);
             set!(c.fix.swapoff_timeout_secs, f.fix.swapoff_timeout_secs);
+            set!(c.fix.fstab_backups, f.fix.fstab_backups);
             set!(c.pause.max_hours, f.pause.max_hours);
             set!(c.run.remediate, f.run.remediate);
+            set!(c.run.enforce, f.run.enforce);
             set!(c.run.start_grace_secs, f.run.start_grace_secs);
             set!(c.run.start_stopped, f.run.start_stopped);
             set!(c.run.repair_backoff_secs, f.run.repair_backoff_secs);
@@ -320,6 +340,10 @@ impl Config {
             set!(c.run.resync_secs, f.run.resync_secs);
             set!(c.run.report, f.run.report);
             set!(c.run.report_heartbeat_mins, f.run.report_heartbeat_mins);
+            set!(
+                c.run.report_min_interval_secs,
+                f.run.report_min_interval_secs
+            );
             set!(
                 c.run.report_initial_delay_secs,
                 f.run.report_initial_delay_secs
@@ -380,6 +404,14 @@ impl Config {
                         .into(),
                 });
             }
+            if c.fix.fstab_backups == 0 {
+                return Err(ConfigError {
+                    path: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: "fix.fstab_backups must be at least 1 (the newest backup is the undo of the last edit)".into(),
+                });
+            }
             if c.required_units.is_empty() {
                 return Err(ConfigError {
                     path: path.display().to_string(),
@@ -420,14 +452,7 @@ pub fn discover(dirs: &[PathBuf]) -> Vec<PathBuf> {
     main
 }
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
-    (line, col)
-}
+pub use crate::diag::line_col;
 
 #[cfg(test)]
 mod tests {

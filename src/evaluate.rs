@@ -1,8 +1,5 @@
 //! Pure judgement: observation + config → findings, status, reboot safety.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -10,57 +7,7 @@ use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe, UnitObservation, UnitState};
 use crate::remedy::Remedy;
 
-/// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 15] = [
-    "unit-missing",
-    "unit-masked",
-    "unit-broken",
-    "unit-disabled",
-    "unit-inactive",
-    "unit-stopped",
-    "unit-stopping",
-    "unit-failed",
-    "pause-expired",
-    "swap-active",
-    "swap-in-fstab",
-    "swap-unit-enabled",
-    "swapoff-unsafe",
-    "probe-failed",
-    "config-invalid",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Warning,
-    Unknown,
-    Critical,
-}
-
-impl FromStr for Severity {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        Ok(match s {
-            "info" => Severity::Info,
-            "warning" => Severity::Warning,
-            "unknown" => Severity::Unknown,
-            "critical" => Severity::Critical,
-            _ => return Err(()),
-        })
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Unknown => "unknown",
-            Severity::Critical => "critical",
-        })
-    }
-}
+pub use crate::finding::{Severity, FINDING_IDS};
 
 /// Overall status, with the monitoring-plugins exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,7 +141,7 @@ fn finding(
 
 /// Whether the unit starts at boot: enabled or generated, or (static,
 /// alias) pulled in by another unit.
-fn boots(s: &UnitState) -> bool {
+pub fn boots(s: &UnitState) -> bool {
     match s.unit_file_state.as_str() {
         "enabled" | "generated" => true,
         "static" | "alias" => !s.wanted_by.is_empty(),
@@ -573,7 +520,7 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
         }
         Probe::Failed(e) => out.push(finding(
             FindingKind::ProbeFailed {
-                target: ProbeTarget::Fstab(crate::observe::FSTAB.into()),
+                target: ProbeTarget::Fstab(crate::paths::FSTAB.into()),
             },
             Severity::Unknown,
             format!("cannot read fstab: {e}"),

@@ -8,12 +8,68 @@
 use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
-use crate::evaluate::Severity;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
 use crate::remedy::Remedy;
 
 /// The unit taint-guard looks after first; the kubelet flavours
 /// (`k3s.service`, …) stand in for it when it is not installed.
 pub const KUBELET_UNIT: &str = "kubelet.service";
+
+/// Every finding id, stable across releases (config keys refer to them).
+pub const FINDING_IDS: [&str; 15] = [
+    "unit-missing",
+    "unit-masked",
+    "unit-broken",
+    "unit-disabled",
+    "unit-inactive",
+    "unit-stopped",
+    "unit-stopping",
+    "unit-failed",
+    "pause-expired",
+    "swap-active",
+    "swap-in-fstab",
+    "swap-unit-enabled",
+    "swapoff-unsafe",
+    "probe-failed",
+    "config-invalid",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Unknown,
+    Critical,
+}
+
+impl FromStr for Severity {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Ok(match s {
+            "info" => Severity::Info,
+            "warning" => Severity::Warning,
+            "unknown" => Severity::Unknown,
+            "critical" => Severity::Critical,
+            _ => return Err(()),
+        })
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Unknown => "unknown",
+            Severity::Critical => "critical",
+        })
+    }
+}
 
 /// A probe that could not run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -246,6 +302,19 @@ pub struct Finding {
     /// Whether kubelet comes back after a reboot depends on it, and that
     /// cannot be known (swap on at boot, kubelet's swap policy unknown).
     pub reboot_unknown: bool,
+    /// For a finding that keeps recurring (a crash loop): how often, first
+    /// and last seen. Not part of what makes a finding new: a count going up
+    /// is not news worth a write of its own.
+    pub occurrences: Option<Occurrences>,
+}
+
+/// How often a recurring finding was seen (a crash loop's restarts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Occurrences {
+    /// systemd's `NRestarts` for a crash loop.
+    pub count: u32,
+    pub first: jiff::Timestamp,
+    pub last: jiff::Timestamp,
 }
 
 impl Finding {
@@ -263,6 +332,7 @@ impl Finding {
             remedy,
             fixable,
             reboot_unknown: false,
+            occurrences: None,
         }
     }
 
@@ -284,7 +354,7 @@ impl Finding {
 
 impl Serialize for Finding {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let n = if self.reboot_unknown { 7 } else { 6 };
+        let n = 6 + usize::from(self.reboot_unknown) + usize::from(self.occurrences.is_some());
         let mut st = s.serialize_struct("Finding", n)?;
         st.serialize_field("id", self.id())?;
         st.serialize_field("severity", &self.severity)?;
@@ -294,6 +364,9 @@ impl Serialize for Finding {
         st.serialize_field("fixable", &self.fixable)?;
         if self.reboot_unknown {
             st.serialize_field("reboot_unknown", &true)?;
+        }
+        if let Some(o) = &self.occurrences {
+            st.serialize_field("occurrences", o)?;
         }
         st.end()
     }

@@ -16,7 +16,7 @@ use crate::swap::{self, SwapUnit};
 use crate::systemd::UnitManager;
 use crate::virt::Virtualization;
 
-pub const FSTAB: &str = "/etc/fstab";
+pub use crate::paths::FSTAB;
 
 /// Where to look.
 #[derive(Debug, Clone)]

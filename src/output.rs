@@ -15,7 +15,7 @@ pub struct CheckOutput<'a> {
     pub reboot_safe: Option<bool>,
     pub findings: &'a [crate::evaluate::Finding],
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub actions: Option<&'a [crate::apply::ActionOutcome]>,
+    pub actions: Option<&'a [crate::plan::ActionOutcome]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fstab_diff: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

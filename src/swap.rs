@@ -129,7 +129,7 @@ impl SwapUnit {
         let in_generator_dir =
             Path::new(&self.path) == Path::new(FSTAB_GENERATOR_DIR).join(&self.name);
         in_generator_dir
-            && (self.source_path.as_deref() == Some(crate::observe::FSTAB)
+            && (self.source_path.as_deref() == Some(crate::paths::FSTAB)
                 || fstab_units.any(|u| u == self.name))
     }
 }

@@ -18,16 +18,7 @@ pub use pause::{PauseCmd, ResumeCmd};
 pub use run::RunCmd;
 
 /// Exit codes (monitoring-plugins convention for `check`, sysexits for the rest).
-pub mod exit {
-    pub const OK: u8 = 0;
-    pub const WARNING: u8 = 1;
-    pub const CRITICAL: u8 = 2;
-    pub const UNKNOWN: u8 = 3;
-    /// EX_USAGE
-    pub const USAGE: u8 = 64;
-    /// EX_CONFIG
-    pub const CONFIG: u8 = 78;
-}
+pub use crate::exit;
 
 /// Keeps Kubernetes nodes from silently staying NotReady: checks that
 /// kubelet's systemd unit runs now and will after a reboot, and that swap
