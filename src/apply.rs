@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::Serialize;
 
 use crate::config::Config;
 use crate::fstab;
@@ -13,38 +12,7 @@ use crate::hostroot::HostRoot;
 use crate::plan::{Plan, Step};
 use crate::systemd::{JobMode, UnitManager};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Planned,
-    Done,
-    Skipped,
-    Failed,
-    /// Did not finish within its bound (swapoff).
-    #[serde(rename = "timed-out")]
-    TimedOut,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Planned => "planned",
-            Outcome::Done => "done",
-            Outcome::Skipped => "skipped",
-            Outcome::Failed => "failed",
-            Outcome::TimedOut => "timed-out",
-        }
-    }
-}
-
-/// What happened to one action.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ActionOutcome {
-    pub id: String,
-    pub subject: String,
-    pub outcome: Outcome,
-    pub detail: String,
-}
+pub use crate::plan::{ActionOutcome, Outcome};
 
 /// The plan as a dry run: every action `planned`, every skip `skipped`.
 pub fn dry_run(plan: &Plan) -> Vec<ActionOutcome> {
@@ -144,15 +112,10 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
     let pause_cap = jiff::SignedDuration::from_hours(cfg.pause.max_hours.min(1 << 40) as i64);
     for a in &plan.actions {
         // The plan was made from an observation that may be minutes old
-        // (swapoff takes time): a pause taken since stops every unit step.
-        let unit_step = matches!(
-            a.step,
-            Step::Enable { .. }
-                | Step::UnmaskUnit { .. }
-                | Step::ResetFailed { .. }
-                | Step::Start { .. }
-        );
-        let paused_now = unit_step
+        // (swapoff takes time): a pause taken since stops every later side
+        // effect (swapoff, the fstab edit, swap units, unit steps).
+        let effect = !matches!(a.step, Step::ClearPause { .. } | Step::Reload);
+        let paused_now = effect
             .then(|| crate::pause::read(host, Timestamp::now(), pause_cap))
             .flatten()
             .and_then(|st| st.active().cloned());
@@ -186,15 +149,33 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
                     }
                 }
             }
-            (Step::CommentFstab { path, lines }, _) => comment_fstab(host, path, lines, now),
-            (Step::ClearPause { path }, _) => match crate::pause::clear_expired(host, path, now) {
-                Ok(true) => (Outcome::Done, format!("removed the expired pause {path}")),
-                Ok(false) => (
+            (Step::CommentFstab { path, lines }, _) => {
+                comment_fstab(host, path, lines, now, cfg.fix.fstab_backups)
+            }
+            // reset-failed is part of the start it prepares: never alone (a
+            // unit reset without its start looks stopped by a person).
+            (Step::ResetFailed { unit }, _)
+                if swap_still_on
+                    || !plan
+                        .actions
+                        .iter()
+                        .any(|x| x.step == (Step::Start { unit: unit.clone() })) =>
+            {
+                (
                     Outcome::Skipped,
-                    format!("{path} is gone or no longer expired"),
-                ),
-                Err(e) => (Outcome::Failed, format!("{e:#}")),
-            },
+                    format!("{unit} will not be started now: left as it is"),
+                )
+            }
+            (Step::ClearPause { path }, _) => {
+                match crate::pause::clear_expired(host, path, now, pause_cap) {
+                    Ok(true) => (Outcome::Done, format!("removed the expired pause {path}")),
+                    Ok(false) => (
+                        Outcome::Skipped,
+                        format!("{path} is gone or no longer expired"),
+                    ),
+                    Err(e) => (Outcome::Failed, format!("{e:#}")),
+                }
+            }
             (Step::Start { unit }, Some(_)) if swap_still_on => (
                 Outcome::Skipped,
                 format!("swap is still on: not starting {unit}"),
@@ -304,6 +285,7 @@ fn comment_fstab(
     path: &str,
     lines: &[usize],
     now: Timestamp,
+    keep_backups: usize,
 ) -> (Outcome, String) {
     let list = |l: &[usize]| {
         l.iter()
@@ -330,6 +312,10 @@ fn comment_fstab(
             ),
         );
     };
+    // Keep the newest backups taint-guard made; a person's are never touched.
+    if let Err(e) = crate::files::prune_backups(&target, keep_backups) {
+        tracing::warn!("pruning old backups of {path}: {e:#}");
+    }
     let bak = bak
         .strip_prefix(host.root())
         .map(|p| format!("/{}", p.display()))
@@ -694,9 +680,84 @@ mod tests {
         );
     }
 
+    /// swapoff(2) that takes long, during which a person pauses taint-guard.
+    struct PausedDuringSwapoff {
+        host: HostRoot,
+    }
+
+    impl Swapoff for PausedDuringSwapoff {
+        fn swapoff(&self, _: &std::path::Path) -> anyhow::Result<()> {
+            crate::pause::pause(
+                &self.host,
+                &crate::pause::Pause {
+                    until: Timestamp::now() + jiff::SignedDuration::from_hours(1),
+                    reason: Some("taken during swapoff".into()),
+                    by: None,
+                    since: None,
+                },
+            )?;
+            Ok(())
+        }
+    }
+
+    // Issue 18, problem 9: a pause taken during a long swapoff did not stop
+    // the fstab edit or the swap-unit disable/mask.
+    #[tokio::test]
+    async fn a_pause_taken_during_swapoff_stops_every_later_step() {
+        let t = tempfile::tempdir().unwrap();
+        let host = HostRoot::new(t.path());
+        std::fs::create_dir_all(t.path().join("etc")).unwrap();
+        let fstab = "/swapfile none swap sw 0 0\n";
+        std::fs::write(t.path().join("etc/fstab"), fstab).unwrap();
+        let act = |step| Action {
+            step,
+            reason: "r".into(),
+        };
+        let plan = Plan {
+            actions: vec![
+                act(Step::Swapoff {
+                    device: "/swapfile".into(),
+                }),
+                act(Step::CommentFstab {
+                    path: "/etc/fstab".into(),
+                    lines: vec![1],
+                }),
+                act(Step::DisableUnit {
+                    unit: "dev-sdb2.swap".into(),
+                }),
+                act(Step::MaskUnit {
+                    unit: "dev-sdb3.swap".into(),
+                }),
+            ],
+            ..Plan::default()
+        };
+        let sd = FakeSd::default();
+        let k = Arc::new(PausedDuringSwapoff { host: host.clone() });
+        let out = apply_with(&plan, Some(&sd), k, &host, &cfg(), Timestamp::now()).await;
+        assert_eq!(
+            outcomes(&out),
+            vec![
+                ("swapoff", Outcome::Done),
+                ("fstab-comment", Outcome::Skipped),
+                ("swap-unit-disable", Outcome::Skipped),
+                ("swap-unit-mask", Outcome::Skipped),
+            ]
+        );
+        assert!(
+            out[1].detail.contains("taken during swapoff"),
+            "{}",
+            out[1].detail
+        );
+        assert_eq!(
+            std::fs::read_to_string(t.path().join("etc/fstab")).unwrap(),
+            fstab
+        );
+        assert!(sd.calls.borrow().is_empty(), "{:?}", sd.calls.borrow());
+    }
+
     #[tokio::test]
     async fn a_pause_or_a_stop_taken_since_the_check_is_honoured() {
-        // A pause written after the plan was made: unit steps skipped.
+        // A pause written after the plan was made: every side effect skipped.
         let t = tempfile::tempdir().unwrap();
         let host = HostRoot::new(t.path());
         let until = Timestamp::now() + jiff::SignedDuration::from_hours(1);
@@ -723,7 +784,7 @@ mod tests {
         assert_eq!(
             outcomes(&out),
             vec![
-                ("swapoff", Outcome::Done),
+                ("swapoff", Outcome::Skipped),
                 ("enable", Outcome::Skipped),
                 ("daemon-reload", Outcome::Done),
                 ("start", Outcome::Skipped)

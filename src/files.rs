@@ -41,6 +41,42 @@ pub fn backup(path: &Path, stamp: &str) -> Result<PathBuf> {
     backup_bytes(path, &original, &meta, stamp)
 }
 
+/// Remove all but the newest `keep` backups of `path` that [`backup`] made
+/// (`NAME.taint-guard.*.bak` next to it; newest by modification time, then
+/// name). Returns how many were removed.
+pub fn prune_backups(path: &Path, keep: usize) -> Result<usize> {
+    let dir = parent(path);
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{} has no file name", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    let prefix = format!("{name}.taint-guard.");
+    let mut baks: Vec<(std::time::SystemTime, String, PathBuf)> = std::fs::read_dir(dir)
+        .with_context(|| format!("listing {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !(n.starts_with(&prefix) && n.ends_with(".bak")) {
+                return None;
+            }
+            let m = e.metadata().ok().filter(|m| m.is_file())?;
+            Some((m.modified().ok()?, n, e.path()))
+        })
+        .collect();
+    baks.sort();
+    let excess = baks.len().saturating_sub(keep.max(1));
+    let mut removed = 0;
+    for (_, _, p) in baks.into_iter().take(excess) {
+        std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        removed += 1;
+    }
+    if removed > 0 {
+        fsync_dir(dir)?;
+    }
+    Ok(removed)
+}
+
 /// Read `path` once: its bytes and, from the same open file, its metadata.
 fn read_once(path: &Path) -> Result<(Vec<u8>, std::fs::Metadata)> {
     use std::io::Read;
@@ -312,6 +348,45 @@ fn fsync_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prune_keeps_the_newest_backups_and_nothing_else() {
+        use std::time::{Duration, SystemTime};
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("fstab");
+        std::fs::write(&p, "x\n").unwrap();
+        let t0 = SystemTime::now() - Duration::from_secs(3600);
+        for i in 0..8u64 {
+            let b = t
+                .path()
+                .join(format!("fstab.taint-guard.2026112{i}T000000Z.bak"));
+            let f = File::create(&b).unwrap();
+            f.set_modified(t0 + Duration::from_secs(i)).unwrap();
+        }
+        // A person's backup and another file's backups are not ours to prune.
+        std::fs::write(t.path().join("fstab.orig.bak"), "y").unwrap();
+        std::fs::write(t.path().join("hosts.taint-guard.20261120T000000Z.bak"), "z").unwrap();
+        assert_eq!(prune_backups(&p, 5).unwrap(), 3);
+        let mut left: Vec<String> = std::fs::read_dir(t.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "fstab",
+                "fstab.orig.bak",
+                "fstab.taint-guard.20261123T000000Z.bak",
+                "fstab.taint-guard.20261124T000000Z.bak",
+                "fstab.taint-guard.20261125T000000Z.bak",
+                "fstab.taint-guard.20261126T000000Z.bak",
+                "fstab.taint-guard.20261127T000000Z.bak",
+                "hosts.taint-guard.20261120T000000Z.bak",
+            ]
+        );
+        assert_eq!(prune_backups(&p, 5).unwrap(), 0);
+    }
 
     #[test]
     fn only_temp_files_from_before_boot_are_swept() {

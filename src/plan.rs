@@ -163,6 +163,21 @@ impl Plan {
     /// Keep only the actions whose id is in `ids` (`check --fix --only`),
     /// plus the daemon-reload that a kept file change needs. What is left
     /// out is listed as skipped.
+    /// Nothing is done: every action is listed as skipped, with `reason`.
+    pub fn hold_all(mut self, reason: &str) -> Plan {
+        for a in self.actions.drain(..) {
+            if a.step == Step::Reload {
+                continue;
+            }
+            self.skipped.push(Skip {
+                id: a.step.id(),
+                subject: a.step.subject(),
+                reason: reason.into(),
+            });
+        }
+        self
+    }
+
     pub fn only(mut self, ids: &[String]) -> Plan {
         if ids.is_empty() {
             return self;
@@ -193,6 +208,39 @@ impl Plan {
         self.actions = actions;
         self
     }
+}
+
+/// What happened to one action (`apply`'s answer, typed for the daemon).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Planned,
+    Done,
+    Skipped,
+    Failed,
+    /// Did not finish within its bound (swapoff).
+    #[serde(rename = "timed-out")]
+    TimedOut,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Planned => "planned",
+            Outcome::Done => "done",
+            Outcome::Skipped => "skipped",
+            Outcome::Failed => "failed",
+            Outcome::TimedOut => "timed-out",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ActionOutcome {
+    pub id: String,
+    pub subject: String,
+    pub outcome: Outcome,
+    pub detail: String,
 }
 
 fn reload_action() -> Action {
@@ -464,7 +512,7 @@ fn swap_units(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Pla
             .find(|u| &u.name == name);
         let generated = unit.is_some_and(|u| u.state == "generated");
         let fstab_name = fstab_names.contains(&name.as_str())
-            || unit.is_some_and(|u| u.source_path.as_deref() == Some(crate::observe::FSTAB));
+            || unit.is_some_and(|u| u.source_path.as_deref() == Some(crate::paths::FSTAB));
         if !policy.swap_units {
             p.skipped.push(Skip {
                 id: "swap-unit-disable",
@@ -551,23 +599,25 @@ fn units(
         }
         let disabled = f.masked || f.disabled;
         let stopped = f.masked || f.failed || f.stopped_by_person || f.inactive;
-        // Only a unit that is really failed (or in its start limit) needs
-        // reset-failed; a crash loop in auto-restart does not.
-        if f.failed && st.active_state == "failed" && policy.start {
-            run.push(Action {
-                step: Step::ResetFailed { unit: name.into() },
-                reason: format!(
-                    "clear the failed state (Result={}) and start limit before starting",
-                    st.result
-                ),
-            });
-        }
         if disabled {
             enable(name, policy, p);
         }
         if stopped {
             let kubelet = u.required == KUBELET_UNIT;
             if let Some(a) = start(name, st, f, kubelet && swap_stays_on, policy, p) {
+                // Only a unit that is really failed (or in its start limit)
+                // needs reset-failed, and only as part of a start that runs:
+                // alone it would leave the unit looking cleanly stopped
+                // (Result=success), as if a person had stopped it.
+                if f.failed && st.active_state == "failed" {
+                    run.push(Action {
+                        step: Step::ResetFailed { unit: name.into() },
+                        reason: format!(
+                            "clear the failed state (Result={}) and start limit before starting",
+                            st.result
+                        ),
+                    });
+                }
                 run.push(a);
             }
         }
@@ -793,6 +843,24 @@ mod tests {
             s,
             vec!["reset-failed kubelet.service", "start kubelet.service"]
         );
+    }
+
+    #[test]
+    fn reset_failed_never_without_its_start() {
+        // Failed with swap on that cannot be turned off (too little
+        // memory): the start is skipped, and so is reset-failed — alone it
+        // would make kubelet look cleanly stopped (Result=success), and the
+        // daemon would then leave it down as a person's stop.
+        let o = obs("loaded", "failed", "failed", "enabled", Some(8192), 512);
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert!(!s.iter().any(|x| x.starts_with("reset-failed")), "{s:?}");
+        assert!(p.skipped.iter().any(|k| k.id == "start"), "{:?}", p.skipped);
+        // fix.start off: no reset-failed either.
+        let mut policy = Config::default().fix;
+        policy.start = false;
+        let o = obs("loaded", "failed", "failed", "enabled", None, 4096);
+        let (s, _) = steps(&o, &policy);
+        assert!(s.is_empty(), "{s:?}");
     }
 
     #[test]
