@@ -552,10 +552,162 @@ fn out_of_service_node_is_not_repaired() {
         "{}",
         d.log()
     );
-    // The taint removed: seen at the next read of the Node (every
-    // resync_secs while it was there), and the start follows.
+    // The taint removed: seen through the daemon's watch of its Node, and
+    // the start follows.
     api.state.lock().unwrap().node["spec"]["taints"] = serde_json::json!([]);
     node.wait_for("kubelet started after the taint went", active);
+}
+
+/// Problem 1 of issue 18: with swap on that it may not turn off, the
+/// daemon used to reset-failed a failed kubelet without starting it: kubelet
+/// then looked cleanly stopped (`unit-stopped`) and stayed down for good.
+/// Now nothing is reset until the start runs; once swap is freed, kubelet
+/// comes back.
+fn failing_kubelet_with_swap_on_comes_back_when_swap_is_freed() {
+    let node = Node::boot("dfreed", Kubelet::Kubeadm, |root| {
+        // No restart loop: a refused start leaves the unit failed.
+        harness::kubelet_dropin(root, "20-norestart.conf", "[Service]\nRestart=no\n");
+    });
+    kubelet_running(&node);
+    node.exec("dd if=/dev/zero of=/swapfile bs=1M count=16 status=none && chmod 600 /swapfile && mkswap /swapfile >/dev/null && swapon /swapfile");
+    node.exec("systemctl restart kubelet.service || true");
+    node.wait_for("kubelet failed (swap on)", |n| {
+        n.prop("kubelet.service", "ActiveState") == "failed"
+    });
+    let d = Daemon::start(
+        &node,
+        "start_grace_secs = 0\nrepair_backoff_secs = 1\n",
+        "[fix]\nswapoff = false\n",
+    );
+    d.wait_metrics("unit-failed", |m| has_finding(m, "unit-failed"));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        node.prop("kubelet.service", "ActiveState"),
+        "failed",
+        "reset without a start:\n{}",
+        d.log()
+    );
+    // A person frees swap: seen through /proc/swaps, reset-failed and start.
+    node.exec("swapoff /swapfile");
+    node.wait_for("kubelet active after swap was freed", active);
+    let log = d.log();
+    assert!(!log.contains("unit-stopped"), "{log}");
+    assert!(log.contains("reset-failed kubelet.service: done"), "{log}");
+}
+
+/// Problem 3 of issue 18: a swap line put back by a person or a tool is
+/// reported, not reverted (one revert, then a report); with run.enforce
+/// every put-back is reverted, and taint-guard's backups stay within
+/// fix.fstab_backups.
+fn a_swap_line_put_back_is_reported_not_reverted() {
+    const LINE: &str = "/swapfile none swap sw 0 0";
+    let node = Node::boot("dreadd", Kubelet::Kubeadm, |root| {
+        let f = root.join("etc/fstab");
+        let mut t = std::fs::read_to_string(&f).unwrap_or_default();
+        t.push_str(&format!("{LINE}\n"));
+        std::fs::write(f, t).unwrap();
+    });
+    kubelet_running(&node);
+    node.exec("dd if=/dev/zero of=/swapfile bs=1M count=16 status=none && chmod 600 /swapfile && mkswap /swapfile >/dev/null");
+    let live = |n: &Node| n.read("/etc/fstab").lines().any(|l| l == LINE);
+    let backups = |n: &Node| {
+        n.exec("ls /etc | grep -c '^fstab.taint-guard.*bak$' || true")
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    let d = Daemon::start(
+        &node,
+        "start_grace_secs = 0\nrepair_backoff_secs = 1\nrepair_backoff_max_secs = 2\n",
+        "[fix]\nfstab_backups = 2\n",
+    );
+    // At start the line is the seed incident's: commented out.
+    node.wait_for("the line commented out", |n| !live(n));
+    assert_eq!(backups(&node), 1);
+    // Put back three times (Ansible re-run, a person): reported, never reverted.
+    for i in 0..3 {
+        let t = node.read("/etc/fstab");
+        let t: String = t
+            .lines()
+            .filter(|l| *l != LINE)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        node.write("/etc/fstab", &t);
+        std::thread::sleep(Duration::from_millis(300));
+        node.write("/etc/fstab", &format!("{t}{LINE}\n"));
+        d.wait_metrics("swap-in-fstab", |m| has_finding(m, "swap-in-fstab"));
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(live(&node), "put-back {i} was reverted:\n{}", d.log());
+    }
+    assert_eq!(backups(&node), 1, "no edit, no backup");
+    let log = d.log();
+    assert!(
+        log.contains("put back after taint-guard commented it out"),
+        "{log}"
+    );
+    assert!(log.contains("reported, not reverted"), "{log}");
+    // run.enforce: each put-back reverted; the backups kept to the cap.
+    write_config(
+        &node,
+        d.port,
+        "enforce = true\nstart_grace_secs = 0\nrepair_backoff_secs = 1\nrepair_backoff_max_secs = 2\n",
+        "[fix]\nfstab_backups = 2\n",
+    );
+    d.signal(libc::SIGHUP);
+    node.wait_for("reverted under enforce", |n| !live(n));
+    for _ in 0..2 {
+        let t = node.read("/etc/fstab");
+        node.write("/etc/fstab", &format!("{t}{LINE}\n"));
+        node.wait_for("reverted again", |n| !live(n));
+    }
+    assert_eq!(backups(&node), 2, "{}", node.exec("ls -l /etc"));
+}
+
+/// Problem 7 of issue 18: a ConfigMap volume updates by renaming `..data`
+/// (config.toml is a symlink through it, never touched): the daemon
+/// reloads on that.
+fn config_reloaded_when_a_configmap_swaps_data() {
+    let mut node = Node::boot("dcm", Kubelet::Kubeadm, |_| {});
+    kubelet_running(&node);
+    node.exec("systemctl disable kubelet.service");
+    let cm = node.dir.join("cm");
+    let port = free_port();
+    let version = |name: &str, remediate: bool| {
+        let d = cm.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("config.toml"),
+            format!("[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = false\nremediate = {remediate}\n"),
+        )
+        .unwrap();
+    };
+    version("..2026_12_02_a", false);
+    std::os::unix::fs::symlink("..2026_12_02_a", cm.join("..data")).unwrap();
+    std::os::unix::fs::symlink("..data/config.toml", cm.join("config.toml")).unwrap();
+    node.config = cm.join("config.toml");
+    let log = node.dir.join("daemon.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let child = node
+        .tg_command(&["-v", "run"])
+        .stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let d = Daemon { child, port, log };
+    d.wait_metrics("unit-disabled", |m| {
+        m.contains(&finding("unit-disabled", "kubelet.service"))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(node.prop("kubelet.service", "UnitFileState"), "disabled");
+    // kubelet's atomic update: a new timestamped dir, ..data_tmp, rename.
+    version("..2026_12_02_b", true);
+    std::os::unix::fs::symlink("..2026_12_02_b", cm.join("..data_tmp")).unwrap();
+    std::fs::rename(cm.join("..data_tmp"), cm.join("..data")).unwrap();
+    node.wait_for("kubelet enabled after the reload", |n| {
+        n.prop("kubelet.service", "UnitFileState") == "enabled"
+    });
+    assert!(d.log().contains("configuration reloaded"), "{}", d.log());
 }
 
 fn main() -> std::process::ExitCode {
@@ -589,6 +741,18 @@ fn main() -> std::process::ExitCode {
         harness::trial(
             "steady_state_makes_no_api_requests",
             steady_state_makes_no_api_requests,
+        ),
+        harness::trial(
+            "failing_kubelet_with_swap_on_comes_back_when_swap_is_freed",
+            failing_kubelet_with_swap_on_comes_back_when_swap_is_freed,
+        ),
+        harness::trial(
+            "a_swap_line_put_back_is_reported_not_reverted",
+            a_swap_line_put_back_is_reported_not_reverted,
+        ),
+        harness::trial(
+            "config_reloaded_when_a_configmap_swaps_data",
+            config_reloaded_when_a_configmap_swaps_data,
         ),
     ])
 }

@@ -46,6 +46,14 @@ pub struct CheckCmd {
     #[arg(long, requires = "fix")]
     pub no_block: bool,
 
+    /// With --fix: run unattended, as the boot unit does: `[run] remediate
+    /// = false` turns repair off (the plan is shown, nothing is done), a
+    /// stopped unit is started only with `[run] start_stopped`, and the
+    /// Node's out-of-service taint as the daemon last read it (kept in
+    /// /run/taint-guard) holds every repair.
+    #[arg(long, requires = "fix")]
+    pub unattended: bool,
+
     /// Write the result to this node's Node object (annotations, the
     /// KubeletHostProblem condition, Events). An unreachable API server is
     /// reported and does not change the exit code.
@@ -86,8 +94,8 @@ impl CheckCmd {
             cfg.fix.wait_for_start = false;
         }
         // A person ran --fix: a unit they (or a colleague) stopped earlier
-        // is started too. The daemon decides by its own config.
-        cfg.fix.start_stopped = true;
+        // is started too. Unattended (the boot unit), the daemon's rule.
+        cfg.fix.start_stopped = !self.unattended || cfg.run.start_stopped;
         let cfg = &cfg;
         let src = Sources {
             host: ctx.host.clone(),
@@ -108,7 +116,15 @@ impl CheckCmd {
         if self.fix {
             let now = jiff::Timestamp::now();
             let pause = obs.pause.as_ref().and_then(|p| p.active()).cloned();
-            let p = plan::plan(&assessment, &obs, &cfg.fix, pause.as_ref()).only(&self.only);
+            let mut p = plan::plan(&assessment, &obs, &cfg.fix, pause.as_ref()).only(&self.only);
+            if self.unattended {
+                let kept = crate::run::kept_out_of_service(&ctx.host);
+                if let Some(why) = unattended_hold(cfg.run.remediate, kept.as_ref(), now) {
+                    p = p.hold_all(&why);
+                } else if kept.is_none() && !p.actions.is_empty() {
+                    tracing::info!("whether the Node carries {} is unknown here (nothing kept in {}; this check does not ask the API server): repairs are not held by it", report::node::OUT_OF_SERVICE, crate::run::OUT_OF_SERVICE_FILE);
+                }
+            }
             if self.dry_run {
                 for a in &p.actions {
                     if let plan::Step::CommentFstab { path, lines } = &a.step {
@@ -164,6 +180,26 @@ impl CheckCmd {
     }
 }
 
+/// Why an unattended repair (the boot unit) does nothing, if it does not.
+pub fn unattended_hold(
+    remediate: bool,
+    kept: Option<&crate::run::KeptOutOfService>,
+    now: jiff::Timestamp,
+) -> Option<String> {
+    if !remediate {
+        return Some(
+            "repair is off ([run] remediate = false): nothing is repaired unattended".into(),
+        );
+    }
+    let k = kept.filter(|k| k.out_of_service)?;
+    let ago = now.duration_since(k.at).as_secs().max(0);
+    Some(format!(
+        "the Node carried {} when the daemon last read it ({}s ago): taint-guard repairs nothing",
+        report::node::OUT_OF_SERVICE,
+        ago
+    ))
+}
+
 /// Findings the planner added (swapoff-unsafe) join the verdict.
 fn with_plan_findings(a: Assessment, p: &plan::Plan, cfg: &Config) -> Assessment {
     evaluate::with_findings(a, p.findings.clone(), cfg)
@@ -189,5 +225,51 @@ fn print(
     match format {
         Format::Human => print!("{}", output::human(&out)),
         Format::Json => println!("{}", output::json(&out)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Problem 4: `[run] remediate = false` did not reach the boot unit.
+    #[test]
+    fn the_boot_units_switches() {
+        let now: jiff::Timestamp = "2026-12-02T12:00:00Z".parse().unwrap();
+        assert!(unattended_hold(false, None, now)
+            .unwrap()
+            .contains("remediate = false"));
+        assert_eq!(unattended_hold(true, None, now), None);
+        let k = crate::run::KeptOutOfService {
+            out_of_service: true,
+            at: "2026-12-02T11:59:00Z".parse().unwrap(),
+            node: "w".into(),
+        };
+        assert!(unattended_hold(true, Some(&k), now)
+            .unwrap()
+            .contains("(60s ago)"));
+        let k = crate::run::KeptOutOfService {
+            out_of_service: false,
+            ..k
+        };
+        assert_eq!(unattended_hold(true, Some(&k), now), None);
+        let p = plan::Plan {
+            actions: vec![
+                plan::Action {
+                    step: plan::Step::Enable {
+                        unit: "kubelet.service".into(),
+                    },
+                    reason: "r".into(),
+                },
+                plan::Action {
+                    step: plan::Step::Reload,
+                    reason: "r".into(),
+                },
+            ],
+            ..Default::default()
+        }
+        .hold_all("off");
+        assert!(p.actions.is_empty());
+        assert_eq!(p.skipped.len(), 1);
     }
 }

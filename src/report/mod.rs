@@ -24,10 +24,10 @@ use kube::Client;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::apply::ActionOutcome;
 use crate::evaluate::Assessment;
 use crate::hostroot::HostRoot;
 use crate::observation::Observation;
+use crate::plan::ActionOutcome;
 use identity::Identity;
 use node::EventSpec;
 
@@ -129,6 +129,9 @@ pub struct Outcome {
     /// the Node was not read). The daemon repairs nothing while it does.
     #[serde(skip)]
     pub out_of_service: Option<bool>,
+    /// Another reporter keeps this Node's status: nothing was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_reporter: Option<String>,
 }
 
 /// Bounded retries of 409 Conflict, 429 and 5xx answers.
@@ -166,16 +169,30 @@ pub struct Input<'a> {
     /// Bound on each request.
     pub timeout: Duration,
     pub retry: Retry,
+    /// Who is writing (`host/NAME`, `pod/NAME`), recorded on the Node; a
+    /// different reporter with a fresh heartbeat is left alone.
+    pub reporter: Option<&'a str>,
 }
 
-/// Report; never fails the local check.
-pub async fn report(
+/// A client for the API server and the Node it reports on, made once and
+/// kept (the daemon reuses it: one TLS session, not one per report).
+#[derive(Clone)]
+pub struct Connection {
+    pub client: Client,
+    pub node: String,
+    pub node_source: &'static str,
+    pub identity: Identity,
+    /// Something worth saying (the Node name differs from the hostname).
+    pub note: Option<String>,
+}
+
+/// Find the Node's name and credentials and build a client; an `Outcome`
+/// (skipped) when reporting is not possible here.
+pub async fn connect(
     opts: &Options,
-    a: &Assessment,
-    actions: &[ActionOutcome],
     obs: &Observation,
     dry_run: bool,
-) -> Outcome {
+) -> Result<Connection, Outcome> {
     let env = identity::Env::from_process();
     let hostname_override = obs
         .kubelet_policy
@@ -191,10 +208,10 @@ pub async fn report(
         ident_name,
         hostname_override,
     ) else {
-        return Outcome::skipped(
+        return Err(Outcome::skipped(
             "no node name: pass --node-name or set NODE_NAME".into(),
             dry_run,
-        );
+        ));
     };
     let note = env
         .hostname
@@ -213,7 +230,7 @@ pub async fn report(
             let mut out = Outcome::skipped(format!("no usable kubeconfig: {e}"), dry_run);
             (out.node, out.node_source) = (Some(name.name), Some(name.source.into()));
             out.note = note;
-            return out;
+            return Err(out);
         }
     };
     config.connect_timeout = Some(opts.timeout);
@@ -221,20 +238,64 @@ pub async fn report(
     config.write_timeout = Some(opts.timeout);
     // Retries are ours (bounded, and counted in the outcome).
     config.default_retry = false;
-    let client = match Client::try_from(config) {
-        Ok(c) => c,
+    match Client::try_from(config) {
+        Ok(client) => Ok(Connection {
+            client,
+            node: name.name,
+            node_source: name.source,
+            identity: ident,
+            note,
+        }),
         Err(e) => {
             let mut out = Outcome::skipped(format!("cannot build API client: {e}"), dry_run);
             (out.node, out.node_source) = (Some(name.name), Some(name.source.into()));
             (out.identity, out.identity_source) = (Some(ident.name), Some(ident.source));
             out.note = note;
-            return out;
+            Err(out)
         }
-    };
+    }
+}
+
+/// Who reports from this process: `pod/HOSTNAME` in a pod, else
+/// `host/HOSTNAME` (the daemon and a person's `check --report` on the same
+/// host see the same node, and are one reporter).
+pub fn reporter_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        format!("pod/{host}")
+    } else {
+        format!("host/{host}")
+    }
+}
+
+/// Report; never fails the local check.
+pub async fn report(
+    opts: &Options,
+    a: &Assessment,
+    actions: &[ActionOutcome],
+    obs: &Observation,
+    dry_run: bool,
+) -> Outcome {
+    match connect(opts, obs, dry_run).await {
+        Ok(conn) => report_on(&conn, opts, a, actions, obs, dry_run, Some(&reporter_id())).await,
+        Err(out) => out,
+    }
+}
+
+/// Report over an existing connection.
+pub async fn report_on(
+    conn: &Connection,
+    opts: &Options,
+    a: &Assessment,
+    actions: &[ActionOutcome],
+    obs: &Observation,
+    dry_run: bool,
+    reporter: Option<&str>,
+) -> Outcome {
     let input = Input {
-        node: &name.name,
-        node_source: name.source,
-        identity: Some(&ident),
+        node: &conn.node,
+        node_source: conn.node_source,
+        identity: Some(&conn.identity),
         assessment: a,
         actions,
         kubelet_unit: obs.kubelet().map(|u| u.name.as_str()),
@@ -243,10 +304,57 @@ pub async fn report(
         heartbeat: opts.heartbeat,
         timeout: opts.timeout,
         retry: Retry::default(),
+        reporter,
     };
-    let mut out = report_with(client, &input, Timestamp::now()).await;
-    out.note = note;
+    let mut out = report_with(conn.client.clone(), &input, Timestamp::now()).await;
+    out.note = conn.note.clone();
     out
+}
+
+/// Whether the Node carries the out-of-service taint, read once (the
+/// daemon's watch falls back to this).
+pub async fn read_out_of_service(conn: &Connection, timeout: Duration) -> Result<bool, String> {
+    let nodes: Api<Node> = Api::all(conn.client.clone());
+    match tokio::time::timeout(timeout, nodes.get(&conn.node)).await {
+        Ok(Ok(n)) => Ok(node::out_of_service(&n)),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {timeout:?}")),
+    }
+}
+
+/// Watch this Node (a field-selected watch): each version's out-of-service
+/// value goes to `seen` (which returns false to stop). Returns when the
+/// watch ends (the server closes it every few minutes), with whether
+/// anything came, or why it failed; the caller starts it again.
+pub async fn watch_out_of_service(
+    conn: &Connection,
+    mut seen: impl FnMut(bool) -> bool,
+) -> Result<bool, String> {
+    use futures_util::StreamExt;
+    use kube::api::{WatchEvent, WatchParams};
+    let nodes: Api<Node> = Api::all(conn.client.clone());
+    let wp = WatchParams::default()
+        .fields(&format!("metadata.name={}", conn.node))
+        .timeout(290);
+    let mut stream = nodes
+        .watch(&wp, "0")
+        .await
+        .map_err(|e| e.to_string())?
+        .boxed();
+    let mut any = false;
+    while let Some(ev) = stream.next().await {
+        match ev.map_err(|e| e.to_string())? {
+            WatchEvent::Added(n) | WatchEvent::Modified(n) => {
+                any = true;
+                if !seen(node::out_of_service(&n)) {
+                    return Ok(any);
+                }
+            }
+            WatchEvent::Error(e) => return Err(format!("HTTP {} {}", e.code, e.message)),
+            WatchEvent::Deleted(_) | WatchEvent::Bookmark(_) => {}
+        }
+    }
+    Ok(any)
 }
 
 /// Bring the Node in line with `input`: GET it, then write only what differs.
@@ -273,6 +381,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         note: None,
         problem: None,
         out_of_service: None,
+        other_reporter: None,
     };
 
     let node = match rq.call(|| nodes.get(input.node)).await {
@@ -289,7 +398,14 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
     out.out_of_service = Some(node::out_of_service(&node));
     let heartbeat =
         jiff::SignedDuration::try_from(input.heartbeat).unwrap_or(jiff::SignedDuration::MAX);
-    let ch = node::changes(
+    if let Some(who) = input
+        .reporter
+        .and_then(|me| node::other_reporter(&node, me, now))
+    {
+        out.other_reporter = Some(who);
+        return out.finish(rq.count);
+    }
+    let mut ch = node::changes(
         &node,
         a,
         input.actions,
@@ -297,6 +413,20 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         heartbeat,
         now,
     );
+    if let Some(me) = input.reporter {
+        let old = node.metadata.annotations.clone().unwrap_or_default();
+        if ch.annotations.is_some() || old.get(node::REPORTER).map(String::as_str) != Some(me) {
+            // Unchanged annotations are the wanted ones: write them with ours.
+            let mut ann = ch.annotations.take().unwrap_or_else(|| {
+                [node::STATUS, node::REBOOT_SAFE, node::FINDINGS, node::SINCE]
+                    .iter()
+                    .filter_map(|k| old.get(*k).map(|v| (k.to_string(), v.clone())))
+                    .collect()
+            });
+            ann.insert(node::REPORTER.into(), me.into());
+            ch.annotations = Some(ann);
+        }
+    }
     let event = |spec: &EventSpec| new_event(spec, &node, input.node, now);
 
     if input.dry_run {
@@ -566,6 +696,7 @@ impl Outcome {
             note: None,
             problem: None,
             out_of_service: None,
+            other_reporter: None,
         }
     }
 
@@ -595,6 +726,10 @@ impl Outcome {
             parts.push(n(events, "event"));
         }
         let done = match (parts.is_empty(), self.dry_run) {
+            _ if self.other_reporter.is_some() => format!(
+                "another reporter ({}) keeps its status with a fresh heartbeat, nothing written",
+                self.other_reporter.as_deref().unwrap_or_default()
+            ),
             (true, false) if self.errors.is_empty() => "unchanged".to_string(),
             (true, false) => "wrote nothing".to_string(),
             (true, true) => "dry run, nothing to write".to_string(),

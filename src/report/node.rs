@@ -8,14 +8,20 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
-use crate::apply::{ActionOutcome, Outcome as Action};
 use crate::evaluate::{Assessment, Finding, FindingKind, Severity, Status};
+use crate::plan::{ActionOutcome, Outcome as Action};
 
 pub const STATUS: &str = "taint-guard.io/status";
 pub const REBOOT_SAFE: &str = "taint-guard.io/reboot-safe";
 pub const FINDINGS: &str = "taint-guard.io/findings";
 pub const SINCE: &str = "taint-guard.io/since";
+/// Who wrote the annotations and the condition (`host/NAME`, `pod/NAME`):
+/// one reporter per Node.
+pub const REPORTER: &str = "taint-guard.io/reporter";
 pub const CONDITION: &str = "KubeletHostProblem";
+/// A condition whose heartbeat is older than this means its reporter
+/// stopped; the daemon's heartbeat (20 min) stays well inside it.
+pub const STALE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(60);
 const OK_REASON: &str = "KubeletHostOK";
 
 /// One event to create.
@@ -69,8 +75,11 @@ pub fn findings_json(findings: &[Finding], max: usize) -> String {
     let items: Vec<String> = findings
         .iter()
         .map(|f| {
-            json!({"id": f.id(), "severity": f.severity, "subject": f.subject(), "message": f.message})
-                .to_string()
+            let mut v = json!({"id": f.id(), "severity": f.severity, "subject": f.subject(), "message": f.message});
+            if let Some(o) = &f.occurrences {
+                v["occurrences"] = json!(o);
+            }
+            v.to_string()
         })
         .collect();
     let join = |xs: &[String]| format!("[{}]", xs.join(","));
@@ -242,6 +251,22 @@ pub fn changes(
         transition,
         actions,
     }
+}
+
+/// Another reporter that keeps this Node's status (its name), when its
+/// heartbeat is fresh: then `me` writes nothing (one reporter per Node).
+pub fn other_reporter(node: &Node, me: &str, now: Timestamp) -> Option<String> {
+    let who = node.metadata.annotations.as_ref()?.get(REPORTER)?;
+    if who == me {
+        return None;
+    }
+    let hb = node
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == CONDITION))
+        .and_then(|c| c.last_heartbeat_time.as_ref())?;
+    (now.duration_since(hb.0) < STALE_AFTER).then(|| who.clone())
 }
 
 /// The taint an operator puts on a Node that is shut down for good or being

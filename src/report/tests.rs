@@ -11,8 +11,8 @@ use kube::client::Body;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::apply::{ActionOutcome, Outcome as Action};
 use crate::evaluate::{Assessment, Finding, FindingKind, Severity, Status};
+use crate::plan::{ActionOutcome, Outcome as Action};
 
 type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
 
@@ -203,6 +203,7 @@ struct Run<'a> {
     dry_run: bool,
     timeout: Duration,
     identity: Identity,
+    reporter: Option<&'static str>,
 }
 
 impl<'a> Run<'a> {
@@ -213,6 +214,7 @@ impl<'a> Run<'a> {
             dry_run: false,
             timeout: Duration::from_secs(5),
             identity: identity(),
+            reporter: None,
         }
     }
 
@@ -230,6 +232,7 @@ impl<'a> Run<'a> {
             max_findings_bytes: 4096,
             heartbeat: Duration::from_secs(1800),
             timeout: self.timeout,
+            reporter: self.reporter,
             retry: Retry {
                 attempts: 3,
                 backoff: Duration::ZERO,
@@ -375,6 +378,62 @@ async fn same_findings_again_only_reads() {
         "{}",
         out.summary
     );
+}
+
+/// One reporter per Node: the annotations say who wrote them; a fresh
+/// other reporter is left alone (one GET, nothing written).
+#[tokio::test]
+async fn a_fresh_other_reporter_is_left_alone() {
+    let mut node = first_report().await;
+    node["metadata"]["annotations"]["taint-guard.io/reporter"] = json!("pod/taint-guard-x2");
+    let a = ok();
+    let later = t0() + jiff::SignedDuration::from_mins(5);
+    let mut run = Run::new(&a);
+    run.reporter = Some("host/worker-1");
+    let out = run.go(later, vec![get_node(&node)]).await;
+    assert_eq!(out.other_reporter.as_deref(), Some("pod/taint-guard-x2"));
+    assert!(out.writes.is_empty());
+    assert!(
+        out.summary
+            .contains("another reporter (pod/taint-guard-x2)"),
+        "{}",
+        out.summary
+    );
+    // Its heartbeat older than an hour: it stopped; ours takes over and
+    // says so in the annotations.
+    let much_later = t0() + jiff::SignedDuration::from_mins(61);
+    let a = critical();
+    let mut run = Run::new(&a);
+    run.reporter = Some("host/worker-1");
+    let out = run
+        .go(
+            much_later,
+            vec![
+                get_node(&node),
+                expect(
+                    Method::PATCH,
+                    NODE_PATH,
+                    Some(MERGE),
+                    |b| {
+                        let ann = &b["metadata"]["annotations"];
+                        assert_eq!(ann["taint-guard.io/reporter"], "host/worker-1");
+                        assert_eq!(ann["taint-guard.io/status"], "critical");
+                        assert_eq!(ann.as_object().unwrap().len(), 5, "{b}");
+                    },
+                    Reply::Json(200, node.clone()),
+                ),
+                expect(
+                    Method::PATCH,
+                    STATUS_PATH,
+                    Some(STRATEGIC),
+                    |_| {},
+                    Reply::Json(200, node.clone()),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(out.other_reporter, None);
+    assert_eq!(out.state, State::Updated, "{out:?}");
 }
 
 #[tokio::test]

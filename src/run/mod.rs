@@ -1,40 +1,47 @@
-//! `taint-guard run`: the node daemon. It owns event sources, debouncing
-//! and scheduling only; every judgement is `evaluate` and `plan`, every
-//! effect `apply` and `report`, exactly as for `check --fix --report`.
+//! `taint-guard run`: the node daemon. A thin shell around the pure
+//! [`reconcile::Reconciler`]: it owns the event sources, debouncing and
+//! timers, runs the effects the reconciler asks for (`apply`, the
+//! reporting actor) and feeds their results back. No repair or report rule
+//! lives here.
 //!
-//! One current-thread runtime. Between events nothing runs but three
-//! timers: the resync (default 5 min), the report heartbeat (1 h) and the
-//! systemd watchdog (half of `WATCHDOG_USEC`), each jittered.
+//! One current-thread runtime. Every await of the loop — observing
+//! systemd, applying a repair, waiting for events — runs inside one
+//! [`Guard`] that answers SIGTERM/SIGINT and keeps the systemd watchdog fed,
+//! and observing has an overall deadline: a PID 1 busy with a slow
+//! daemon-reload neither trips `WatchdogSec=` nor turns SIGTERM into
+//! SIGKILL.
 
 pub mod metrics;
-pub mod repair;
+pub mod reconcile;
 pub mod reporter;
 pub mod schedule;
 pub mod sources;
 
-use std::cell::RefCell;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, Instant};
 
-use crate::apply::{self, ActionOutcome};
+use crate::apply;
 use crate::config::{Config, ConfigError};
-use crate::evaluate::{self, Assessment, Finding, FindingKind, Severity};
 use crate::hostroot::HostRoot;
 use crate::observation::Observation;
 use crate::observe::{self, Sources};
-use crate::plan;
-use crate::systemd::Systemd;
+use crate::systemd::{Systemd, UnitManager};
 
 use metrics::{Health, Metrics};
-use repair::{DownSince, Gated};
-use schedule::{jitter_down, Debounce, RepairBackoff};
+use reconcile::{Decision, Input, Level, OutOfService, Reconciler, Reported};
+use schedule::{jitter_down, Debounce};
 use sources::{Bus, FileEvent, FileWatch, SwapsWatch, Wake};
+
+pub use reconcile::status_line;
 
 /// Everything `run` is started with (from the command line).
 #[derive(Debug, Clone)]
@@ -48,13 +55,21 @@ pub struct Options {
     pub kubeconfig: Option<PathBuf>,
 }
 
+/// Observing systemd takes at most this long in all; past it the node is
+/// judged from what could be read (systemd's part unknown).
+pub const OBSERVE_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Where the daemon keeps the last out-of-service value it read (under the
+/// host root), for its own restarts and for the boot unit.
+pub const OUT_OF_SERVICE_FILE: &str = "/run/taint-guard/out-of-service.json";
+
 /// Run until SIGTERM or SIGINT; the exit code.
 pub fn run(opts: Options) -> u8 {
     let cfg = match Config::load(opts.config_path.as_deref()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("taint-guard: invalid config: {e}");
-            return crate::cli::exit::CONFIG;
+            return crate::exit::CONFIG;
         }
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
@@ -64,11 +79,11 @@ pub fn run(opts: Options) -> u8 {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("taint-guard: cannot start runtime: {e}");
-            return crate::cli::exit::UNKNOWN;
+            return crate::exit::UNKNOWN;
         }
     };
     let local = tokio::task::LocalSet::new();
-    let code = local.block_on(&rt, Daemon::start(opts, cfg));
+    let code = local.block_on(&rt, start(opts, cfg));
     // Drop the tasks inside the runtime (zbus deregisters its match rules
     // on drop), then abandon what is left (a swapoff thread past its
     // bound) at once.
@@ -98,224 +113,524 @@ mod notify {
     }
 }
 
-struct Daemon {
+/// Runs a future while answering a stop request and feeding the watchdog.
+pub struct Guard {
+    stop: mpsc::Receiver<()>,
+    stopped: bool,
+    /// Half of `WATCHDOG_USEC`.
+    every: Option<Duration>,
+    next: Option<Instant>,
+    pet: Box<dyn FnMut()>,
+}
+
+impl Guard {
+    pub fn new(
+        stop: mpsc::Receiver<()>,
+        watchdog: Option<Duration>,
+        pet: Box<dyn FnMut()>,
+    ) -> Guard {
+        let every = watchdog.map(|w| w / 2);
+        Guard {
+            stop,
+            stopped: false,
+            every,
+            next: every.map(|e| Instant::now() + e),
+            pet,
+        }
+    }
+
+    /// `fut`'s output, or None when a stop was asked for first.
+    pub async fn run<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        if self.stopped {
+            return None;
+        }
+        tokio::pin!(fut);
+        loop {
+            let far = Instant::now() + Duration::from_secs(86400);
+            tokio::select! {
+                biased;
+                _ = self.stop.recv() => {
+                    self.stopped = true;
+                    return None;
+                }
+                _ = sleep_until(self.next.unwrap_or(far)), if self.next.is_some() => {
+                    (self.pet)();
+                    self.next = self.every.map(|e| Instant::now() + e);
+                }
+                r = &mut fut => return Some(r),
+            }
+        }
+    }
+}
+
+/// Observe with an overall deadline: past it, systemd's part is unknown.
+pub async fn observe_bounded<S: UnitManager>(
+    sd: Result<&S, &str>,
+    src: &Sources,
+    cfg: &Config,
+    deadline: Duration,
+) -> Observation {
+    match tokio::time::timeout(deadline, observe::observe(sd, src, cfg)).await {
+        Ok(o) => o,
+        Err(_) => {
+            let why = format!(
+                "systemd did not answer within {}s (PID 1 busy?)",
+                deadline.as_secs()
+            );
+            observe::observe::<S>(Err(&why), src, cfg).await
+        }
+    }
+}
+
+/// The last out-of-service value read, as kept in /run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptOutOfService {
+    pub out_of_service: bool,
+    pub at: Timestamp,
+    pub node: String,
+}
+
+/// Read what the daemon kept (None: nothing, or unreadable).
+pub fn kept_out_of_service(host: &HostRoot) -> Option<KeptOutOfService> {
+    let text = std::fs::read_to_string(host.path(OUT_OF_SERVICE_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn keep_out_of_service(host: &HostRoot, k: &KeptOutOfService) {
+    let path = host.path(OUT_OF_SERVICE_FILE);
+    let r = (|| -> anyhow::Result<()> {
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        crate::files::write_atomic(&path, serde_json::to_string(k)?.as_bytes(), None)
+    })();
+    if let Err(e) = r {
+        tracing::debug!(
+            "cannot keep the out-of-service state in {}: {e:#}",
+            path.display()
+        );
+    }
+}
+
+struct Shell {
     opts: Options,
     cfg: Config,
-    /// Why the last config (re)load failed: kept as a finding.
     config_error: Option<ConfigError>,
     src: Sources,
     bus: watch::Receiver<Bus>,
     units_tx: watch::Sender<Vec<String>>,
-    down: DownSince,
-    backoff: RepairBackoff,
-    /// When a held-back repair may run (grace, backoff).
-    repair_due: Option<Instant>,
-    out_of_service: watch::Receiver<Option<bool>>,
-    snapshot_tx: watch::Sender<Option<reporter::Snapshot>>,
-    pending: reporter::Pending,
     metrics: Rc<Metrics>,
     health: Arc<Health>,
     files: Option<FileWatch>,
-    /// What was said last: the verdict line and the findings.
-    last_status: String,
-    last_findings: Vec<Finding>,
-    last_skips: Vec<String>,
-    last_fingerprint: String,
-    watchdog: Option<Duration>,
+    reports: Option<mpsc::Sender<reporter::Request>>,
+    oos: OutOfService,
+    oos_kept: Option<KeptOutOfService>,
+    /// Observed before: the reporter has been asked to connect.
+    connected: bool,
+    /// The last `STATUS=` line.
+    status: String,
 }
 
-impl Daemon {
-    async fn start(opts: Options, cfg: Config) -> u8 {
-        let metrics = Rc::new(Metrics::new());
-        let health = Arc::new(Health::new(
-            Duration::from_secs(cfg.run.health_bus_down_secs),
-            stall_bound(&cfg),
-        ));
-        if !cfg.run.metrics_listen.is_empty() {
-            // Validated when the config was parsed.
-            let addr = cfg.run.metrics_listen.parse().expect("validated");
-            match metrics::bind(addr).await {
-                Ok(l) => {
-                    tracing::info!("serving /metrics, /healthz and /livez on {addr}");
-                    tokio::task::spawn_local(metrics::serve(l, metrics.clone(), health.clone()));
-                }
-                Err(e) => {
-                    eprintln!("taint-guard: cannot listen on {addr} (run.metrics_listen): {e}");
-                    return crate::cli::exit::CONFIG;
-                }
+async fn start(opts: Options, cfg: Config) -> u8 {
+    let metrics = Rc::new(Metrics::new());
+    let health = Arc::new(Health::new(
+        Duration::from_secs(cfg.run.health_bus_down_secs),
+        stall_bound(&cfg),
+    ));
+    if !cfg.run.metrics_listen.is_empty() {
+        // Validated when the config was parsed.
+        let addr = cfg.run.metrics_listen.parse().expect("validated");
+        match metrics::bind(addr).await {
+            Ok(l) => {
+                tracing::info!("serving /metrics, /healthz and /livez on {addr}");
+                tokio::task::spawn_local(metrics::serve(l, metrics.clone(), health.clone()));
+            }
+            Err(e) => {
+                eprintln!("taint-guard: cannot listen on {addr} (run.metrics_listen): {e}");
+                return crate::exit::CONFIG;
             }
         }
-        let (wake_tx, mut wake_rx) = mpsc::channel::<Wake>(256);
-        let (bus_tx, bus_rx) = watch::channel(Bus::Connecting);
-        let (units_tx, units_rx) = watch::channel(watched_units(&cfg));
-        tokio::task::spawn_local(sources::bus_task(
-            units_rx,
-            wake_tx,
-            bus_tx,
+    }
+    let (Ok(mut term), Ok(mut int), Ok(hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        eprintln!("taint-guard: cannot install signal handlers");
+        return crate::exit::UNKNOWN;
+    };
+    let (stop_tx, stop_rx) = mpsc::channel(1);
+    tokio::task::spawn_local(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        let _ = stop_tx.send(()).await;
+    });
+    let mut guard = Guard::new(
+        stop_rx,
+        sd_notify::watchdog_enabled(),
+        Box::new(notify::watchdog),
+    );
+
+    let (wake_tx, wake_rx) = mpsc::channel::<Wake>(256);
+    let (bus_tx, bus_rx) = watch::channel(Bus::Connecting);
+    let (units_tx, units_rx) = watch::channel(watched_units(&cfg));
+    tokio::task::spawn_local(sources::bus_task(
+        units_rx,
+        wake_tx,
+        bus_tx,
+        metrics.clone(),
+    ));
+    let (msg_tx, msg_rx) = mpsc::channel::<reporter::Message>(16);
+    let reports = if cfg.run.report {
+        let (tx, rx) = mpsc::channel(2);
+        let ropts = crate::report::Options {
+            node_name: opts.node_name.clone(),
+            kubeconfig: opts.kubeconfig.clone(),
+            host: opts.host.clone(),
+            timeout: Duration::from_secs(cfg.report.api_timeout_secs),
+            max_findings_bytes: cfg.report.findings_annotation_max_bytes,
+            heartbeat: Duration::from_secs(cfg.report.heartbeat_mins.saturating_mul(60)),
+        };
+        tokio::task::spawn_local(reporter::task(
+            ropts,
+            crate::report::reporter_id(),
+            Duration::from_secs(cfg.run.resync_secs),
+            rx,
+            msg_tx,
             metrics.clone(),
         ));
-        let (snapshot_tx, snapshot_rx) = watch::channel(None);
-        let (oos_tx, oos_rx) = watch::channel(None);
-        let pending: reporter::Pending = Rc::new(RefCell::new(Vec::new()));
-        if cfg.run.report {
-            let ropts = crate::report::Options {
-                node_name: opts.node_name.clone(),
-                kubeconfig: opts.kubeconfig.clone(),
-                host: opts.host.clone(),
-                timeout: Duration::from_secs(cfg.report.api_timeout_secs),
-                max_findings_bytes: cfg.report.findings_annotation_max_bytes,
-                heartbeat: Duration::from_secs(cfg.report.heartbeat_mins.saturating_mul(60)),
-            };
-            let sched = reporter::Schedule {
-                initial_delay: Duration::from_secs(cfg.run.report_initial_delay_secs),
-                heartbeat: Duration::from_secs(cfg.run.report_heartbeat_mins.saturating_mul(60)),
-                backoff_max: Duration::from_secs(cfg.run.report_backoff_max_secs),
-                out_of_service_recheck: Duration::from_secs(cfg.run.resync_secs),
-            };
-            tokio::task::spawn_local(reporter::task(
-                ropts,
-                sched,
-                snapshot_rx,
-                pending.clone(),
-                oos_tx,
-                metrics.clone(),
-            ));
+        Some(tx)
+    } else {
+        drop(msg_tx);
+        None
+    };
+    let swaps = match SwapsWatch::open(&opts.proc_swaps) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {} for swap changes ({e}): seen at the resync only",
+                opts.proc_swaps.display()
+            );
+            None
         }
-        let swaps = match SwapsWatch::open(&opts.proc_swaps) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(
-                    "cannot watch {} for swap changes ({e}): seen at the resync only",
-                    opts.proc_swaps.display()
-                );
-                None
-            }
-        };
-        let files = match FileWatch::new() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("inotify unavailable ({e}): file changes seen at the resync only");
-                None
-            }
-        };
-        let mut d = Daemon {
-            src: Sources {
-                host: opts.host.clone(),
-                proc_swaps: opts.proc_swaps.clone(),
-                cgroup_root: opts.cgroup_root.clone(),
-                assume_virtualization: opts.assume_virtualization.clone(),
-            },
-            backoff: backoff_of(&cfg),
-            opts,
-            cfg,
-            config_error: None,
-            bus: bus_rx,
-            units_tx,
-            down: DownSince::default(),
-            repair_due: None,
-            out_of_service: oos_rx,
-            snapshot_tx,
-            pending,
-            metrics,
-            health,
-            files,
-            last_status: String::new(),
-            last_findings: Vec::new(),
-            last_skips: Vec::new(),
-            last_fingerprint: String::new(),
-            watchdog: sd_notify::watchdog_enabled(),
-        };
-        d.main_loop(&mut wake_rx, swaps).await
-    }
+    };
+    let files = match FileWatch::new() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!("inotify unavailable ({e}): file changes seen at the resync only");
+            None
+        }
+    };
+    let oos_kept = kept_out_of_service(&opts.host);
+    let oos = match &oos_kept {
+        Some(k) => OutOfService::LastKnown {
+            value: k.out_of_service,
+            at: k.at,
+        },
+        None => OutOfService::Unknown,
+    };
+    let mut shell = Shell {
+        src: Sources {
+            host: opts.host.clone(),
+            proc_swaps: opts.proc_swaps.clone(),
+            cgroup_root: opts.cgroup_root.clone(),
+            assume_virtualization: opts.assume_virtualization.clone(),
+        },
+        opts,
+        cfg,
+        config_error: None,
+        bus: bus_rx,
+        units_tx,
+        metrics,
+        health,
+        files,
+        reports,
+        oos,
+        oos_kept,
+        connected: false,
+        status: String::new(),
+    };
+    let seed = fastrand::u64(..);
+    let mut rec = Reconciler::new(now(), &shell.cfg, seed);
+    let code = shell
+        .main_loop(&mut rec, &mut guard, wake_rx, msg_rx, hup, swaps)
+        .await;
+    notify::stopping();
+    tracing::info!("stopping");
+    code
+}
 
+impl Shell {
     async fn main_loop(
         &mut self,
-        wake_rx: &mut mpsc::Receiver<Wake>,
+        rec: &mut Reconciler,
+        guard: &mut Guard,
+        mut wake_rx: mpsc::Receiver<Wake>,
+        mut msg_rx: mpsc::Receiver<reporter::Message>,
+        mut hup: tokio::signal::unix::Signal,
         swaps: Option<SwapsWatch>,
     ) -> u8 {
-        let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::hangup()),
-        ) else {
-            eprintln!("taint-guard: cannot install signal handlers");
-            return crate::cli::exit::UNKNOWN;
-        };
         // The first evaluation waits for the first connection attempt (at
         // most its 5 s bound), so it does not report "no bus" needlessly.
-        while matches!(*self.bus.borrow(), Bus::Connecting) {
-            if self.bus.changed().await.is_err() {
-                break;
+        let mut bus = self.bus.clone();
+        let first = async {
+            while matches!(*bus.borrow(), Bus::Connecting) {
+                if bus.changed().await.is_err() {
+                    break;
+                }
             }
+        };
+        if guard.run(first).await.is_none() {
+            return crate::exit::OK;
         }
         let mut debounce = Debounce::new(Duration::from_millis(self.cfg.run.debounce_ms));
-        let far = || Instant::now() + Duration::from_secs(86400 * 365);
         let mut resync_at = Instant::now();
+        let mut wake_at: Option<std::time::Instant> = None;
         let mut ready = false;
-        let watchdog_every = self.watchdog.map(|w| w / 2);
-        let mut watchdog_at = watchdog_every.map(|w| Instant::now() + w);
+        let (mut wakes_open, mut msgs_open) = (true, self.reports.is_some());
         loop {
             self.health.turned();
-            tokio::select! {
-                biased;
-                _ = term.recv() => break,
-                _ = int.recv() => break,
-                _ = hup.recv() => {
-                    self.reload_config("SIGHUP");
-                    debounce.event(Instant::now());
-                }
-                _ = sleep_until(watchdog_at.unwrap_or_else(far)), if watchdog_at.is_some() => {
-                    notify::watchdog();
-                    watchdog_at = watchdog_every.map(|w| Instant::now() + w);
-                }
-                Some(w) = wake_rx.recv() => {
-                    tracing::debug!("wake: {w:?}");
-                    if let Wake::BusUp | Wake::BusLost(_) = &w {
-                        self.health.bus(matches!(w, Wake::BusUp));
+            self.health.bus(matches!(*self.bus.borrow(), Bus::Up(_)));
+            let far = Instant::now() + Duration::from_secs(86400 * 365);
+            let due = debounce.due();
+            // One wait for the next thing to do; every branch is cheap.
+            let evaluate = guard
+                .run(async {
+                    tokio::select! {
+                        _ = hup.recv() => {
+                            self.reload_config("SIGHUP");
+                            debounce = Debounce::new(Duration::from_millis(self.cfg.run.debounce_ms));
+                            debounce.event(now());
+                            false
+                        }
+                        w = wake_rx.recv(), if wakes_open => {
+                            match w {
+                                Some(w) => tracing::debug!("wake: {w:?}"),
+                                None => wakes_open = false,
+                            }
+                            debounce.event(now());
+                            false
+                        }
+                        r = async { swaps.as_ref().expect("guarded").changed().await }, if swaps.is_some() => {
+                            if let Err(e) = r {
+                                tracing::warn!("/proc/swaps poll: {e}");
+                            }
+                            debounce.event(now());
+                            false
+                        }
+                        ev = async { match self.files.as_mut() { Some(f) => f.next().await, None => std::future::pending().await } } => {
+                            match ev {
+                                Some(FileEvent::Config(p)) => {
+                                    self.reload_config(&p.display().to_string());
+                                    debounce = Debounce::new(Duration::from_millis(self.cfg.run.debounce_ms));
+                                }
+                                Some(ev) => tracing::debug!("wake: {ev:?}"),
+                                None => self.files = None,
+                            }
+                            debounce.event(now());
+                            false
+                        }
+                        m = msg_rx.recv(), if msgs_open => {
+                            match m {
+                                Some(m) => self.message(rec, m),
+                                None => {
+                                    tracing::warn!("the reporting task ended: not reporting");
+                                    msgs_open = false;
+                                    self.reports = None;
+                                }
+                            }
+                            debounce.event(now());
+                            false
+                        }
+                        _ = sleep_until(due.map_or(far, Instant::from_std)), if due.is_some() => {
+                            debounce.fire();
+                            true
+                        }
+                        _ = sleep_until(wake_at.map_or(far, Instant::from_std)), if wake_at.is_some() => true,
+                        _ = sleep_until(resync_at) => {
+                            resync_at = Instant::now()
+                                + jitter_down(Duration::from_secs(self.cfg.run.resync_secs), 0.1);
+                            true
+                        }
                     }
-                    debounce.event(Instant::now());
+                })
+                .await;
+            let Some(evaluate) = evaluate else { break };
+            if !evaluate {
+                continue;
+            }
+            match self.cycle(rec, guard).await {
+                Some(w) => wake_at = w,
+                None => break,
+            }
+            if !ready {
+                ready = true;
+                notify::ready(&self.status);
+            }
+        }
+        crate::exit::OK
+    }
+
+    /// Observe, decide, run what was decided. None: stop asked for.
+    async fn cycle(
+        &mut self,
+        rec: &mut Reconciler,
+        guard: &mut Guard,
+    ) -> Option<Option<std::time::Instant>> {
+        let t0 = Instant::now();
+        let bus = self.bus.borrow().clone();
+        let obs = {
+            let (sd, no_bus): (Option<Arc<Systemd>>, String) = match &bus {
+                Bus::Up(sd) => (Some(sd.clone()), String::new()),
+                Bus::Down { error } => (None, error.clone()),
+                Bus::Connecting => (None, "connecting to the system bus".into()),
+            };
+            let sd_ref: Result<&Systemd, &str> = match &sd {
+                Some(s) => Ok(s),
+                None => Err(no_bus.as_str()),
+            };
+            guard
+                .run(observe_bounded(
+                    sd_ref,
+                    &self.src,
+                    &self.cfg,
+                    OBSERVE_DEADLINE,
+                ))
+                .await?
+        };
+        self.metrics.observed(&obs);
+        self.sync_watches(&obs);
+        if !self.connected {
+            self.connected = true;
+            if let Some(tx) = &self.reports {
+                // Watch the Node's out-of-service taint from the start.
+                let _ = tx.try_send(reporter::Request::Connect(Box::new(obs.clone())));
+            }
+        }
+        let d = rec.step(&Input {
+            now: now(),
+            wall: Timestamp::now(),
+            obs: &obs,
+            cfg: &self.cfg,
+            config_error: self.config_error.as_ref(),
+            out_of_service: &self.oos,
+        });
+        self.metrics.evaluated(&d.assessment, t0.elapsed());
+        self.say(&d);
+        if let (Some(job), Some(tx)) = (&d.report, &self.reports) {
+            let req = reporter::Request::Report(Box::new(job.clone()), Box::new(obs.clone()));
+            if tx.try_send(req).is_err() {
+                // Never two in flight: this cannot be full; closed is
+                // said when the task's channel ends.
+                rec.reported(
+                    Reported::Failed("the reporting task is not running".into()),
+                    now(),
+                );
+            }
+        }
+        let Some((plan, _)) = &d.repair else {
+            return Some(d.wake_at);
+        };
+        let sd = match &bus {
+            Bus::Up(sd) => Some(sd.clone()),
+            _ => None,
+        };
+        let mut acfg = self.cfg.clone();
+        acfg.fix = reconcile::fix_policy(&self.cfg);
+        let done = guard
+            .run(apply::apply(
+                plan,
+                sd.as_deref(),
+                &self.src.host,
+                &acfg,
+                Timestamp::now(),
+            ))
+            .await?;
+        rec.applied(plan, &done, &obs, now());
+        self.metrics.repaired(&done);
+        // Look again at once: the repair's result is the next report.
+        Some(Some(now()))
+    }
+
+    /// A message from the reporting actor.
+    fn message(&mut self, rec: &mut Reconciler, m: reporter::Message) {
+        let now = now();
+        match m {
+            reporter::Message::Reported {
+                result,
+                out_of_service,
+                summary,
+            } => {
+                if result == Reported::Delivered {
+                    tracing::debug!("report: {summary}");
                 }
-                r = async { swaps.as_ref().expect("guarded").changed().await }, if swaps.is_some() => {
-                    if let Err(e) = r {
-                        tracing::warn!("/proc/swaps poll: {e}");
-                    }
-                    tracing::debug!("wake: /proc/swaps");
-                    debounce.event(Instant::now());
+                for s in rec.reported(result.clone(), now) {
+                    log(&s);
                 }
-                r = self.out_of_service.changed() => {
-                    // The Node's out-of-service taint came or went.
-                    if r.is_ok() {
-                        debounce.event(Instant::now());
-                    }
+                match (out_of_service, &result) {
+                    (Some(v), _) => self.out_of_service(Some(v)),
+                    (None, Reported::Failed(_)) => self.out_of_service(None),
+                    _ => {}
                 }
-                Some(ev) = async { match self.files.as_mut() { Some(f) => f.next().await, None => std::future::pending().await } } => {
-                    tracing::debug!("wake: {ev:?}");
-                    if let FileEvent::Config(p) = &ev {
-                        self.reload_config(&p.display().to_string());
-                    }
-                    debounce.event(Instant::now());
+            }
+            reporter::Message::OutOfService(v) => self.out_of_service(Some(v)),
+            reporter::Message::WatchLost(e) => {
+                tracing::debug!("watch of the Node ended: {e}");
+                self.out_of_service(None);
+            }
+        }
+    }
+
+    /// What is known of the out-of-service taint changed: Some(read now),
+    /// None (cannot be read now: the last value becomes "last known").
+    fn out_of_service(&mut self, v: Option<bool>) {
+        let now = Timestamp::now();
+        match v {
+            Some(v) => {
+                let before = match &self.oos {
+                    OutOfService::Known(b) | OutOfService::LastKnown { value: b, .. } => Some(*b),
+                    OutOfService::Unknown => None,
+                };
+                if before != Some(v) {
+                    tracing::info!(
+                        "the Node {} {}",
+                        if v { "carries" } else { "does not carry" },
+                        crate::report::node::OUT_OF_SERVICE
+                    );
                 }
-                _ = sleep_until(debounce.due().unwrap_or_else(far)), if debounce.due().is_some() => {
-                    debounce.fire();
-                    if self.cycle(&mut term, &mut int).await.is_break() { break; }
+                self.oos = OutOfService::Known(v);
+                if self.oos_kept.as_ref().map(|k| k.out_of_service) != Some(v) {
+                    let k = KeptOutOfService {
+                        out_of_service: v,
+                        at: now,
+                        node: self.opts.node_name.clone().unwrap_or_default(),
+                    };
+                    keep_out_of_service(&self.opts.host, &k);
+                    self.oos_kept = Some(k);
                 }
-                _ = sleep_until(self.repair_due.unwrap_or_else(far)), if self.repair_due.is_some() => {
-                    self.repair_due = None;
-                    if self.cycle(&mut term, &mut int).await.is_break() { break; }
+                if let Some(k) = &mut self.oos_kept {
+                    k.at = now;
                 }
-                _ = sleep_until(resync_at) => {
-                    resync_at = Instant::now() + jitter_down(Duration::from_secs(self.cfg.run.resync_secs), 0.1);
-                    if self.cycle(&mut term, &mut int).await.is_break() { break; }
-                    if !ready {
-                        ready = true;
-                        notify::ready(&self.last_status);
-                    }
+            }
+            None => {
+                if let OutOfService::Known(v) = self.oos {
+                    let at = self.oos_kept.as_ref().map_or(now, |k| k.at);
+                    self.oos = OutOfService::LastKnown { value: v, at };
                 }
             }
         }
-        notify::stopping();
-        tracing::info!("stopping");
-        crate::cli::exit::OK
+    }
+
+    fn say(&mut self, d: &Decision) {
+        for s in &d.say {
+            log(s);
+        }
+        if let Some(line) = &d.status {
+            notify::status(line);
+            self.status = line.clone();
+        }
     }
 
     /// Reload the configuration; an invalid one keeps the old one and
@@ -325,11 +640,6 @@ impl Daemon {
             Ok(c) => {
                 if self.config_error.take().is_some() || c != self.cfg {
                     tracing::info!("configuration reloaded ({why})");
-                }
-                if c.run.repair_backoff_secs != self.cfg.run.repair_backoff_secs
-                    || c.run.repair_backoff_max_secs != self.cfg.run.repair_backoff_max_secs
-                {
-                    self.backoff = backoff_of(&c);
                 }
                 *self
                     .health
@@ -355,209 +665,6 @@ impl Daemon {
                 self.config_error = Some(e);
             }
         }
-    }
-
-    /// One evaluation, with repair and reporting. Breaks on SIGTERM/SIGINT
-    /// received while a repair runs.
-    async fn cycle(
-        &mut self,
-        term: &mut tokio::signal::unix::Signal,
-        int: &mut tokio::signal::unix::Signal,
-    ) -> std::ops::ControlFlow<()> {
-        let bus = self.bus.borrow().clone();
-        let (sd, no_bus): (Option<Arc<Systemd>>, String) = match bus {
-            Bus::Up(sd) => (Some(sd), String::new()),
-            Bus::Down { error } => (None, error),
-            Bus::Connecting => (None, "connecting to the system bus".into()),
-        };
-        let sd_ref: Result<&Systemd, &str> = match &sd {
-            Some(s) => Ok(s),
-            None => Err(no_bus.as_str()),
-        };
-        let t0 = Instant::now();
-        let mut obs = observe::observe(sd_ref, &self.src, &self.cfg).await;
-        let mut a = self.assess(&obs, &[]);
-        self.metrics.evaluated(&a, t0.elapsed());
-        self.metrics.observed(&obs);
-        self.sync_watches(&obs);
-
-        let mut done: Vec<ActionOutcome> = Vec::new();
-        let mut gated: Option<Gated> = None;
-        if self.cfg.run.remediate {
-            let now = Instant::now();
-            self.down.update(&a, now);
-            let policy = repair::fix_policy(&self.cfg);
-            let pause = obs.pause.as_ref().and_then(|p| p.active()).cloned();
-            let raw = plan::plan(&a, &obs, &policy, pause.as_ref());
-            let keys: Vec<String> = raw.actions.iter().map(repair::key).collect();
-            self.backoff.retain(&|k| keys.iter().any(|x| x == k), now);
-            let g = repair::gate(
-                raw,
-                now,
-                Duration::from_secs(self.cfg.run.start_grace_secs),
-                &self.down,
-                *self.out_of_service.borrow(),
-                &self.backoff,
-            );
-            self.repair_due = g.next_due;
-            if !g.plan.actions.is_empty() {
-                for (act, n) in g.plan.actions.iter().zip(&g.attempts) {
-                    if !repair::counts(act) {
-                        continue;
-                    }
-                    let wait = self.backoff.attempted(&repair::key(act), now);
-                    if *n > 1 {
-                        tracing::warn!(
-                            action = act.step.id(),
-                            unit = act.step.unit(),
-                            "repair {} {} still needed after {} attempt(s): attempt {n}; if still needed, the next in {}s",
-                            act.step.id(),
-                            act.step.subject(),
-                            n - 1,
-                            wait.as_secs()
-                        );
-                    }
-                    self.repair_due =
-                        Some(self.repair_due.map_or(now + wait, |d| d.min(now + wait)));
-                }
-                // The daemon's [fix] policy (never wait for a start job).
-                let mut acfg = self.cfg.clone();
-                acfg.fix = policy;
-                let run = apply::apply(
-                    &g.plan,
-                    sd.as_deref(),
-                    &self.src.host,
-                    &acfg,
-                    jiff::Timestamp::now(),
-                );
-                tokio::pin!(run);
-                let watchdog_every = self.watchdog.map(|w| w / 2);
-                done = loop {
-                    tokio::select! {
-                        biased;
-                        _ = term.recv() => return std::ops::ControlFlow::Break(()),
-                        _ = int.recv() => return std::ops::ControlFlow::Break(()),
-                        _ = tokio::time::sleep(watchdog_every.unwrap_or(Duration::from_secs(86400))), if watchdog_every.is_some() => notify::watchdog(),
-                        r = &mut run => break r,
-                    }
-                };
-                let t1 = Instant::now();
-                obs = observe::observe(sd_ref, &self.src, &self.cfg).await;
-                a = self.assess(&obs, &[]);
-                self.metrics.evaluated(&a, t1.elapsed());
-                self.metrics.observed(&obs);
-                self.down.update(&a, Instant::now());
-                self.metrics.repaired(&done);
-            }
-            a = self.assess_with(a, &g.plan.findings);
-            gated = Some(g);
-        }
-        self.say(&a, gated.as_ref());
-        self.publish(&a, obs, done);
-        std::ops::ControlFlow::Continue(())
-    }
-
-    /// evaluate, plus the daemon's own finding when the config is invalid.
-    fn assess(&self, obs: &Observation, extra: &[Finding]) -> Assessment {
-        let a = evaluate::evaluate(obs, &self.cfg);
-        self.assess_with(a, extra)
-    }
-
-    fn assess_with(&self, a: Assessment, extra: &[Finding]) -> Assessment {
-        let mut more: Vec<Finding> = extra.to_vec();
-        if let Some(e) = &self.config_error {
-            more.push(Finding::new(
-                FindingKind::ConfigInvalid {
-                    path: e.path.clone(),
-                },
-                Severity::Warning,
-                format!(
-                    "the configuration could not be loaded ({e}); the previous one stays in force"
-                ),
-                None,
-                false,
-            ));
-        }
-        if more.is_empty() {
-            return a;
-        }
-        evaluate::with_findings(a, more, &self.cfg)
-    }
-
-    /// Log what changed (findings come and go, skips), set STATUS=.
-    fn say(&mut self, a: &Assessment, g: Option<&Gated>) {
-        for f in &a.findings {
-            if !self
-                .last_findings
-                .iter()
-                .any(|o| o.kind == f.kind && o.severity == f.severity)
-            {
-                tracing::warn!(
-                    finding_id = f.id(),
-                    unit = f.kind.unit(),
-                    subject = %f.subject(),
-                    severity = %f.severity,
-                    "{} {}: {}",
-                    f.severity,
-                    f.subject(),
-                    f.message
-                );
-            }
-        }
-        for o in &self.last_findings {
-            if !a.findings.iter().any(|f| f.kind == o.kind) {
-                tracing::info!(
-                    finding_id = o.id(),
-                    unit = o.kind.unit(),
-                    subject = %o.subject(),
-                    "resolved: {} {}",
-                    o.id(),
-                    o.subject()
-                );
-            }
-        }
-        self.last_findings = a.findings.clone();
-        if let Some(g) = g {
-            let skips: Vec<String> = g
-                .plan
-                .skipped
-                .iter()
-                .map(|s| format!("{} {}: {}", s.id, s.subject, s.reason))
-                .collect();
-            for s in &skips {
-                // Said once, not at every evaluation (the seconds in a
-                // grace message change: compare the head).
-                let head = |x: &str| x.split(':').next().unwrap_or("").to_string();
-                if !self.last_skips.iter().any(|o| head(o) == head(s)) {
-                    tracing::info!("repair held: {s}");
-                }
-            }
-            self.last_skips = skips;
-        }
-        let line = status_line(a, self.cfg.run.remediate);
-        if line != self.last_status {
-            notify::status(&line);
-            self.last_status = line;
-        }
-    }
-
-    /// Hand the result to the reporter when it changed or repairs were made.
-    fn publish(&mut self, a: &Assessment, obs: Observation, done: Vec<ActionOutcome>) {
-        let fingerprint =
-            serde_json::to_string(&(&a.status, a.reboot_safe, &a.findings)).unwrap_or_default();
-        let acted = done.iter().any(|o| o.outcome != apply::Outcome::Skipped);
-        if fingerprint == self.last_fingerprint && !acted {
-            return;
-        }
-        self.last_fingerprint = fingerprint;
-        self.pending.borrow_mut().extend(
-            done.into_iter()
-                .filter(|o| o.outcome != apply::Outcome::Skipped),
-        );
-        self.snapshot_tx.send_replace(Some(reporter::Snapshot {
-            assessment: a.clone(),
-            observation: obs,
-        }));
     }
 
     /// Watch fstab, kubelet's sources, the pause file and the config.
@@ -601,6 +708,19 @@ impl Daemon {
     }
 }
 
+/// The reconciler's clock (tokio's, so tests on a paused clock agree).
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+fn log(s: &reconcile::Say) {
+    let unit = s.unit.as_deref();
+    match s.level {
+        Level::Warn => tracing::warn!(finding_id = s.finding_id, unit, "{}", s.text),
+        Level::Info => tracing::info!(finding_id = s.finding_id, unit, "{}", s.text),
+    }
+}
+
 /// The units whose D-Bus objects are watched: the required ones and the
 /// kubelet flavours that may stand in for kubelet.service.
 fn watched_units(cfg: &Config) -> Vec<String> {
@@ -610,71 +730,10 @@ fn watched_units(cfg: &Config) -> Vec<String> {
     u
 }
 
-fn backoff_of(cfg: &Config) -> RepairBackoff {
-    RepairBackoff::new(
-        Duration::from_secs(cfg.run.repair_backoff_secs.max(1)),
-        Duration::from_secs(cfg.run.repair_backoff_max_secs.max(1)),
-    )
-}
-
 /// The loop turns at least at every resync.
 fn stall_bound(cfg: &Config) -> Duration {
     Duration::from_secs(cfg.run.resync_secs.saturating_mul(2).saturating_add(60))
 }
 
-/// The one-line verdict for `systemctl status` (STATUS=).
-pub fn status_line(a: &Assessment, remediate: bool) -> String {
-    let safe = match a.reboot_safe {
-        Some(true) => "reboot-safe",
-        Some(false) => "NOT reboot-safe",
-        None => "reboot safety unknown",
-    };
-    let what = match a.findings.first() {
-        None => "no problems".to_string(),
-        Some(f) if a.findings.len() == 1 => format!("{} {}", f.id(), f.subject()),
-        Some(f) => format!(
-            "{} {} and {} more",
-            f.id(),
-            f.subject(),
-            a.findings.len() - 1
-        ),
-    };
-    format!(
-        "{}: {what}; {safe}{}",
-        a.status.as_str(),
-        if remediate { "" } else { "; repair off" }
-    )
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn status_line_is_one_line() {
-        let cfg = Config::default();
-        let ok = evaluate::assess(vec![], &cfg);
-        assert_eq!(status_line(&ok, true), "ok: no problems; reboot-safe");
-        let f = |unit: &str| {
-            Finding::new(
-                FindingKind::UnitInactive { unit: unit.into() },
-                Severity::Critical,
-                "m".into(),
-                None,
-                true,
-            )
-        };
-        let a = evaluate::assess(vec![f("kubelet.service"), f("containerd.service")], &cfg);
-        assert_eq!(
-            status_line(&a, false),
-            "critical: unit-inactive kubelet.service and 1 more; reboot-safe; repair off"
-        );
-    }
-
-    #[test]
-    fn watches_kubelet_flavours_too() {
-        let u = watched_units(&Config::default());
-        assert_eq!(u[0], "kubelet.service");
-        assert!(u.contains(&"k3s.service".to_string()));
-    }
-}
+mod tests;

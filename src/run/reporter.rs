@@ -1,114 +1,178 @@
-//! Reporting on its own task: on change, plus a heartbeat; exponential
-//! backoff with full jitter while the API server cannot be reached; a
-//! random delay before the first report. The loop hands it snapshots and
-//! never waits for it.
+//! The reporting actor: it writes what the reconciler decided, over one
+//! long-lived connection, and watches the daemon's own Node for the
+//! out-of-service taint (a field-selected watch). It decides nothing: when
+//! to write, and what, is [`super::reconcile`]'s.
 
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use crate::apply::ActionOutcome;
-use crate::evaluate::Assessment;
 use crate::observation::Observation;
-use crate::report::{self, Options, State, Write};
+use crate::report::{self, Connection, Options, State, Write};
 
 use super::metrics::Metrics;
-use super::schedule::{full_jitter, jitter_down, Backoff};
+use super::reconcile::{ReportJob, Reported};
+use super::schedule::{full_jitter, Backoff};
 
-/// What to report.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub assessment: Assessment,
-    pub observation: Observation,
+/// What the shell asks of the actor.
+#[derive(Debug)]
+pub enum Request {
+    /// Connect now (and start watching the Node), without writing.
+    Connect(Box<Observation>),
+    Report(Box<ReportJob>, Box<Observation>),
 }
 
-/// Reporting settings the task needs.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    pub initial_delay: Duration,
-    pub heartbeat: Duration,
-    pub backoff_max: Duration,
-    /// While the Node is out of service, read it again this often: repairs
-    /// wait for the taint to go.
-    pub out_of_service_recheck: Duration,
+/// What the actor tells the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    Reported {
+        result: Reported,
+        /// The out-of-service taint as the report's GET saw it.
+        out_of_service: Option<bool>,
+        summary: String,
+    },
+    /// The Node's out-of-service taint, from the watch.
+    OutOfService(bool),
+    /// The watch broke (it is restarted with backoff).
+    WatchLost(String),
 }
 
-/// Repairs not yet reported (their Events).
-pub type Pending = Rc<RefCell<Vec<ActionOutcome>>>;
+/// A connection is rebuilt after this long (kubelet's client certificate
+/// rotates), and after any failure to reach or be accepted by the server.
+const CONNECTION_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Run until the request channel closes.
+pub async fn task(
+    opts: Options,
+    reporter: String,
+    poll_max: Duration,
+    mut rx: mpsc::Receiver<Request>,
+    tx: mpsc::Sender<Message>,
+    metrics: Rc<Metrics>,
+) {
+    let mut conn: Option<(Connection, Instant)> = None;
+    let mut watch: Option<JoinHandle<()>> = None;
+    while let Some(req) = rx.recv().await {
+        let obs = match &req {
+            Request::Connect(o) | Request::Report(_, o) => o.as_ref(),
+        };
+        if conn
+            .as_ref()
+            .is_none_or(|(_, at)| at.elapsed() > CONNECTION_MAX_AGE)
+        {
+            match report::connect(&opts, obs, false).await {
+                Ok(c) => {
+                    if let Some(w) = watch.take() {
+                        w.abort();
+                    }
+                    watch = Some(tokio::task::spawn_local(watch_node(
+                        c.clone(),
+                        tx.clone(),
+                        poll_max,
+                        opts.timeout,
+                    )));
+                    conn = Some((c, Instant::now()));
+                }
+                Err(out) => {
+                    if let Request::Report(..) = req {
+                        let m = Message::Reported {
+                            result: Reported::Skipped(out.summary.clone()),
+                            out_of_service: None,
+                            summary: out.summary,
+                        };
+                        if tx.send(m).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            }
+        }
+        let Request::Report(job, obs) = req else {
+            continue;
+        };
+        let (c, _) = conn.as_ref().expect("connected above");
+        let out = report::report_on(
+            c,
+            &opts,
+            &job.assessment,
+            &job.events,
+            &obs,
+            false,
+            Some(&reporter),
+        )
+        .await;
+        account(&metrics, &out);
+        let result = match out.state {
+            State::Unchanged | State::Updated | State::DryRun => match &out.other_reporter {
+                Some(o) => Reported::OtherReporter(o.clone()),
+                None => Reported::Delivered,
+            },
+            State::Skipped => Reported::Skipped(out.summary.clone()),
+            State::Unreachable | State::TimedOut | State::Forbidden => {
+                conn = None;
+                Reported::Failed(out.summary.clone())
+            }
+            State::NotFound | State::Failed => Reported::Failed(out.summary.clone()),
+        };
+        let m = Message::Reported {
+            result,
+            out_of_service: out.out_of_service,
+            summary: out.summary,
+        };
+        if tx.send(m).await.is_err() {
+            return;
+        }
+    }
+    if let Some(w) = watch {
+        w.abort();
+    }
+}
+
+/// Watch the Node for as long as the connection is in use; each break is
+/// said to the shell. While the watch cannot be had (an old or strict API
+/// server, a proxy), the Node is read instead, at least every `poll_max`.
+async fn watch_node(
+    conn: Connection,
+    tx: mpsc::Sender<Message>,
+    poll_max: Duration,
+    timeout: Duration,
+) {
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
+    loop {
+        let r = report::watch_out_of_service(&conn, |v| {
+            tx.try_send(Message::OutOfService(v)).is_ok() || !tx.is_closed()
+        })
+        .await;
+        if tx.is_closed() {
+            return;
+        }
+        let wait = match r {
+            Ok(true) => {
+                backoff.reset();
+                Duration::from_millis(200)
+            }
+            Ok(false) => full_jitter(backoff.fail()),
+            Err(e) => {
+                let _ = tx.send(Message::WatchLost(e)).await;
+                if let Ok(v) = report::read_out_of_service(&conn, timeout).await {
+                    let _ = tx.send(Message::OutOfService(v)).await;
+                }
+                full_jitter(backoff.fail()).min(poll_max)
+            }
+        };
+        tokio::time::sleep(wait.max(Duration::from_millis(200))).await;
+    }
+}
 
 fn state_str(s: State) -> String {
     serde_json::to_value(s)
         .ok()
         .and_then(|v| v.as_str().map(String::from))
         .unwrap_or_else(|| "failed".into())
-}
-
-/// Run until dropped. `oos` gets whether the Node is out of service, as
-/// last read (None: not known).
-pub async fn task(
-    opts: Options,
-    schedule: Schedule,
-    mut rx: watch::Receiver<Option<Snapshot>>,
-    pending: Pending,
-    oos: watch::Sender<Option<bool>>,
-    metrics: Rc<Metrics>,
-) {
-    tokio::time::sleep(full_jitter(schedule.initial_delay)).await;
-    let mut backoff = Backoff::new(Duration::from_secs(1), schedule.backoff_max);
-    let mut said: Option<String> = None;
-    loop {
-        let snap = rx.borrow_and_update().clone();
-        let Some(snap) = snap else {
-            if rx.changed().await.is_err() {
-                return;
-            }
-            continue;
-        };
-        let actions: Vec<ActionOutcome> = std::mem::take(&mut *pending.borrow_mut());
-        let out = report::report(&opts, &snap.assessment, &actions, &snap.observation, false).await;
-        account(&metrics, &out);
-        oos.send_if_modified(|v| {
-            let changed = *v != out.out_of_service;
-            *v = out.out_of_service;
-            changed
-        });
-        // One line per state change, not per attempt.
-        let line = format!("{:?}", out.state);
-        if said.as_deref() != Some(line.as_str()) {
-            match out.state {
-                State::Unchanged | State::Updated => tracing::info!("report: {}", out.summary),
-                _ => tracing::warn!("report: {}", out.summary),
-            }
-            said = Some(line);
-        }
-        let wait = match out.state {
-            State::Unreachable | State::TimedOut | State::Failed => {
-                // Not delivered: try again later, events included.
-                pending.borrow_mut().splice(0..0, actions);
-                Some(full_jitter(backoff.fail()))
-            }
-            _ => {
-                backoff.reset();
-                None
-            }
-        };
-        match wait {
-            Some(w) => tokio::time::sleep(w).await,
-            None => {
-                let next = if out.out_of_service == Some(true) {
-                    schedule.out_of_service_recheck.min(schedule.heartbeat)
-                } else {
-                    schedule.heartbeat
-                };
-                tokio::select! {
-                    r = rx.changed() => if r.is_err() { return },
-                    _ = tokio::time::sleep(jitter_down(next, 0.1)) => {}
-                }
-            }
-        }
-    }
 }
 
 fn account(m: &Metrics, out: &report::Outcome) {

@@ -1,11 +1,9 @@
 //! Pure timing: jitter, exponential backoff, the debouncer that turns a
 //! burst of events into one evaluation, and the per-action repair backoff.
-//! Everything takes `now` (tokio's clock, so tests run on a paused one).
+//! Everything takes `now` (a clock passed in: tests use made-up instants).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use tokio::time::Instant;
+use std::time::{Duration, Instant};
 
 /// `d` shortened by a random fraction of up to `frac` (0..=1): timers that
 /// many nodes start at once drift apart, and never run late.
@@ -102,10 +100,10 @@ impl Debounce {
 /// for as long as its current wait: a unit that runs for a moment between
 /// crashes does not reset it.
 #[derive(Debug, Clone)]
-pub struct RepairBackoff {
+pub struct RepairBackoff<K: Ord + Clone = String> {
     base: Duration,
     cap: Duration,
-    entries: BTreeMap<String, Entry>,
+    entries: BTreeMap<K, Entry>,
 }
 
 #[derive(Debug, Clone)]
@@ -125,8 +123,8 @@ pub enum Attempt {
     Wait { until: Instant },
 }
 
-impl RepairBackoff {
-    pub fn new(base: Duration, cap: Duration) -> RepairBackoff {
+impl<K: Ord + Clone> RepairBackoff<K> {
+    pub fn new(base: Duration, cap: Duration) -> RepairBackoff<K> {
         RepairBackoff {
             base,
             cap,
@@ -135,7 +133,7 @@ impl RepairBackoff {
     }
 
     /// May `key` be attempted now?
-    pub fn check(&self, key: &str, now: Instant) -> Attempt {
+    pub fn check(&self, key: &K, now: Instant) -> Attempt {
         match self.entries.get(key) {
             None => Attempt::Go { n: 1 },
             Some(e) if e.not_before <= now => Attempt::Go {
@@ -149,8 +147,8 @@ impl RepairBackoff {
 
     /// `key` is being attempted now; returns the wait before the next
     /// attempt should it still be needed then.
-    pub fn attempted(&mut self, key: &str, now: Instant) -> Duration {
-        let e = self.entries.entry(key.to_string()).or_insert(Entry {
+    pub fn attempted(&mut self, key: &K, now: Instant) -> Duration {
+        let e = self.entries.entry(key.clone()).or_insert(Entry {
             backoff: Backoff::new(self.base, self.cap),
             not_before: now,
             resolved: None,
@@ -162,7 +160,7 @@ impl RepairBackoff {
 
     /// Note which keys the plan still asks for; forget those it has not
     /// asked for during their whole current wait.
-    pub fn retain(&mut self, needed: &dyn Fn(&str) -> bool, now: Instant) {
+    pub fn retain(&mut self, needed: &dyn Fn(&K) -> bool, now: Instant) {
         self.entries.retain(|k, e| {
             // Unneeded for its whole wait: forgotten, also when it is needed
             // again now (a new problem starts afresh).
@@ -178,6 +176,16 @@ impl RepairBackoff {
             }
             true
         });
+    }
+
+    /// Change the waits (a reloaded config); entries keep their counts.
+    pub fn set_bounds(&mut self, base: Duration, cap: Duration) {
+        self.base = base;
+        self.cap = cap.max(base);
+        for e in self.entries.values_mut() {
+            e.backoff.base = self.base;
+            e.backoff.cap = self.cap;
+        }
     }
 
     /// The earliest instant a waiting repair may be tried again.
@@ -218,49 +226,44 @@ mod tests {
         }
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_is_one_evaluation() {
+    #[test]
+    fn a_burst_is_one_evaluation() {
         let mut d = Debounce::new(Duration::from_millis(10));
         let t0 = Instant::now();
         assert_eq!(d.due(), None);
         // Five events 3 ms apart: one window, closing 10 ms after the last.
         for i in 0..5 {
-            d.event(Instant::now());
-            if i < 4 {
-                tokio::time::advance(Duration::from_millis(3)).await;
-            }
+            d.event(t0 + Duration::from_millis(3 * i));
         }
         assert_eq!(d.due(), Some(t0 + Duration::from_millis(22)));
-        tokio::time::sleep_until(d.due().unwrap()).await;
         d.fire();
         assert_eq!(d.due(), None);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn an_endless_stream_is_still_evaluated() {
+    #[test]
+    fn an_endless_stream_is_still_evaluated() {
         let mut d = Debounce::new(Duration::from_millis(10));
         let t0 = Instant::now();
-        for _ in 0..100 {
-            d.event(Instant::now());
-            tokio::time::advance(Duration::from_millis(5)).await;
+        for i in 0..100 {
+            d.event(t0 + Duration::from_millis(5 * i));
         }
         assert_eq!(d.due(), Some(t0 + Duration::from_millis(100)));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn repair_backoff_bounds_attempts() {
-        let mut r = RepairBackoff::new(Duration::from_secs(10), Duration::from_secs(40));
+    #[test]
+    fn repair_backoff_bounds_attempts() {
+        let mut r: RepairBackoff<&str> =
+            RepairBackoff::new(Duration::from_secs(10), Duration::from_secs(40));
         let key = "start kubelet.service";
         let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
         // A crash loop: the repair is needed again right after each attempt.
         let mut attempts = Vec::new();
-        for _ in 0..200 {
-            let now = Instant::now();
-            if let Attempt::Go { n } = r.check(key, now) {
-                attempts.push(((now - t0).as_secs(), n));
-                r.attempted(key, now);
+        for s in 0..200 {
+            if let Attempt::Go { n } = r.check(&key, at(s)) {
+                attempts.push((s, n));
+                r.attempted(&key, at(s));
             }
-            tokio::time::advance(Duration::from_secs(1)).await;
         }
         assert_eq!(
             attempts,
@@ -274,20 +277,18 @@ mod tests {
                 (190, 7)
             ]
         );
-        let now = Instant::now();
-        assert!(matches!(r.check(key, now), Attempt::Wait { .. }));
+        let now = at(200);
+        assert!(matches!(r.check(&key, now), Attempt::Wait { .. }));
         assert!(r.next_due(now).is_some());
         // Up for a moment between crashes: not forgotten.
         r.retain(&|_| false, now);
         assert_eq!(r.next_due(now), None, "no wake-up for a resolved repair");
-        tokio::time::advance(Duration::from_secs(1)).await;
-        r.retain(&|_| true, Instant::now());
-        assert!(matches!(r.check(key, Instant::now()), Attempt::Wait { .. }));
+        r.retain(&|_| true, at(201));
+        assert!(matches!(r.check(&key, at(201)), Attempt::Wait { .. }));
         // Up for as long as the current wait (40 s): forgotten, the next
         // failure starts afresh.
-        r.retain(&|_| false, Instant::now());
-        tokio::time::advance(Duration::from_secs(40)).await;
-        r.retain(&|_| true, Instant::now());
-        assert_eq!(r.check(key, Instant::now()), Attempt::Go { n: 1 });
+        r.retain(&|_| false, at(201));
+        r.retain(&|_| true, at(241));
+        assert_eq!(r.check(&key, at(241)), Attempt::Go { n: 1 });
     }
 }

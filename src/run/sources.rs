@@ -305,11 +305,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// For `--config PATH`, the whole directory of PATH: a ConfigMap volume
+    /// updates its files by renaming `..data`, never touching PATH's name.
     pub fn of(explicit: Option<&Path>) -> Config {
         match explicit {
             Some(p) => Config {
-                files: vec![p.to_path_buf()],
-                dirs: vec![],
+                files: vec![],
+                dirs: vec![p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .unwrap_or(Path::new("."))
+                    .to_path_buf()],
             },
             None => Config {
                 files: vec![],

@@ -113,6 +113,16 @@ fn serve(conn: TcpStream, st: Arc<Mutex<State>>) {
             return;
         }
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if method == "GET" && path.starts_with("/api/v1/nodes?") && path.contains("watch=true") {
+            st.lock().unwrap().requests.push(Request {
+                method,
+                path,
+                content_type,
+                body,
+            });
+            let _ = watch(&mut out, &st);
+            return;
+        }
         let (code, reply) = handle(&st, &method, &path, &content_type, body);
         let text = reply.to_string();
         let status = match code {
@@ -126,6 +136,27 @@ fn serve(conn: TcpStream, st: Arc<Mutex<State>>) {
             return;
         }
     }
+}
+
+/// A watch of the Node (the daemon's field-selected watch): ADDED, then
+/// MODIFIED at each change, as chunked JSON lines, for up to 290 s.
+fn watch(out: &mut TcpStream, st: &Mutex<State>) -> std::io::Result<()> {
+    out.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )?;
+    let (mut last, mut kind) = (Value::Null, "ADDED");
+    let t0 = std::time::Instant::now();
+    while t0.elapsed() < std::time::Duration::from_secs(290) {
+        let node = st.lock().unwrap().node.clone();
+        if node != last {
+            let line = format!("{}\n", json!({"type": kind, "object": node}));
+            write!(out, "{:x}\r\n{line}\r\n", line.len())?;
+            out.flush()?;
+            (last, kind) = (node, "MODIFIED");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    out.write_all(b"0\r\n\r\n")
 }
 
 fn status(code: u16, reason: &str, message: String) -> (u16, Value) {
