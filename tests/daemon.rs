@@ -91,11 +91,18 @@ impl Drop for Daemon {
     }
 }
 
+/// `extra` may start with `[fix]` keys: they join the `[fix]` table.
 fn write_config(node: &Node, port: u16, run: &str, extra: &str) {
+    let (fix, extra) = match extra.strip_prefix("[fix]\n") {
+        Some(rest) => rest
+            .split_once("\n[")
+            .map_or((rest, String::new()), |(f, e)| (f, format!("[{e}"))),
+        None => ("", extra.to_string()),
+    };
     std::fs::write(
         &node.config,
         format!(
-            "{extra}\n[fix]\nsettle_secs = 1\n[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = false\n{run}\n"
+            "{extra}\n[fix]\nsettle_secs = 1\n{fix}\n[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = false\n{run}\n"
         ),
     )
     .unwrap();
