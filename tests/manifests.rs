@@ -211,7 +211,8 @@ fn kustomize_renders_and_keeps_its_promises() {
     assert_eq!(rsc["runAsNonRoot"], false);
     assert!(rsc.get("capabilities").is_none(), "{rsc:#}");
     assert_eq!(listen_of(&repair), listen);
-    // Next to the .deb: as the base, with repair pinned off.
+    // Next to the .deb: as the base, with repair pinned off and reporting
+    // off (the host's service reports: one reporter per Node).
     let hso = render("overlays/host-service-only");
     let hc = &find(&hso, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(hc, c, "host-service-only changes only the ConfigMap");
@@ -233,6 +234,7 @@ fn kustomize_renders_and_keeps_its_promises() {
         )])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.run.remediate, what == "repair", "{what}");
+        assert_eq!(cfg.run.report, what != "host-service-only", "{what}");
     }
     for (what, docs) in [
         ("base", &base),
