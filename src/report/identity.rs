@@ -542,6 +542,24 @@ mod tests {
         );
     }
 
+    /// A subject with two CNs: the last, as Go's crypto/x509 fills
+    /// `Subject.CommonName` (the name the API server authenticates).
+    #[test]
+    fn cert_cn_is_the_last_of_several() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "system:node:first");
+        // The same OID (2.5.4.3) under another key: a second CN attribute.
+        p.distinguished_name.push(
+            rcgen::DnType::CustomDnType(vec![2, 5, 4, 3]),
+            "system:node:second",
+        );
+        let pem = p.self_signed(&key).unwrap().pem();
+        assert_eq!(cert_cn(&pem).as_deref(), Some("system:node:second"));
+    }
+
     /// A client certificate without a CN: the identity falls back to the
     /// token's `sub`, else the kubeconfig's user name.
     #[test]
