@@ -245,10 +245,7 @@ pub fn unit_name_from_path(path: &[u8], suffix: &str) -> Result<String, UnitName
         0xec, 0xf2, 0x37, 0xfb, 0x58, 0x32, 0x4a, 0x32, 0x84, 0x9f, 0x06, 0x9b, 0x0d, 0x21, 0xeb,
         0x9a,
     ];
-    let k0 = u64::from_le_bytes(KEY[..8].try_into().expect("8 bytes"));
-    let k1 = u64::from_le_bytes(KEY[8..].try_into().expect("8 bytes"));
-    #[allow(deprecated)] // std's SipHasher is SipHash-2-4, exactly systemd's siphash24.
-    let mut h = std::hash::SipHasher::new_with_keys(k0, k1);
+    let mut h = siphasher::sip::SipHasher24::new_with_key(&KEY);
     // siphash24_string() hashes the terminating NUL too.
     std::hash::Hasher::write(&mut h, name.as_bytes());
     std::hash::Hasher::write(&mut h, &[0]);

@@ -11,6 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use serde_json::Value;
 
@@ -37,6 +38,7 @@ fn check_doc(doc: &Value, what: &str) {
         "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(doc, what)),
         "ConfigMap" => drop(typed::<ConfigMap>(doc, what)),
         "DaemonSet" => drop(typed::<DaemonSet>(doc, what)),
+        "NetworkPolicy" => drop(typed::<NetworkPolicy>(doc, what)),
         "ValidatingAdmissionPolicy" => drop(typed::<ValidatingAdmissionPolicy>(doc, what)),
         "ValidatingAdmissionPolicyBinding" => {
             drop(typed::<ValidatingAdmissionPolicyBinding>(doc, what))
@@ -67,7 +69,7 @@ fn every_manifest_is_a_valid_api_object() {
             n += 1;
         }
     }
-    assert_eq!(n, 8, "manifests in {}", base.display());
+    assert_eq!(n, 9, "manifests in {}", base.display());
 }
 
 fn render(rel: &str) -> Vec<Value> {
@@ -85,7 +87,9 @@ fn render(rel: &str) -> Vec<Value> {
 }
 
 fn find<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
-    docs.iter().find(|d| d["kind"] == kind).unwrap()
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in the rendered manifests"))
 }
 
 fn config_of(docs: &[Value]) -> String {
@@ -207,7 +211,8 @@ fn kustomize_renders_and_keeps_its_promises() {
     assert_eq!(rsc["runAsNonRoot"], false);
     assert!(rsc.get("capabilities").is_none(), "{rsc:#}");
     assert_eq!(listen_of(&repair), listen);
-    // Next to the .deb: as the base, with repair pinned off.
+    // Next to the .deb: as the base, with repair pinned off and reporting
+    // off (the host's service reports: one reporter per Node).
     let hso = render("overlays/host-service-only");
     let hc = &find(&hso, "DaemonSet")["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(hc, c, "host-service-only changes only the ConfigMap");
@@ -229,7 +234,130 @@ fn kustomize_renders_and_keeps_its_promises() {
         )])
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cfg.run.remediate, what == "repair", "{what}");
+        assert_eq!(cfg.run.report, what != "host-service-only", "{what}");
     }
+    for (what, docs) in [
+        ("base", &base),
+        ("repair", &repair),
+        ("host-service-only", &hso),
+    ] {
+        network_policy_fits_the_pod(docs, what);
+    }
+}
+
+/// The NetworkPolicy selects the DaemonSet's pods (same namespace, its
+/// selector a subset of the pod template's labels), isolates them both ways,
+/// lets in only the port the daemon serves on (the probes' port) and out only
+/// the API server's ports: no rule without ports (one would open everything),
+/// no DNS (the API server is KUBERNETES_SERVICE_HOST, an IP).
+fn network_policy_fits_the_pod(docs: &[Value], what: &str) {
+    let ds = find(docs, "DaemonSet");
+    let np_doc = find(docs, "NetworkPolicy");
+    let np: NetworkPolicy = typed(np_doc, what);
+    assert_eq!(
+        np.metadata.namespace.as_deref(),
+        ds["metadata"]["namespace"].as_str(),
+        "{what}: the NetworkPolicy is not in the DaemonSet's namespace"
+    );
+    let spec = np.spec.unwrap();
+    let pod_labels = ds["spec"]["template"]["metadata"]["labels"]
+        .as_object()
+        .unwrap();
+    let sel = spec.pod_selector.clone().unwrap_or_default();
+    assert!(
+        sel.match_expressions.is_none(),
+        "{what}: keep the selector to matchLabels"
+    );
+    let match_labels = sel.match_labels.clone().unwrap_or_default();
+    assert!(
+        !match_labels.is_empty(),
+        "{what}: an empty podSelector selects every pod of the namespace"
+    );
+    for (k, v) in &match_labels {
+        assert_eq!(
+            pod_labels.get(k).and_then(Value::as_str),
+            Some(v.as_str()),
+            "{what}: podSelector {k}={v} does not select the DaemonSet's pods ({pod_labels:?})"
+        );
+    }
+    // The DaemonSet's own selector picks the same pods.
+    let ds_sel = ds["spec"]["selector"]["matchLabels"].as_object().unwrap();
+    for (k, v) in &match_labels {
+        assert_eq!(ds_sel.get(k).and_then(Value::as_str), Some(v.as_str()));
+    }
+    assert_eq!(
+        spec.policy_types.as_deref(),
+        Some(&["Ingress".to_string(), "Egress".to_string()][..]),
+        "{what}"
+    );
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let c = &ds["spec"]["template"]["spec"]["containers"][0];
+    let ingress = spec.ingress.unwrap();
+    assert_eq!(ingress.len(), 1, "{what}: {ingress:?}");
+    let ports = ingress[0].ports.clone().unwrap_or_default();
+    assert_eq!(ports.len(), 1, "{what}: ingress ports {ports:?}");
+    assert_eq!(ports[0].protocol.as_deref(), Some("TCP"));
+    let container_port = c["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| match &ports[0].port {
+            Some(IntOrString::String(name)) => p["name"] == name.as_str(),
+            Some(IntOrString::Int(n)) => p["containerPort"] == *n,
+            None => false,
+        })
+        .unwrap_or_else(|| panic!("{what}: ingress port {:?} is no container port", ports[0]));
+    assert_eq!(container_port["name"], "metrics");
+    assert_eq!(container_port["containerPort"], 9101);
+    assert_eq!(
+        c["livenessProbe"]["httpGet"]["port"], container_port["name"],
+        "{what}: the probes use the port the policy lets in"
+    );
+    let egress = spec.egress.unwrap();
+    assert!(
+        !egress.is_empty(),
+        "{what}: no egress: the API is unreachable"
+    );
+    let mut out: Vec<i32> = Vec::new();
+    for rule in &egress {
+        let ports = rule
+            .ports
+            .as_ref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| panic!("{what}: an egress rule without ports: {rule:?}"));
+        for p in ports {
+            assert_eq!(p.protocol.as_deref(), Some("TCP"), "{what}: {p:?}");
+            assert!(p.end_port.is_none(), "{what}: {p:?}");
+            match p.port {
+                Some(IntOrString::Int(n)) => out.push(n),
+                ref other => panic!("{what}: egress port {other:?}"),
+            }
+        }
+    }
+    out.sort();
+    assert_eq!(
+        out,
+        vec![443, 6443],
+        "{what}: egress to the API server only"
+    );
+    // No name is resolved: in-cluster config is KUBERNETES_SERVICE_HOST, and
+    // nothing in the pod points at a kubeconfig with a host name.
+    assert!(
+        c["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["name"] != "KUBECONFIG"),
+        "{what}"
+    );
+    assert!(
+        c["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| !a.as_str().unwrap().starts_with("--kubeconfig")),
+        "{what}"
+    );
 }
 
 fn main() -> std::process::ExitCode {

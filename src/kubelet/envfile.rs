@@ -24,6 +24,8 @@
 //!   values win over Environment= ones (execute.c merges `context->environment`
 //!   before `files_env`).
 
+use std::ffi::CString;
+
 /// Why an environment file could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnvFileError(pub String);
@@ -363,54 +365,22 @@ pub fn split_unquote(s: &str) -> Vec<String> {
     words
 }
 
-/// glob(3) pattern matching for one path component (fnmatch without
-/// flags beyond glob's defaults: `*`, `?`, `[...]` with `!`/`^` and ranges,
-/// backslash quoting; a leading `.` must be matched explicitly).
+/// Whether one directory entry matches one component of an
+/// EnvironmentFile= glob, as systemd decides it: systemd expands the path
+/// with glob(3) and flags 0 (`safe_glob()` in src/basic/glob-util.c, called
+/// from `exec_context_load_environment()`), and glibc's glob matches each
+/// entry with `fnmatch(component, name, FNM_PERIOD)` (no GLOB_PERIOD, no
+/// GLOB_NOESCAPE): `*`, `?`, brackets with ranges, classes and `!`/`^`,
+/// backslash quoting, and a leading `.` matched only by a literal one. This
+/// is the C library's own fnmatch(3); a pattern or name with a NUL byte
+/// matches nothing.
 pub fn fnmatch(pat: &str, name: &str) -> bool {
-    if name.starts_with('.') && !pat.starts_with('.') && !pat.starts_with("\\.") {
+    let (Ok(pat), Ok(name)) = (CString::new(pat), CString::new(name)) else {
         return false;
-    }
-    fn m(p: &[char], n: &[char]) -> bool {
-        match p.first() {
-            None => n.is_empty(),
-            Some('*') => (0..=n.len()).any(|k| m(&p[1..], &n[k..])),
-            Some('?') => !n.is_empty() && m(&p[1..], &n[1..]),
-            Some('[') => {
-                let Some(c) = n.first() else { return false };
-                let mut j = 1;
-                let neg = matches!(p.get(1), Some('!') | Some('^'));
-                if neg {
-                    j += 1;
-                }
-                let mut hit = false;
-                let mut first = true;
-                while j < p.len() && (first || p[j] != ']') {
-                    first = false;
-                    if p.get(j + 1) == Some(&'-') && p.get(j + 2).is_some_and(|e| *e != ']') {
-                        if p[j] <= *c && *c <= p[j + 2] {
-                            hit = true;
-                        }
-                        j += 3;
-                    } else {
-                        if p[j] == *c {
-                            hit = true;
-                        }
-                        j += 1;
-                    }
-                }
-                if j >= p.len() {
-                    // No closing bracket: a literal '['.
-                    return *c == '[' && m(&p[1..], &n[1..]);
-                }
-                hit != neg && m(&p[j + 1..], &n[1..])
-            }
-            Some('\\') if p.len() > 1 => n.first() == Some(&p[1]) && m(&p[2..], &n[1..]),
-            Some(x) => n.first() == Some(x) && m(&p[1..], &n[1..]),
-        }
-    }
-    let p: Vec<char> = pat.chars().collect();
-    let n: Vec<char> = name.chars().collect();
-    m(&p, &n)
+    };
+    // SAFETY: both are NUL-terminated strings that outlive the call, which
+    // only reads them.
+    unsafe { libc::fnmatch(pat.as_ptr(), name.as_ptr(), libc::FNM_PERIOD) == 0 }
 }
 
 pub fn has_glob_magic(s: &str) -> bool {
@@ -580,5 +550,54 @@ mod tests {
         assert!(!fnmatch("k[!0-9].conf", "k1.conf"));
         assert!(fnmatch("a\\*", "a*"));
         assert!(!fnmatch("a\\*", "ab"));
+        // FNM_PERIOD: a leading dot only by a literal (or escaped) dot.
+        assert!(fnmatch(".*.env", ".a.env"));
+        assert!(fnmatch("\\.a", ".a"));
+        assert!(!fnmatch("?a", ".a"));
+        assert!(!fnmatch("[.]a", ".a"));
+        // Not FNM_PATHNAME: only the first character is special.
+        assert!(fnmatch("a*", "a.b.c"));
+    }
+
+    /// What fnmatch(3) does and a hand-written matcher easily misses:
+    /// character classes, `]` and `-` at a bracket's edges, glibc's escapes
+    /// inside brackets and trailing backslash.
+    #[test]
+    fn globs_as_glibc() {
+        assert!(fnmatch("k[[:digit:]].conf", "k1.conf"));
+        assert!(!fnmatch("k[[:digit:]].conf", "kx.conf"));
+        assert!(fnmatch("[[:alpha:]_]*", "_x"));
+        assert!(fnmatch("a[]]b", "a]b"));
+        assert!(fnmatch("a[!]]b", "axb"));
+        assert!(!fnmatch("a[!]]b", "a]b"));
+        assert!(fnmatch("a[x-]", "a-"));
+        // glibc's, as on the host: a backslash escapes inside brackets too,
+        // and a trailing one matches nothing. (musl's, in the static image,
+        // ends a bracket at the first `]` and takes a trailing `\` literally.)
+        #[cfg(target_env = "gnu")]
+        {
+            assert!(fnmatch("a[\\]]b", "a]b"));
+            assert!(!fnmatch("a\\", "a\\"));
+        }
+        assert!(fnmatch("[", "["));
+        assert!(fnmatch("*", ""));
+        assert!(fnmatch("*", "x"));
+    }
+
+    /// A pattern with many stars against a long name that does not match:
+    /// backtracking over every split is exponential; glibc's is not.
+    #[test]
+    fn pathological_glob_returns_promptly() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let t = std::time::Instant::now();
+            let hit = fnmatch("a*a*a*a*a*a*a*a*b", &"a".repeat(40));
+            let _ = tx.send((hit, t.elapsed()));
+        });
+        let (hit, took) = rx
+            .recv_timeout(std::time::Duration::from_secs(2))
+            .expect("fnmatch(\"a*a*a*a*a*a*a*a*b\", 40 × a) still running after 2 s");
+        assert!(!hit);
+        assert!(took < std::time::Duration::from_millis(100), "{took:?}");
     }
 }

@@ -197,7 +197,7 @@ pub fn identity_of(kc: &Kubeconfig) -> Option<String> {
         .and_then(|a| a.auth_info.as_ref());
     let cert = auth.and_then(
         |a| match (&a.client_certificate_data, &a.client_certificate) {
-            (Some(data), _) => String::from_utf8(base64(data)?).ok(),
+            (Some(data), _) => String::from_utf8(base64_standard(data)?).ok(),
             (None, Some(path)) => std::fs::read_to_string(path).ok(),
             (None, None) => None,
         },
@@ -249,82 +249,51 @@ pub async fn client_config(
     ))
 }
 
-/// Standard or URL-safe base64, padding and whitespace ignored.
-fn base64(s: &str) -> Option<Vec<u8>> {
-    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            b'=' | b'\n' | b'\r' | b' ' | b'\t' => continue,
-            _ => return None,
-        };
-        acc = (acc << 6 | u32::from(v)) & 0xffff;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    Some(out)
+/// Standard base64, as kube-client decodes `client-certificate-data`;
+/// line breaks and missing padding tolerated.
+fn base64_standard(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let s: String = s.split_ascii_whitespace().collect();
+    base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT
+        .decode(s)
+        .ok()
 }
 
-/// The `sub` claim of a JWT (not verified: only shown to the operator).
+/// The `sub` claim of a JWT (not verified: only shown to the operator). Its
+/// payload is base64url without padding (RFC 7515); padding is tolerated.
 fn jwt_sub(token: &str) -> Option<String> {
-    let payload = base64(token.trim().split('.').nth(1)?)?;
+    use base64::Engine;
+    let payload = token.trim().split('.').nth(1)?;
+    let payload = base64::engine::general_purpose::URL_SAFE_PAD_INDIFFERENT
+        .decode(payload)
+        .ok()?;
     let v: serde_json::Value = serde_json::from_slice(&payload).ok()?;
     Some(v.get("sub")?.as_str()?.to_string())
 }
 
-/// One DER element: (tag, contents, rest).
-fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, d) = d.split_first()?;
-    let (&l, mut d) = d.split_first()?;
-    let len = if l < 0x80 {
-        usize::from(l)
-    } else {
-        let n = usize::from(l & 0x7f);
-        if n == 0 || n > 4 || d.len() < n {
-            return None;
-        }
-        let len = d[..n].iter().fold(0, |a, &b| a << 8 | usize::from(b));
-        d = &d[n..];
-        len
-    };
-    (d.len() >= len).then(|| (tag, &d[..len], &d[len..]))
-}
-
-/// The subject CN of the first certificate in a PEM bundle. A minimal DER
-/// walk: Certificate → TBSCertificate → subject → RDNs → CN (2.5.4.3).
-fn cert_cn(pem: &str) -> Option<String> {
-    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
-    let body = &pem[pem.find(BEGIN)? + BEGIN.len()..];
-    let der = base64(&body[..body.find("-----END")?])?;
-    let (_, cert, _) = tlv(&der)?;
-    let (_, mut tbs, _) = tlv(cert)?;
-    let mut fields = Vec::new();
-    while let Some((tag, c, rest)) = tlv(tbs) {
-        fields.push((tag, c));
-        tbs = rest;
-    }
-    // [0] version (optional), serial, signature, issuer, validity, subject.
-    let skip = usize::from(fields.first()?.0 == 0xa0);
-    let mut rdns = fields.get(skip + 4)?.1;
-    let mut cn = None;
-    while let Some((_, mut set, rest)) = tlv(rdns) {
-        while let Some((_, atv, more)) = tlv(set) {
-            let (_, oid, value) = tlv(atv)?;
-            if oid == [0x55, 0x04, 0x03] {
-                cn = String::from_utf8(tlv(value)?.1.to_vec()).ok();
-            }
-            set = more;
-        }
-        rdns = rest;
-    }
-    cn
+/// The subject CN of the first certificate in a PEM bundle (other blocks,
+/// such as the key kubelet keeps in the same file, skipped). Of several
+/// CNs the last, in any string type Go decodes, as the API server's
+/// crypto/x509 reads `Subject.CommonName`.
+fn cert_cn(pem_text: &str) -> Option<String> {
+    use x509_cert::der::asn1::Ia5StringRef;
+    use x509_cert::der::oid::db::rfc4519::COMMON_NAME;
+    use x509_cert::der::Decode;
+    use x509_cert::ext::pkix::name::DirectoryString;
+    let block = pem::parse_many(pem_text)
+        .ok()?
+        .into_iter()
+        .find(|b| b.tag() == "CERTIFICATE")?;
+    let cert = x509_cert::Certificate::from_der(block.contents()).ok()?;
+    cert.tbs_certificate()
+        .subject()
+        .iter()
+        .filter(|atv| atv.oid == COMMON_NAME)
+        .filter_map(|atv| match DirectoryString::try_from(&atv.value) {
+            Ok(s) => Some(s.value().into_owned()),
+            Err(_) => Some(atv.value.decode_as::<Ia5StringRef<'_>>().ok()?.to_string()),
+        })
+        .last()
 }
 
 #[cfg(test)]
@@ -485,5 +454,138 @@ mod tests {
             Some("system:serviceaccount:kube-system:taint-guard")
         );
         assert_eq!(jwt_sub("garbage"), None);
+    }
+
+    /// Tokens are base64url without padding (RFC 7515): `-` and `_` in the
+    /// payload, and no `=`; padding, where a tool adds it, is tolerated.
+    #[test]
+    fn jwt_subject_url_safe_unpadded() {
+        // {"sub":"system:serviceaccount:kube-system:taint-guard~","aud":["https://kubernetes.default.svc"]}
+        let dash = "eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZS1zeXN0ZW06dGFpbnQtZ3VhcmR-IiwiYXVkIjpbImh0dHBzOi8va3ViZXJuZXRlcy5kZWZhdWx0LnN2YyJdfQ";
+        // {"sub":"system:serviceaccount:kube-system:taint-guard??>","aud":[…]}
+        let underscore = "eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZS1zeXN0ZW06dGFpbnQtZ3VhcmQ_Pz4iLCJhdWQiOlsiaHR0cHM6Ly9rdWJlcm5ldGVzLmRlZmF1bHQuc3ZjIl19";
+        let tok = |payload: &str| format!("eyJhbGciOiJub25lIn0.{payload}.c2ln\n");
+        let sa = "system:serviceaccount:kube-system:taint-guard";
+        assert_eq!(jwt_sub(&tok(dash)), Some(format!("{sa}~")));
+        assert_eq!(jwt_sub(&tok(&format!("{dash}=="))), Some(format!("{sa}~")));
+        assert_eq!(jwt_sub(&tok(underscore)), Some(format!("{sa}??>")));
+        // Not base64url, no payload, no `sub`, `sub` not a string.
+        assert_eq!(jwt_sub("eyJhbGciOiJub25lIn0.e30*.x"), None);
+        assert_eq!(jwt_sub("eyJhbGciOiJub25lIn0"), None);
+        assert_eq!(jwt_sub("eyJhbGciOiJub25lIn0.e30.x"), None);
+        assert_eq!(jwt_sub("eyJhbGciOiJub25lIn0.eyJzdWIiOjF9.x"), None);
+    }
+
+    /// A self-signed certificate whose subject is O=system:nodes plus, when
+    /// given, a CN (of the given ASN.1 string type); and its key.
+    fn cert(cn: Option<rcgen::DnValue>) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::OrganizationName, "system:nodes");
+        if let Some(cn) = cn {
+            p.distinguished_name.push(rcgen::DnType::CommonName, cn);
+        }
+        let c = p.self_signed(&key).unwrap();
+        (c.pem(), key.serialize_pem())
+    }
+
+    fn utf8(s: &str) -> Option<rcgen::DnValue> {
+        Some(rcgen::DnValue::Utf8String(s.into()))
+    }
+
+    /// kubelet-client-current.pem holds the certificate and its key; a
+    /// bundle may hold a chain: the CN is the first certificate's, whatever
+    /// blocks come before it.
+    #[test]
+    fn cert_cn_of_a_pem_with_several_blocks() {
+        let (leaf, key) = cert(utf8("system:node:worker-2"));
+        let (ca, _) = cert(utf8("kubernetes"));
+        assert_eq!(cert_cn(&leaf).as_deref(), Some("system:node:worker-2"));
+        for bundle in [
+            format!("{leaf}{key}"),
+            format!("{key}{leaf}{ca}"),
+            format!("# a comment\n{key}\n\n{leaf}\n{ca}"),
+        ] {
+            assert_eq!(
+                cert_cn(&bundle).as_deref(),
+                Some("system:node:worker-2"),
+                "{bundle}"
+            );
+        }
+        assert_eq!(
+            cert_cn(&format!("{ca}{leaf}")).as_deref(),
+            Some("kubernetes")
+        );
+        assert_eq!(cert_cn(&key), None);
+        assert_eq!(cert_cn(""), None);
+        assert_eq!(
+            cert_cn("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"),
+            None
+        );
+    }
+
+    /// The CN in any of the string types the API server's Go decodes
+    /// (PrintableString, UTF8String, BMPString).
+    #[test]
+    fn cert_cn_string_types() {
+        let printable = rcgen::DnValue::PrintableString("worker 3".try_into().unwrap());
+        assert_eq!(
+            cert_cn(&cert(Some(printable)).0).as_deref(),
+            Some("worker 3")
+        );
+        let bmp = rcgen::DnValue::BmpString("system:node:wörker-4".try_into().unwrap());
+        assert_eq!(
+            cert_cn(&cert(Some(bmp)).0).as_deref(),
+            Some("system:node:wörker-4")
+        );
+    }
+
+    /// A subject with two CNs: the last, as Go's crypto/x509 fills
+    /// `Subject.CommonName` (the name the API server authenticates).
+    #[test]
+    fn cert_cn_is_the_last_of_several() {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name = rcgen::DistinguishedName::new();
+        p.distinguished_name
+            .push(rcgen::DnType::CommonName, "system:node:first");
+        // The same OID (2.5.4.3) under another key: a second CN attribute.
+        p.distinguished_name.push(
+            rcgen::DnType::CustomDnType(vec![2, 5, 4, 3]),
+            "system:node:second",
+        );
+        let pem = p.self_signed(&key).unwrap().pem();
+        assert_eq!(cert_cn(&pem).as_deref(), Some("system:node:second"));
+    }
+
+    /// A client certificate without a CN: the identity falls back to the
+    /// token's `sub`, else the kubeconfig's user name.
+    #[test]
+    fn cert_without_cn_falls_back() {
+        let (pem, _) = cert(None);
+        assert_eq!(cert_cn(&pem), None);
+        let data = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(&pem)
+        };
+        let t = tempfile::tempdir().unwrap();
+        let token = t.path().join("token");
+        let kc = |token_line: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters: []\ncontexts:\n- name: c\n  context:\n    cluster: x\n    user: nocn\nusers:\n- name: nocn\n  user:\n    client-certificate-data: {data}\n{token_line}"
+            )
+        };
+        let kc1 = Kubeconfig::from_yaml(&kc("")).unwrap();
+        assert_eq!(identity_of(&kc1).as_deref(), Some("user nocn"));
+        // {"sub":"system:serviceaccount:kube-system:taint-guard"}
+        std::fs::write(&token, "eyJhbGciOiJub25lIn0.eyJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZS1zeXN0ZW06dGFpbnQtZ3VhcmQifQ.x").unwrap();
+        let kc2 =
+            Kubeconfig::from_yaml(&kc(&format!("    tokenFile: {}\n", token.display()))).unwrap();
+        assert_eq!(
+            identity_of(&kc2).as_deref(),
+            Some("system:serviceaccount:kube-system:taint-guard")
+        );
     }
 }

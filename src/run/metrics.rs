@@ -342,22 +342,69 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> 
     tokio::net::TcpListener::bind(addr).await
 }
 
-/// Serve until the task is dropped. HTTP/1 only; one task per connection.
+/// What one client may hold of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A request's head must arrive within this, the first request's and
+    /// each next one's on a kept-alive connection: a client that sends half
+    /// a request (slowloris) or idles is disconnected.
+    pub header_read_timeout: Duration,
+    /// Connections served at once. Past it a new connection is closed at
+    /// once, and the ones being served go on.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// kubelet's probes and a scraper or two need a handful; 10 s is twice
+    /// the DaemonSet's probe timeout.
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 16,
+        }
+    }
+}
+
+/// Serve until the task is dropped, with [`Limits::default`].
 pub async fn serve(listener: tokio::net::TcpListener, m: Rc<Metrics>, h: Arc<Health>) {
+    serve_with(listener, m, h, Limits::default()).await
+}
+
+/// Serve until the task is dropped. HTTP/1 only; one task per connection,
+/// at most `limits.max_connections` of them.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    m: Rc<Metrics>,
+    h: Arc<Health>,
+    limits: Limits,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // EMFILE and the like: back off instead of spinning.
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
+        // Past the cap: closed at once, unanswered. Waiting for a slot
+        // instead would let idle connections queue up without bound.
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(stream);
+            continue;
+        };
         let (m, h) = (m.clone(), h.clone());
         tokio::task::spawn_local(async move {
+            let _slot = slot;
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let r = route(&req, &m, &h);
                 async move { Ok::<_, std::convert::Infallible>(r) }
             });
             let io = hyper_util::rt::TokioIo::new(stream);
+            // The header read timeout needs hyper's timer; it runs from the
+            // moment hyper waits for a request head, so it also ends a
+            // kept-alive connection left idle.
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
                 .serve_connection(io, svc)
                 .await;
         });
@@ -462,5 +509,152 @@ mod tests {
         assert!(h.check_live(Instant::now()).0);
         h.bus(true);
         assert!(h.check(Instant::now()).0);
+    }
+
+    /// The server on a LocalSet (it serves with spawn_local), with `limits`;
+    /// its address.
+    async fn server(limits: Limits) -> SocketAddr {
+        let l = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let h = Arc::new(Health::new(
+            Duration::from_secs(60),
+            Duration::from_secs(600),
+        ));
+        tokio::task::spawn_local(serve_with(l, Rc::new(Metrics::new()), h, limits));
+        addr
+    }
+
+    /// A client on its own thread (blocking std I/O, so the server's task
+    /// runs meanwhile): what `f` returns.
+    async fn client<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        tokio::task::spawn_blocking(f).await.unwrap()
+    }
+
+    /// Read until the server closes the connection, for at most `bound`:
+    /// the bytes read and whether it closed (EOF or reset) in time.
+    fn read_until_closed(s: &mut std::net::TcpStream, bound: Duration) -> (Vec<u8>, bool) {
+        use std::io::Read;
+        let deadline = std::time::Instant::now() + bound;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return (got, false);
+            }
+            s.set_read_timeout(Some(left)).unwrap();
+            match s.read(&mut buf) {
+                Ok(0) => return (got, true),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return (got, false)
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+
+    /// GET `path` on a new connection: the status line, or None when the
+    /// connection is closed without an answer.
+    fn get(addr: SocketAddr, path: &str) -> Option<String> {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        // The server may have closed it already: a failed write is no answer.
+        let _ = write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(5));
+        assert!(closed, "GET {path}: no close within 5 s");
+        let text = String::from_utf8_lossy(&got).into_owned();
+        text.lines().next().map(str::to_string)
+    }
+
+    /// Slowloris: half a request head, then nothing. The server closes
+    /// the connection once the header read timeout has passed (and not
+    /// before), with no answer; others are served meanwhile.
+    #[tokio::test]
+    async fn a_client_sending_half_a_request_is_disconnected() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let timeout = Duration::from_millis(300);
+                let addr = server(Limits {
+                    header_read_timeout: timeout,
+                    max_connections: 4,
+                })
+                .await;
+                let (got, closed, took) = client(move || {
+                    use std::io::Write;
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    let t = std::time::Instant::now();
+                    s.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n").unwrap();
+                    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(5));
+                    (got, closed, t.elapsed())
+                })
+                .await;
+                assert!(
+                    closed,
+                    "still open after 5 s (header read timeout {timeout:?})"
+                );
+                assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+                assert!(took >= timeout, "closed after {took:?}, before the timeout");
+                // A client that sends nothing at all: the same.
+                let (_, closed) = client(move || {
+                    let mut s = std::net::TcpStream::connect(addr).unwrap();
+                    read_until_closed(&mut s, Duration::from_secs(5))
+                })
+                .await;
+                assert!(closed, "a silent connection still open after 5 s");
+                let status = client(move || get(addr, "/livez")).await;
+                assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+            })
+            .await;
+    }
+
+    /// Connections past the cap are closed at once, unanswered; once one
+    /// held connection goes, /livez answers again.
+    #[tokio::test]
+    async fn connections_past_the_cap_are_closed_at_once() {
+        tokio::task::LocalSet::new()
+            .run_until(async {
+                let addr = server(Limits {
+                    // Long enough that only the client's close frees a slot.
+                    header_read_timeout: Duration::from_secs(30),
+                    max_connections: 2,
+                })
+                .await;
+                let (held, over) = client(move || {
+                    let held: Vec<_> = (0..2)
+                        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+                        .collect();
+                    // Both are accepted (and hold their slots) once a third
+                    // connection is refused; retried, as accept runs apart.
+                    let over = get(addr, "/livez");
+                    (held, over)
+                })
+                .await;
+                assert_eq!(over, None, "a connection past the cap was answered");
+                let (status, _held) = client(move || {
+                    let mut held = held;
+                    drop(held.pop());
+                    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                    loop {
+                        let s = get(addr, "/livez");
+                        if s.is_some() || std::time::Instant::now() > deadline {
+                            return (s, held);
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                })
+                .await;
+                assert_eq!(status.as_deref(), Some("HTTP/1.1 200 OK"));
+            })
+            .await;
     }
 }
