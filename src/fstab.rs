@@ -325,7 +325,7 @@ fn can_mkswap(what: &[u8]) -> bool {
         && (comps[0] == b"dev" || comps[0] == b"sys")
         && comps.iter().all(|c| c.len() <= 255);
     device
-        && crate::swap::escape_path(what)
+        && crate::unitname::escape_path(what)
             .is_ok_and(|e| "systemd-mkswap@".len() + e.len() + ".service".len() < 256)
 }
 
@@ -462,7 +462,7 @@ pub fn swap_lines(
             continue;
         }
         let what = spec_to_device(&me.fsname);
-        let unit = crate::swap::unit_name_for(&what).ok();
+        let unit = crate::unitname::unit_name_for(&what).ok();
         let alone = if test_option(&me.opts, b"x-systemd.makefs") && !can_mkswap(&what) {
             Boot::MakefsFailed
         } else if test_yes_no_option(&me.opts, b"noauto", b"auto") {

@@ -27,4 +27,5 @@ pub mod report;
 pub mod run;
 pub mod swap;
 pub mod systemd;
+pub mod unitname;
 pub mod virt;
