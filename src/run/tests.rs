@@ -79,8 +79,10 @@ fn sources(dir: &Path) -> Sources {
     }
 }
 
+type Pets = Rc<RefCell<Vec<Instant>>>;
+
 /// Every watchdog notification, as instants.
-fn pets() -> (Rc<RefCell<Vec<Instant>>>, Box<dyn FnMut()>) {
+fn pets() -> (Pets, Box<dyn FnMut()>) {
     let log = Rc::new(RefCell::new(Vec::new()));
     let l = log.clone();
     (log, Box::new(move || l.borrow_mut().push(Instant::now())))
