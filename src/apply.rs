@@ -342,7 +342,11 @@ fn comment_fstab(
 /// conflict we step back from, not a failure of ours.
 fn start_refused(unit: &str, e: anyhow::Error) -> (Outcome, String) {
     let text = format!("{e:#}");
-    if text.contains("TransactionIsDestructive") || text.contains("is destructive") {
+    let destructive = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<crate::systemd::JobRefused>())
+        .any(|r| r.is_destructive());
+    if destructive {
         (
             Outcome::Skipped,
             format!("not starting {unit}: another job is queued for it (a stop in progress?) and taint-guard does not replace it: {text}"),
@@ -422,7 +426,7 @@ mod tests {
     struct FakeSd {
         calls: RefCell<Vec<String>>,
         /// Error text StartUnit answers with, if any.
-        start_error: Option<String>,
+        start_error: Option<crate::systemd::JobRefused>,
         started: std::cell::Cell<bool>,
         /// The unit's state before any start: (ActiveState, job).
         before: Option<(&'static str, Option<&'static str>)>,
@@ -480,7 +484,7 @@ mod tests {
                 .push(format!("start {unit} mode={}", mode.as_str()));
             self.started.set(self.start_error.is_none());
             match &self.start_error {
-                Some(e) => Err(anyhow::anyhow!("{e}")),
+                Some(e) => Err(anyhow::Error::new(e.clone()).context("StartUnit")),
                 None => Ok("done".into()),
             }
         }
@@ -659,7 +663,11 @@ mod tests {
     #[tokio::test]
     async fn a_queued_job_is_not_replaced() {
         let sd = FakeSd {
-            start_error: Some("systemd refused to start kubelet.service: Transaction for kubelet.service/start is destructive (kubelet.service has 'stop' job queued, but 'start' is included in transaction). (org.freedesktop.systemd1.TransactionIsDestructive)".into()),
+            start_error: Some(crate::systemd::JobRefused {
+                unit: "kubelet.service".into(),
+                name: "org.freedesktop.systemd1.TransactionIsDestructive".into(),
+                message: "Transaction for kubelet.service/start is destructive (kubelet.service has 'stop' job queued, but 'start' is included in transaction).".into(),
+            }),
             ..Default::default()
         };
         let host = HostRoot::new("/nonexistent");

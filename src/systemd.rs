@@ -304,12 +304,31 @@ impl Systemd {
     }
 }
 
-/// systemd's own words when it refuses a start job.
+/// systemd refused a start job: its D-Bus error name and its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("systemd refused to start {unit}: {message} ({name})")]
+pub struct JobRefused {
+    pub unit: String,
+    /// The D-Bus error name (`org.freedesktop.systemd1.TransactionIsDestructive`).
+    pub name: String,
+    pub message: String,
+}
+
+impl JobRefused {
+    /// Another job is queued for the unit and mode `fail` does not replace it.
+    pub fn is_destructive(&self) -> bool {
+        self.name == "org.freedesktop.systemd1.TransactionIsDestructive"
+    }
+}
+
+/// systemd's own words when it refuses a start job, typed by error name.
 fn refused(unit: &str, e: zbus::Error) -> anyhow::Error {
     match e {
-        zbus::Error::MethodError(name, Some(msg), _) => {
-            anyhow!("systemd refused to start {unit}: {msg} ({name})")
-        }
+        zbus::Error::MethodError(name, msg, _) => anyhow::Error::new(JobRefused {
+            unit: unit.into(),
+            name: name.as_str().into(),
+            message: msg.unwrap_or_default(),
+        }),
         other => anyhow!("StartUnit({unit}): {other}"),
     }
 }
