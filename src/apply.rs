@@ -192,7 +192,7 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
                 ),
                 Ok(st)
                     if crate::evaluate::motion(&st) == crate::evaluate::Motion::Up
-                        && st.active_state == "active" =>
+                        && st.active_state == crate::systemd::types::ActiveState::Active =>
                 {
                     (Outcome::Skipped, format!("{unit} is already active"))
                 }
@@ -393,7 +393,7 @@ async fn start<S: UnitManager>(sd: &S, unit: &str, cfg: &Config) -> (Outcome, St
     // A crash-looping service passes its start job; make sure it stays up.
     tokio::time::sleep(Duration::from_secs(cfg.fix.settle_secs)).await;
     match sd.unit_state(unit).await {
-        Ok(s) if s.active_state == "active" => (
+        Ok(s) if s.active_state == crate::systemd::types::ActiveState::Active => (
             Outcome::Done,
             format!(
                 "{unit} active ({}) {job_ms} ms after StartUnit, still active after {}s",
@@ -444,7 +444,7 @@ mod tests {
                 load_state: "loaded".into(),
                 active_state: active.into(),
                 sub_state: "-".into(),
-                job: job.map(String::from),
+                job: job.map(Into::into),
                 ..Default::default()
             })
         }

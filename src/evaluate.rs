@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe, UnitObservation, UnitState};
 use crate::remedy::Remedy;
+use crate::systemd::types::{ActiveState, JobType, LoadState, ServiceResult, UnitFileState};
 
 pub use crate::finding::{Severity, FINDING_IDS};
 
@@ -142,9 +143,9 @@ fn finding(
 /// Whether the unit starts at boot: enabled or generated, or (static,
 /// alias) pulled in by another unit.
 pub fn boots(s: &UnitState) -> bool {
-    match s.unit_file_state.as_str() {
-        "enabled" | "generated" => true,
-        "static" | "alias" => !s.wanted_by.is_empty(),
+    match s.unit_file_state {
+        UnitFileState::Enabled | UnitFileState::Generated => true,
+        UnitFileState::Static | UnitFileState::Alias => !s.wanted_by.is_empty(),
         _ => false,
     }
 }
@@ -168,16 +169,22 @@ pub enum Motion {
 /// (they survive only daemon-reload/reexec), so a non-zero
 /// ActiveEnterTimestamp means "was active in this boot".
 pub fn motion(s: &UnitState) -> Motion {
-    let job = s.job.as_deref();
-    if job == Some("stop") || (s.active_state == "deactivating" && job.is_none()) {
+    let job = s.job.as_ref();
+    if job == Some(&JobType::Stop) || (s.active_state == ActiveState::Deactivating && job.is_none())
+    {
         return Motion::Stopping;
     }
     // Any other queued job (start, restart, try-restart, reload-or-start,
     // verify-active) brings the unit up: it is starting, not stopped.
-    if job.is_some() || !matches!(s.active_state.as_str(), "inactive" | "deactivating") {
+    if job.is_some()
+        || !matches!(
+            s.active_state,
+            ActiveState::Inactive | ActiveState::Deactivating
+        )
+    {
         return Motion::Up;
     }
-    if s.result == "success"
+    if s.result == ServiceResult::Success
         && s.active_enter_timestamp > 0
         && s.inactive_enter_timestamp >= s.active_enter_timestamp
     {
@@ -208,8 +215,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     } else {
         String::new()
     };
-    match s.load_state.as_str() {
-        "not-found" => {
+    match &s.load_state {
+        LoadState::NotFound => {
             let msg = if u.required == KUBELET_UNIT {
                 format!("{name} is not installed, and neither is any known alternative (k3s, rke2, microk8s): install the package that ships it, or remove it from required_units in /etc/taint-guard/config.toml")
             } else {
@@ -224,7 +231,7 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             ));
             return;
         }
-        "masked" => {
+        LoadState::Masked => {
             out.push(finding(
                 FindingKind::UnitMasked { unit: name.into() },
                 Severity::Critical,
@@ -239,7 +246,7 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             ));
             return;
         }
-        "loaded" => {}
+        LoadState::Loaded => {}
         other => {
             out.push(finding(
                 FindingKind::UnitBroken { unit: name.into() },
@@ -265,7 +272,7 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
                 "{name}{alt} is being stopped ({}/{}{}): taint-guard does not start or enable a unit while a stop is in progress",
                 s.active_state,
                 s.sub_state,
-                if s.job.as_deref() == Some("stop") { ", stop job queued" } else { "" }
+                if s.job == Some(JobType::Stop) { ", stop job queued" } else { "" }
             ),
             None,
             false,
@@ -274,20 +281,20 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
     }
     if !boots(s) {
         // (message, remedy, fixable by EnableUnitFiles)
-        let (how, remedy, fixable) = match s.unit_file_state.as_str() {
-            "enabled-runtime" => (
+        let (how, remedy, fixable) = match &s.unit_file_state {
+            UnitFileState::EnabledRuntime => (
                 "is enabled only until the next reboot (enabled-runtime)".to_string(),
                 Some(Remedy::systemctl(&["enable", name])),
                 true,
             ),
             // No [Install] section: enabling cannot work; something must
             // pull it in.
-            "static" => (
+            UnitFileState::Static => (
                 "has no [Install] section and nothing pulls it in (UnitFileState=static): it will not start at boot".to_string(),
                 Some(Remedy::systemctl(&["add-wants", "multi-user.target", name])),
                 false,
             ),
-            "alias" => (
+            UnitFileState::Alias => (
                 "is an alias that nothing pulls in (UnitFileState=alias): it will not start at boot; enable the unit it aliases (`systemctl status` names it)".to_string(),
                 None,
                 false,
@@ -295,7 +302,7 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             other => (
                 format!(
                     "is not enabled (UnitFileState={}): it will not start at boot",
-                    if other.is_empty() { "unknown" } else { other }
+                    if other.as_str().is_empty() { "unknown" } else { other.as_str() }
                 ),
                 Some(if inactive {
                     Remedy::systemctl(&["enable", "--now", name])
@@ -316,8 +323,8 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         ));
     }
     // `auto-restart`, and `auto-restart-queued` on systemd 254+.
-    let crash_loop = s.active_state == "activating" && s.sub_state.starts_with("auto-restart");
-    if s.active_state == "failed" || crash_loop {
+    let crash_loop = s.active_state == ActiveState::Activating && s.sub_state.is_auto_restart();
+    if s.active_state == ActiveState::Failed || crash_loop {
         // No restart count in the message: it lands in Node annotations,
         // which must not change on every run while the loop goes on.
         let what = if crash_loop {

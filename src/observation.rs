@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kubelet::{KubeletPolicy, ServiceSpec};
+use crate::kubelet::KubeletPolicy;
 use crate::swap::{SwapNow, SwapUnit};
 
 /// The result of one probe: what it saw, or why it could not look.
@@ -30,31 +30,7 @@ impl<T> Probe<T> {
     }
 }
 
-/// A unit's state as systemd reports it over D-Bus.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitState {
-    pub load_state: String,
-    pub active_state: String,
-    pub sub_state: String,
-    pub unit_file_state: String,
-    /// Service `Result` (`success`, `exit-code`, `start-limit-hit`…).
-    pub result: String,
-    pub n_restarts: u32,
-    pub exec_main_status: i32,
-    /// Microseconds since the epoch; 0 when never.
-    pub active_enter_timestamp: u64,
-    pub inactive_enter_timestamp: u64,
-    pub fragment_path: String,
-    /// Units that pull this one in (WantedBy, RequiredBy, UpheldBy).
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub wanted_by: Vec<String>,
-    /// Type of the job queued for the unit (`start`, `stop`…), if any.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub job: Option<String>,
-    /// ExecStart/Environment for kubelet's policy (services only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub service: Option<ServiceSpec>,
-}
+pub use crate::systemd::types::UnitState;
 
 /// One required unit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -61,7 +61,7 @@ pub async fn observe<S: UnitManager>(
                 "kubelet unit {} unreadable: {e}",
                 u.name
             ))),
-            Probe::Ok(s) if s.load_state == "not-found" => None,
+            Probe::Ok(s) if s.load_state == crate::systemd::types::LoadState::NotFound => None,
             Probe::Ok(s) => {
                 let policy = policy_for(&u.name, s.service.as_ref(), &src.host);
                 match (&policy, s.service.as_ref()) {
@@ -128,11 +128,11 @@ async fn observe_unit<S: UnitManager>(
         }
     };
     let state = Probe::from_result(sd.unit_state(required).await);
-    let missing = matches!(&state, Probe::Ok(s) if s.load_state == "not-found");
+    let missing = matches!(&state, Probe::Ok(s) if s.load_state == crate::systemd::types::LoadState::NotFound);
     if missing && required == KUBELET_UNIT {
         for alt in &cfg.kubelet_alternatives {
             if let Ok(s) = sd.unit_state(alt).await {
-                if s.load_state != "not-found" {
+                if s.load_state != crate::systemd::types::LoadState::NotFound {
                     return UnitObservation {
                         required: required.into(),
                         name: alt.clone(),
@@ -173,7 +173,7 @@ fn running_kubelet(
     src: &Sources,
 ) -> std::result::Result<kubelet::running::RunningKubelet, String> {
     let pid = spec.main_pid;
-    if pid == 0 || state.active_state != "active" {
+    if pid == 0 || state.active_state != crate::systemd::types::ActiveState::Active {
         return Err(format!("{unit} is not running"));
     }
     let proc = src.proc_swaps.parent().unwrap_or(Path::new("/proc"));

@@ -54,10 +54,10 @@ pub fn human(out: &CheckOutput) -> String {
                     st.load_state,
                     st.active_state,
                     st.sub_state,
-                    if st.unit_file_state.is_empty() {
+                    if st.unit_file_state.as_str().is_empty() {
                         "-"
                     } else {
-                        &st.unit_file_state
+                        st.unit_file_state.as_str()
                     }
                 );
             }

@@ -609,7 +609,7 @@ fn units(
                 // needs reset-failed, and only as part of a start that runs:
                 // alone it would leave the unit looking cleanly stopped
                 // (Result=success), as if a person had stopped it.
-                if f.failed && st.active_state == "failed" {
+                if f.failed && st.active_state == crate::systemd::types::ActiveState::Failed {
                     run.push(Action {
                         step: Step::ResetFailed { unit: name.into() },
                         reason: format!(

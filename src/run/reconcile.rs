@@ -571,7 +571,7 @@ impl Reconciler {
         }
         for u in &i.obs.units {
             let Probe::Ok(st) = &u.state else { continue };
-            if st.load_state != "loaded" {
+            if st.load_state != crate::systemd::types::LoadState::Loaded {
                 continue;
             }
             let boots = evaluate::boots(st);
@@ -583,7 +583,7 @@ impl Reconciler {
                 self.unit_intents.remove(&name);
                 continue;
             }
-            let inactive = st.active_state == "inactive";
+            let inactive = st.active_state == crate::systemd::types::ActiveState::Inactive;
             let witnessed = prev.is_some_and(|p| p.boots || p.up) && inactive;
             let recorded = motion == Motion::StoppedCleanly;
             if (witnessed || recorded) && self.unit_intents.insert(name.clone()) {
@@ -661,8 +661,9 @@ impl Reconciler {
                 .ok()
                 .and_then(|t| Duration::try_from(i.wall.duration_since(t)).ok())
                 .unwrap_or(Duration::ZERO);
-            let starting = evaluate::motion(st) == Motion::Up && st.active_state != "active";
-            let running = st.active_state == "active";
+            let starting = evaluate::motion(st) == Motion::Up
+                && st.active_state != crate::systemd::types::ActiveState::Active;
+            let running = st.active_state == crate::systemd::types::ActiveState::Active;
             if same_loop && (starting || (running && up_for < STABLE_AFTER_RESTART)) {
                 let mut f = e.finding.clone();
                 f.occurrences = Some(Occurrences {

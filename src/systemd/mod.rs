@@ -12,7 +12,9 @@ use futures_util::StreamExt;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use crate::kubelet::ServiceSpec;
-use crate::observation::UnitState;
+pub mod types;
+
+pub use types::UnitState;
 
 #[zbus::proxy(
     interface = "org.freedesktop.systemd1.Manager",
@@ -368,10 +370,10 @@ impl UnitManager for Systemd {
             .await
             .with_context(|| format!("reading properties of {name}"))?;
         let mut st = UnitState {
-            load_state: string(&mut u, "LoadState"),
-            active_state: string(&mut u, "ActiveState"),
-            sub_state: string(&mut u, "SubState"),
-            unit_file_state: string(&mut u, "UnitFileState"),
+            load_state: string(&mut u, "LoadState").as_str().into(),
+            active_state: string(&mut u, "ActiveState").as_str().into(),
+            sub_state: string(&mut u, "SubState").as_str().into(),
+            unit_file_state: string(&mut u, "UnitFileState").as_str().into(),
             active_enter_timestamp: take(&mut u, "ActiveEnterTimestamp").unwrap_or(0),
             inactive_enter_timestamp: take(&mut u, "InactiveEnterTimestamp").unwrap_or(0),
             fragment_path: string(&mut u, "FragmentPath"),
@@ -386,16 +388,18 @@ impl UnitManager for Systemd {
                 st.job = Some(
                     self.job_type(&job)
                         .await
-                        .unwrap_or_else(|_| "unknown".into()),
+                        .unwrap_or_else(|_| "unknown".into())
+                        .as_str()
+                        .into(),
                 );
             }
         }
-        if name.ends_with(".service") && st.load_state == "loaded" {
+        if name.ends_with(".service") && st.load_state == types::LoadState::Loaded {
             let mut s = self
                 .get_all(&path, "org.freedesktop.systemd1.Service")
                 .await
                 .with_context(|| format!("reading service properties of {name}"))?;
-            st.result = string(&mut s, "Result");
+            st.result = string(&mut s, "Result").as_str().into();
             st.n_restarts = take(&mut s, "NRestarts").unwrap_or(0);
             st.exec_main_status = take(&mut s, "ExecMainStatus").unwrap_or(0);
             // ExecStartEx (systemd ≥ 243) carries the command's flags;
