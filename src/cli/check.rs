@@ -115,6 +115,11 @@ impl CheckCmd {
 
         if self.fix {
             let now = jiff::Timestamp::now();
+            if self.unattended {
+                // What the daemon saw people decide (kubelet stopped and
+                // disabled, a swap line put back) holds at boot too.
+                crate::run::kept_memory(&ctx.host).honour(&mut assessment, &obs, cfg.run.enforce);
+            }
             let pause = obs.pause.as_ref().and_then(|p| p.active()).cloned();
             let mut p = plan::plan(&assessment, &obs, &cfg.fix, pause.as_ref()).only(&self.only);
             if self.unattended {

@@ -179,6 +179,8 @@ pub struct Input<'a> {
 #[derive(Clone)]
 pub struct Connection {
     pub client: Client,
+    /// The same, without a read timeout: a watch is quiet for minutes.
+    pub watch_client: Client,
     pub node: String,
     pub node_source: &'static str,
     pub identity: Identity,
@@ -238,9 +240,14 @@ pub async fn connect(
     config.write_timeout = Some(opts.timeout);
     // Retries are ours (bounded, and counted in the outcome).
     config.default_retry = false;
-    match Client::try_from(config) {
-        Ok(client) => Ok(Connection {
+    // A watch waits for news: no read timeout (the server ends it after
+    // the watch's own timeoutSeconds).
+    let mut watch_config = config.clone();
+    watch_config.read_timeout = None;
+    match Client::try_from(config).and_then(|c| Ok((c, Client::try_from(watch_config)?))) {
+        Ok((client, watch_client)) => Ok(Connection {
             client,
+            watch_client,
             node: name.name,
             node_source: name.source,
             identity: ident,
@@ -256,15 +263,24 @@ pub async fn connect(
     }
 }
 
-/// Who reports from this process: `pod/HOSTNAME` in a pod, else
-/// `host/HOSTNAME` (the daemon and a person's `check --report` on the same
-/// host see the same node, and are one reporter).
+/// Who reports from this process: `host/HOSTNAME` on the host (the daemon
+/// and a person's `check --report` see the same node, and are one
+/// reporter); in a pod, `pod/NODE_NAME` — the same for every pod the
+/// DaemonSet ever runs on that node (a rollout's new pod is not "another
+/// reporter" of the old one).
 pub fn reporter_id() -> String {
-    let host = gethostname::gethostname().to_string_lossy().into_owned();
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        format!("pod/{host}")
-    } else {
-        format!("host/{host}")
+    reporter_id_from(
+        std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+        std::env::var("NODE_NAME").ok().as_deref(),
+        &gethostname::gethostname().to_string_lossy(),
+    )
+}
+
+fn reporter_id_from(in_pod: bool, node_name: Option<&str>, hostname: &str) -> String {
+    match (in_pod, node_name.filter(|n| !n.is_empty())) {
+        (true, Some(n)) => format!("pod/{n}"),
+        (true, None) => format!("pod/{hostname}"),
+        (false, _) => format!("host/{hostname}"),
     }
 }
 
@@ -332,7 +348,7 @@ pub async fn watch_out_of_service(
 ) -> Result<bool, String> {
     use futures_util::StreamExt;
     use kube::api::{WatchEvent, WatchParams};
-    let nodes: Api<Node> = Api::all(conn.client.clone());
+    let nodes: Api<Node> = Api::all(conn.watch_client.clone());
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={}", conn.node))
         .timeout(290);
@@ -768,5 +784,27 @@ impl Outcome {
             (State::Updated, head)
         };
         self
+    }
+}
+
+#[cfg(test)]
+mod reporter_tests {
+    // Review H1: a pod's id is its node's, stable across rollouts.
+    #[test]
+    fn reporter_ids() {
+        use super::reporter_id_from as id;
+        assert_eq!(
+            id(true, Some("worker-1"), "taint-guard-x7k2p"),
+            "pod/worker-1"
+        );
+        assert_eq!(
+            id(true, Some("worker-1"), "taint-guard-q9zz1"),
+            "pod/worker-1"
+        );
+        assert_eq!(id(true, None, "taint-guard-x7k2p"), "pod/taint-guard-x7k2p");
+        assert_eq!(
+            id(false, Some("worker-1"), "worker-1.lan"),
+            "host/worker-1.lan"
+        );
     }
 }

@@ -60,8 +60,16 @@ pub struct Options {
 pub const OBSERVE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Where the daemon keeps the last out-of-service value it read (under the
-/// host root), for its own restarts and for the boot unit.
-pub const OUT_OF_SERVICE_FILE: &str = "/run/taint-guard/out-of-service.json";
+/// host root), for its own restarts and for the boot unit after a reboot
+/// (so not in /run, which the reboot empties).
+pub const OUT_OF_SERVICE_FILE: &str = "/var/lib/taint-guard/out-of-service.json";
+
+/// Where the daemon keeps what must outlive it ([`reconcile::Memory`]: the
+/// people's decisions it honours, the lines it commented out).
+pub const MEMORY_FILE: &str = "/var/lib/taint-guard/memory.json";
+
+/// The kept out-of-service value's `at` is refreshed at most this often.
+const KEEP_EVERY: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
 
 /// Run until SIGTERM or SIGINT; the exit code.
 pub fn run(opts: Options) -> u8 {
@@ -196,20 +204,31 @@ pub fn kept_out_of_service(host: &HostRoot) -> Option<KeptOutOfService> {
     serde_json::from_str(&text).ok()
 }
 
-fn keep_out_of_service(host: &HostRoot, k: &KeptOutOfService) {
-    let path = host.path(OUT_OF_SERVICE_FILE);
+/// Read the daemon's [`reconcile::Memory`] (empty when none or unreadable).
+pub fn kept_memory(host: &HostRoot) -> reconcile::Memory {
+    std::fs::read_to_string(host.path(MEMORY_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Write `value` as JSON to `node_path` under the host root, atomically; a
+/// read-only host (the report-only pod) is said at debug level only.
+fn keep<T: Serialize>(host: &HostRoot, node_path: &str, value: &T) {
+    let path = host.path(node_path);
     let r = (|| -> anyhow::Result<()> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        crate::files::write_atomic(&path, serde_json::to_string(k)?.as_bytes(), None)
+        crate::files::write_atomic(&path, serde_json::to_string(value)?.as_bytes(), None)
     })();
     if let Err(e) = r {
-        tracing::debug!(
-            "cannot keep the out-of-service state in {}: {e:#}",
-            path.display()
-        );
+        tracing::debug!("cannot keep {}: {e:#}", path.display());
     }
+}
+
+fn keep_out_of_service(host: &HostRoot, k: &KeptOutOfService) {
+    keep(host, OUT_OF_SERVICE_FILE, k);
 }
 
 struct Shell {
@@ -229,6 +248,10 @@ struct Shell {
     connected: bool,
     /// The last `STATUS=` line.
     status: String,
+    /// READY=1 was sent.
+    ready: bool,
+    /// The reconciler's memory as last written.
+    kept: reconcile::Memory,
 }
 
 async fn start(opts: Options, cfg: Config) -> u8 {
@@ -351,9 +374,12 @@ async fn start(opts: Options, cfg: Config) -> u8 {
         oos_kept,
         connected: false,
         status: String::new(),
+        ready: false,
+        kept: reconcile::Memory::default(),
     };
     let seed = fastrand::u64(..);
-    let mut rec = Reconciler::new(now(), &shell.cfg, seed);
+    shell.kept = kept_memory(&shell.opts.host);
+    let mut rec = Reconciler::new(now(), &shell.cfg, seed, shell.kept.clone());
     let code = shell
         .main_loop(&mut rec, &mut guard, wake_rx, msg_rx, hup, swaps)
         .await;
@@ -388,7 +414,6 @@ impl Shell {
         let mut debounce = Debounce::new(Duration::from_millis(self.cfg.run.debounce_ms));
         let mut resync_at = Instant::now();
         let mut wake_at: Option<std::time::Instant> = None;
-        let mut ready = false;
         let (mut wakes_open, mut msgs_open) = (true, self.reports.is_some());
         loop {
             self.health.turned();
@@ -427,7 +452,10 @@ impl Shell {
                                     debounce = Debounce::new(Duration::from_millis(self.cfg.run.debounce_ms));
                                 }
                                 Some(ev) => tracing::debug!("wake: {ev:?}"),
-                                None => self.files = None,
+                                None => {
+                                    tracing::warn!("file watching stopped: changes are seen at the resync, which tries again");
+                                    self.files = None;
+                                }
                             }
                             debounce.event(now());
                             false
@@ -452,6 +480,12 @@ impl Shell {
                         _ = sleep_until(resync_at) => {
                             resync_at = Instant::now()
                                 + jitter_down(Duration::from_secs(self.cfg.run.resync_secs), 0.1);
+                            if self.files.is_none() {
+                                // inotify failed earlier: try again, and
+                                // reload the config, which it would have said.
+                                self.files = FileWatch::new().ok();
+                                self.reload_config("resync without inotify");
+                            }
                             true
                         }
                     }
@@ -464,10 +498,6 @@ impl Shell {
             match self.cycle(rec, guard).await {
                 Some(w) => wake_at = w,
                 None => break,
-            }
-            if !ready {
-                ready = true;
-                notify::ready(&self.status);
             }
         }
         crate::exit::OK
@@ -519,6 +549,24 @@ impl Shell {
         });
         self.metrics.evaluated(&d.assessment, t0.elapsed());
         self.say(&d);
+        if !self.ready {
+            // Ready once judged, before any repair: a first swapoff may
+            // take minutes, and TimeoutStartSec= must not kill it.
+            self.ready = true;
+            notify::ready(&self.status);
+        }
+        if rec.memory() != &self.kept {
+            self.kept = rec.memory().clone();
+            keep(&self.opts.host, MEMORY_FILE, &self.kept);
+        }
+        if d.report.is_some() && self.reports.is_none() {
+            rec.reported(
+                Reported::Skipped(
+                    "report = true takes effect at the next start of the daemon".into(),
+                ),
+                now(),
+            );
+        }
         if let (Some(job), Some(tx)) = (&d.report, &self.reports) {
             let req = reporter::Request::Report(Box::new(job.clone()), Box::new(obs.clone()));
             if tx.try_send(req).is_err() {
@@ -601,7 +649,12 @@ impl Shell {
                     );
                 }
                 self.oos = OutOfService::Known(v);
-                if self.oos_kept.as_ref().map(|k| k.out_of_service) != Some(v) {
+                // `at` is when it was last read: refreshed on disk at most
+                // every 10 minutes, at once when the value changes.
+                let stale = self.oos_kept.as_ref().is_none_or(|k| {
+                    k.out_of_service != v || now.duration_since(k.at) >= KEEP_EVERY
+                });
+                if stale {
                     let k = KeptOutOfService {
                         out_of_service: v,
                         at: now,
@@ -609,9 +662,6 @@ impl Shell {
                     };
                     keep_out_of_service(&self.opts.host, &k);
                     self.oos_kept = Some(k);
-                }
-                if let Some(k) = &mut self.oos_kept {
-                    k.at = now;
                 }
             }
             None => {

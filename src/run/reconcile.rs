@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, ConfigError, FixPolicy};
 use crate::evaluate::{self, Assessment, Finding, FindingKind, Motion, Severity};
@@ -171,10 +172,83 @@ pub enum RepairKey {
 }
 
 /// An fstab swap line, by what it says.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-struct LineKey {
-    path: String,
-    text: String,
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LineKey {
+    pub path: String,
+    pub text: String,
+}
+
+/// What the daemon must not forget across its restarts and the node's
+/// reboots (kept under /var/lib/taint-guard): the people's decisions it
+/// honours, and the lines it commented out itself. The boot unit honours
+/// it too (`check --fix --unattended`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    /// Units a person or a tool stopped and disabled.
+    #[serde(default)]
+    pub unit_intents: BTreeSet<String>,
+    /// Swap lines put back (or added) by a person or a tool.
+    #[serde(default)]
+    pub line_intents: BTreeSet<LineKey>,
+    /// Swap lines taint-guard commented out (at most [`MAX_REVERTED`]).
+    #[serde(default)]
+    pub reverted: BTreeSet<LineKey>,
+}
+
+/// How many commented-out lines are remembered.
+pub const MAX_REVERTED: usize = 64;
+
+/// A unit disabled while it runs (the seed incident) is enabled only once
+/// it has stayed so this long: `systemctl disable --now` disables, reloads
+/// and only then queues the stop, and that moment is a person's, not the
+/// seed incident.
+pub const ENABLE_SETTLE: Duration = Duration::from_secs(2);
+
+impl Memory {
+    /// Mark the findings a remembered intent covers as not fixable, saying
+    /// why and what would undo it (unless `enforce`). Used by the daemon and
+    /// by the boot unit.
+    pub fn honour(&self, a: &mut Assessment, obs: &Observation, enforce: bool) {
+        if enforce {
+            return;
+        }
+        for x in a.findings.iter_mut() {
+            match &x.kind {
+                FindingKind::SwapInFstab { path, line } => {
+                    let Some(text) = line_texts(obs, &[*line]).pop() else {
+                        continue;
+                    };
+                    let k = LineKey {
+                        path: path.clone(),
+                        text,
+                    };
+                    if self.line_intents.contains(&k) {
+                        let how = if self.reverted.contains(&k) {
+                            "was put back after taint-guard commented it out"
+                        } else {
+                            "was added while taint-guard was watching"
+                        };
+                        x.fixable = false;
+                        x.message += &format!(
+                            "; this line {how} (a person, or a tool such as Ansible?): reported, not reverted (run.enforce = true reverts it)"
+                        );
+                    }
+                }
+                FindingKind::UnitDisabled { unit }
+                | FindingKind::UnitStopped { unit }
+                | FindingKind::UnitInactive { unit }
+                    if self.unit_intents.contains(unit) =>
+                {
+                    let unit = unit.clone();
+                    x.fixable = false;
+                    x.message += &format!(
+                        "; {unit} was stopped and disabled, by a person or a tool (decommissioning?): reported, not reverted (run.enforce = true reverts it); to bring it back: systemctl enable --now {unit}"
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -183,12 +257,6 @@ struct CrashLoop {
     last: Timestamp,
     restarts: u32,
     finding: Finding,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct UnitSeen {
-    boots: bool,
-    up: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -216,12 +284,10 @@ pub struct Reconciler {
     backoff: RepairBackoff<RepairKey>,
     backoff_cfg: (u64, u64),
     crash: BTreeMap<String, CrashLoop>,
-    seen_units: BTreeMap<String, UnitSeen>,
+    /// Since when each unit has been seen disabled while up.
+    disabled_up: BTreeMap<String, Instant>,
     seen_fstab: Option<BTreeSet<LineKey>>,
-    /// Lines this daemon commented out.
-    reverted: BTreeSet<LineKey>,
-    line_intents: BTreeSet<LineKey>,
-    unit_intents: BTreeSet<String>,
+    memory: Memory,
     report: ReportState,
     said_findings: Vec<Finding>,
     said_skips: Vec<(String, String)>,
@@ -266,8 +332,9 @@ fn fingerprint(a: &Assessment) -> String {
 }
 
 impl Reconciler {
-    /// `seed` drives the jitter (tests pass a constant).
-    pub fn new(now: Instant, cfg: &Config, seed: u64) -> Reconciler {
+    /// `seed` drives the jitter (tests pass a constant); `memory` is what
+    /// an earlier run kept.
+    pub fn new(now: Instant, cfg: &Config, seed: u64, memory: Memory) -> Reconciler {
         let mut rng = fastrand::Rng::with_seed(seed);
         let delay = Duration::from_secs(cfg.run.report_initial_delay_secs).mul_f64(rng.f64());
         Reconciler {
@@ -279,11 +346,9 @@ impl Reconciler {
             ),
             backoff_cfg: (cfg.run.repair_backoff_secs, cfg.run.repair_backoff_max_secs),
             crash: BTreeMap::new(),
-            seen_units: BTreeMap::new(),
+            disabled_up: BTreeMap::new(),
             seen_fstab: None,
-            reverted: BTreeSet::new(),
-            line_intents: BTreeSet::new(),
-            unit_intents: BTreeSet::new(),
+            memory,
             report: ReportState {
                 first_at: now + delay,
                 in_flight: None,
@@ -324,6 +389,7 @@ impl Reconciler {
         let (held, crash_wake) = self.track_crash_loops(i, &mut a);
         wake = earliest(wake, crash_wake);
         self.track_down(&a, i.now);
+        self.track_disabled_up(i);
 
         let mut extra: Vec<Finding> = Vec::new();
         let mut repair = None;
@@ -390,10 +456,13 @@ impl Reconciler {
             }
             if let (Step::CommentFstab { path, lines }, Outcome::Done) = (&act.step, out.outcome) {
                 for text in line_texts(before, lines) {
-                    self.reverted.insert(LineKey {
+                    self.memory.reverted.insert(LineKey {
                         path: path.clone(),
                         text,
                     });
+                }
+                while self.memory.reverted.len() > MAX_REVERTED {
+                    self.memory.reverted.pop_first();
                 }
             }
         }
@@ -402,7 +471,12 @@ impl Reconciler {
             .filter(|o| o.outcome != Outcome::Skipped && o.outcome != Outcome::Planned)
             .filter(|o| !(o.id == "daemon-reload" && o.outcome == Outcome::Done))
             .cloned();
-        self.report.pending.extend(news);
+        for o in news {
+            // The same outcome again is one Event (its count goes up).
+            if !self.report.pending.contains(&o) {
+                self.report.pending.push(o);
+            }
+        }
         let excess = self.report.pending.len().saturating_sub(MAX_PENDING_EVENTS);
         self.report.pending.drain(..excess);
     }
@@ -443,6 +517,9 @@ impl Reconciler {
             Reported::Failed(why) => {
                 let wait = self.report.retry.fail().mul_f64(self.rng.f64());
                 self.report.retry_at = Some(now + wait);
+                // A failed heartbeat is retried with the backoff, not an
+                // interval later (that would near the staleness rule).
+                self.report.next_heartbeat = Some(now);
                 if self.report.last_problem.as_deref() != Some(why) {
                     say.push(Say::new(
                         Level::Warn,
@@ -460,6 +537,11 @@ impl Reconciler {
         }
         self.report.last_problem = problem;
         say
+    }
+
+    /// What must outlive this process (the shell keeps it on disk).
+    pub fn memory(&self) -> &Memory {
+        &self.memory
     }
 
     /// Whether a report is being written now.
@@ -510,7 +592,7 @@ impl Reconciler {
     }
 
     /// Changes a person or a tool was seen to make: reported, not reverted
-    /// (unless `run.enforce`).
+    /// (unless `run.enforce`). Kept in [`Memory`].
     fn witness(&mut self, i: &Input, a: &mut Assessment, say: &mut Vec<Say>) {
         let enforce = i.cfg.run.enforce;
         if let Probe::Ok(f) = &i.obs.fstab {
@@ -523,51 +605,30 @@ impl Reconciler {
                     text: e.text.clone(),
                 })
                 .collect();
-            self.line_intents.retain(|k| live.contains(k));
+            self.memory.line_intents.retain(|k| live.contains(k));
             for k in &live {
-                let put_back = self.reverted.contains(k);
+                let put_back = self.memory.reverted.contains(k);
                 let added = self.seen_fstab.as_ref().is_some_and(|p| !p.contains(k));
-                if (put_back || added) && self.line_intents.insert(k.clone()) {
+                if (put_back || added) && self.memory.line_intents.insert(k.clone()) {
                     let how = if put_back {
                         "put back after taint-guard commented it out"
                     } else {
                         "added while taint-guard was watching"
                     };
-                    let mut m = Say::new(Level::Warn, format!(
-                        "{}: swap line `{}` {how} (a person, or a tool such as Ansible or cloud-init?): {}",
-                        k.path,
-                        k.text,
-                        if enforce { "reverting it (run.enforce)" } else { "reported, not reverted" }
-                    ));
+                    let mut m = Say::new(
+                        Level::Warn,
+                        format!(
+                            "{}: swap line `{}` {how} (a person, or a tool such as Ansible or cloud-init?): {}",
+                            k.path,
+                            k.text,
+                            if enforce { "reverting it (run.enforce)" } else { "reported, not reverted" }
+                        ),
+                    );
                     m.finding_id = Some("swap-in-fstab");
                     say.push(m);
                 }
             }
             self.seen_fstab = Some(live);
-            if !enforce {
-                for x in a.findings.iter_mut() {
-                    let FindingKind::SwapInFstab { path, line } = &x.kind else {
-                        continue;
-                    };
-                    let text = line_texts(i.obs, &[*line]).pop();
-                    let Some(text) = text else { continue };
-                    let k = LineKey {
-                        path: path.clone(),
-                        text,
-                    };
-                    if self.line_intents.contains(&k) {
-                        let how = if self.reverted.contains(&k) {
-                            "was put back after taint-guard commented it out"
-                        } else {
-                            "was added while taint-guard was watching"
-                        };
-                        x.fixable = false;
-                        x.message += &format!(
-                            "; this line {how} (a person, or a tool such as Ansible?): reported, not reverted (run.enforce = true reverts it)"
-                        );
-                    }
-                }
-            }
         }
         for u in &i.obs.units {
             let Probe::Ok(st) = &u.state else { continue };
@@ -576,42 +637,29 @@ impl Reconciler {
             }
             let boots = evaluate::boots(st);
             let motion = evaluate::motion(st);
-            let up = motion == Motion::Up;
             let name = u.name.clone();
-            let prev = self.seen_units.insert(name.clone(), UnitSeen { boots, up });
-            if boots || up || motion == Motion::Stopping {
-                self.unit_intents.remove(&name);
+            if boots || motion == Motion::Up || motion == Motion::Stopping {
+                self.memory.unit_intents.remove(&name);
                 continue;
             }
-            let inactive = st.active_state == crate::systemd::types::ActiveState::Inactive;
-            let witnessed = prev.is_some_and(|p| p.boots || p.up) && inactive;
-            let recorded = motion == Motion::StoppedCleanly;
-            if (witnessed || recorded) && self.unit_intents.insert(name.clone()) {
-                let mut m = Say::new(Level::Warn, format!(
-                    "{name} was stopped and disabled (a person or a tool decommissioning the node?): {}",
-                    if enforce { "enabling and starting it (run.enforce)" } else { "reported, not reverted" }
-                ));
+            // systemd's own record of a clean stop in this boot, on a unit
+            // that is not enabled: `systemctl disable --now`, or a stop of
+            // a kubelet that was never enabled. Remembered across reboots,
+            // where the record is gone.
+            if motion == Motion::StoppedCleanly && self.memory.unit_intents.insert(name.clone()) {
+                let mut m = Say::new(
+                    Level::Warn,
+                    format!(
+                        "{name} was stopped and disabled (a person or a tool decommissioning the node?): {}",
+                        if enforce { "enabling and starting it (run.enforce)" } else { "reported, not reverted" }
+                    ),
+                );
                 m.finding_id = Some("unit-disabled");
                 m.unit = Some(name.clone());
                 say.push(m);
             }
         }
-        if !enforce {
-            for x in a.findings.iter_mut() {
-                let unit = match &x.kind {
-                    FindingKind::UnitDisabled { unit }
-                    | FindingKind::UnitStopped { unit }
-                    | FindingKind::UnitInactive { unit } => unit,
-                    _ => continue,
-                };
-                if self.unit_intents.contains(unit) {
-                    x.fixable = false;
-                    x.message += &format!(
-                        "; {unit} was stopped and disabled, by a person or a tool (decommissioning?): reported, not reverted (run.enforce = true reverts it); to bring it back: systemctl enable --now {unit}"
-                    );
-                }
-            }
-        }
+        self.memory.honour(a, i.obs, enforce);
     }
 
     /// A crash loop is one finding while it lasts; returns the findings
@@ -681,6 +729,20 @@ impl Reconciler {
         }
         self.crash.retain(|k, _| present.contains(k));
         (held, wake)
+    }
+
+    fn track_disabled_up(&mut self, i: &Input) {
+        let mut now_up = BTreeSet::new();
+        for u in &i.obs.units {
+            let Probe::Ok(st) = &u.state else { continue };
+            if !evaluate::boots(st) && evaluate::motion(st) == Motion::Up {
+                now_up.insert(u.name.clone());
+            }
+        }
+        self.disabled_up.retain(|u, _| now_up.contains(u));
+        for u in now_up {
+            self.disabled_up.entry(u).or_insert(i.now);
+        }
     }
 
     fn track_down(&mut self, a: &Assessment, now: Instant) {
@@ -764,6 +826,20 @@ impl Reconciler {
             if let Some(h) = &hold {
                 out.skipped.push(skip(h.clone()));
                 continue;
+            }
+            if let Step::Enable { unit } = &a.step {
+                if let Some(since) = self.disabled_up.get(unit) {
+                    let ready = *since + ENABLE_SETTLE;
+                    if ready > now {
+                        out.skipped.push(skip(format!(
+                            "disabled while running for {}s: enabled after {}s (a `systemctl disable --now` stops it next)",
+                            (now - *since).as_secs(),
+                            ENABLE_SETTLE.as_secs()
+                        )));
+                        due = earliest(due, Some(ready));
+                        continue;
+                    }
+                }
             }
             if let Step::Start { unit } | Step::ResetFailed { unit } = &a.step {
                 let since = self.down.get(unit).copied().unwrap_or(now);

@@ -78,8 +78,14 @@ pub async fn task(
                 }
                 Err(out) => {
                     if let Request::Report(..) = req {
+                        // No node name: nothing to report on here. No
+                        // credentials yet (a node still joining): try again.
+                        let result = match out.node {
+                            None => Reported::Skipped(out.summary.clone()),
+                            Some(_) => Reported::Failed(out.summary.clone()),
+                        };
                         let m = Message::Reported {
-                            result: Reported::Skipped(out.summary.clone()),
+                            result,
                             out_of_service: None,
                             summary: out.summary,
                         };
@@ -143,10 +149,15 @@ async fn watch_node(
 ) {
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
     loop {
+        let mut news = false;
         let r = report::watch_out_of_service(&conn, |v| {
+            news = true;
             tx.try_send(Message::OutOfService(v)).is_ok() || !tx.is_closed()
         })
         .await;
+        if news {
+            backoff.reset();
+        }
         if tx.is_closed() {
             return;
         }

@@ -5,7 +5,7 @@ use super::*;
 use crate::fstab::SwapEntry;
 use crate::kubelet::{KubeletPolicy, SwapPolicy};
 use crate::observation::{FstabSwap, UnitObservation, UnitState};
-use crate::swap::{ActiveSwap, Memory, SwapNow};
+use crate::swap::{ActiveSwap, Memory as MemInfo, SwapNow};
 
 const MIB: u64 = 1 << 20;
 
@@ -81,7 +81,7 @@ fn swap_on(mut o: Observation, used_mib: u64, avail_mib: u64) -> Observation {
             used_kib: used_mib * 1024,
             priority: -2,
         }],
-        memory: Memory {
+        memory: MemInfo {
             total_bytes: 8192 * MIB,
             available_bytes: avail_mib * MIB,
             swap_total_bytes: 16384 * MIB,
@@ -124,7 +124,7 @@ impl World {
     fn new(cfg: Config) -> World {
         let t0 = t0();
         World {
-            r: Reconciler::new(t0, &cfg, 7),
+            r: Reconciler::new(t0, &cfg, 7, Memory::default()),
             cfg,
             t0,
             w0: wall0(),
@@ -293,6 +293,8 @@ fn a_crash_loop_is_one_finding_and_one_report_burst() {
 fn reports_are_one_burst_per_interval_and_the_last_state_is_written() {
     let mut c = cfg();
     c.run.report_min_interval_secs = 60;
+    // Reporting alone (no repair wake-ups in the way).
+    c.run.remediate = false;
     let mut w = World::new(c);
     let ok = node(kubelet("active", "running", "enabled", "success"));
     let down = node(kubelet("inactive", "dead", "enabled", "success"));
@@ -371,8 +373,18 @@ fn a_failed_report_is_retried_with_backoff_and_keeps_its_events() {
     w.r.reported(Reported::Delivered, w.at(2).0);
     assert_eq!(w.r.pending_events(), 0);
     // Bounded: a thousand outcomes never reported keep at most the newest.
-    for _ in 0..1000 {
+    // The same outcome again is one pending Event, not one per attempt.
+    for _ in 0..10 {
         w.r.applied(&plan, &outcomes(&plan, Outcome::Failed), &down, w.at(3).0);
+    }
+    assert_eq!(w.r.pending_events(), plan.actions.len());
+    // Bounded: a thousand different outcomes never reported keep the newest.
+    for i in 0..1000 {
+        let mut o = outcomes(&plan, Outcome::Failed);
+        for x in &mut o {
+            x.detail = format!("attempt {i}");
+        }
+        w.r.applied(&plan, &o, &down, w.at(3).0);
     }
     assert_eq!(w.r.pending_events(), MAX_PENDING_EVENTS);
 }
@@ -464,7 +476,7 @@ fn kubelet_stopped_and_disabled_is_left_alone() {
     let mut running = kubelet("active", "running", "enabled", "success");
     running.active_enter_timestamp = us(w.at(0).1) - 1;
     w.step_done(0, &node(running.clone()));
-    // `systemctl disable --now kubelet`, witnessed.
+    // `systemctl disable --now kubelet`: a clean stop of a disabled unit.
     let mut gone = kubelet("inactive", "dead", "disabled", "success");
     gone.active_enter_timestamp = running.active_enter_timestamp;
     gone.inactive_enter_timestamp = us(w.at(5).1);
@@ -511,16 +523,83 @@ fn the_seed_incident_is_still_repaired() {
             "start kubelet.service"
         ]
     );
-    // Before it: running, never enabled.
+    // Before it: running, never enabled — enabled once that has held for
+    // ENABLE_SETTLE (a `systemctl disable --now` would stop it meanwhile).
     let mut w = World::new(c);
-    let d = w.step(
-        0,
-        &node(kubelet("active", "running", "disabled", "success")),
-    );
+    let running = node(kubelet("active", "running", "disabled", "success"));
+    let d = w.step(0, &running);
+    assert_eq!(steps(&d), Vec::<String>::new());
+    assert_eq!(d.wake_at, Some(w.t0 + ENABLE_SETTLE));
+    let d = w.step(2, &running);
     assert_eq!(
         steps(&d),
         vec!["enable kubelet.service", "daemon-reload systemd"]
     );
+}
+
+fn input<'a>(
+    now: Instant,
+    obs: &'a Observation,
+    cfg: &'a Config,
+    oos: &'a OutOfService,
+) -> Input<'a> {
+    Input {
+        now,
+        wall: wall0(),
+        obs,
+        cfg,
+        config_error: None,
+        out_of_service: oos,
+    }
+}
+
+// Review H2: a person's decision survives the daemon's restart and the
+// node's reboot (where systemd's record of the stop is gone).
+#[test]
+fn a_remembered_decision_outlives_a_reboot() {
+    let mut c = cfg();
+    c.run.start_grace_secs = 0;
+    let mut w = World::new(c.clone());
+    let mut gone = kubelet("inactive", "dead", "disabled", "success");
+    gone.active_enter_timestamp = us(w.at(0).1);
+    gone.inactive_enter_timestamp = us(w.at(1).1);
+    assert_eq!(steps(&w.step_done(5, &node(gone))), Vec::<String>::new());
+    let kept = w.r.memory().clone();
+    assert!(kept.unit_intents.contains("kubelet.service"));
+    // After a reboot: down since boot, never enabled — the seed incident's
+    // look, but remembered as a person's.
+    let t0 = Instant::now();
+    let oos = OutOfService::Known(false);
+    let boot = node(kubelet("inactive", "dead", "disabled", "success"));
+    let mut r = Reconciler::new(t0, &c, 7, kept.clone());
+    let d = r.step(&input(t0, &boot, &c, &oos));
+    assert!(d.repair.is_none(), "{:?}", d.repair);
+    // The boot unit honours it the same way.
+    let mut a = evaluate::evaluate(&boot, &c);
+    kept.honour(&mut a, &boot, false);
+    assert!(a.findings.iter().all(|f| !f.fixable), "{:?}", a.findings);
+    // Without the memory it is the seed incident, repaired.
+    let mut r = Reconciler::new(t0, &c, 7, Memory::default());
+    assert!(r.step(&input(t0, &boot, &c, &oos)).repair.is_some());
+}
+
+// Review Low 1: a failed heartbeat is retried with the backoff.
+#[test]
+fn a_failed_heartbeat_is_retried_soon() {
+    let mut w = World::new(cfg());
+    let ok = node(kubelet("active", "running", "enabled", "success"));
+    assert!(w.step(0, &ok).report.is_some());
+    w.r.reported(Reported::Delivered, w.at(0).0);
+    let hb = (w.step(1, &ok).wake_at.unwrap() - w.t0).as_secs();
+    assert!(w.step(hb + 1, &ok).report.is_some());
+    w.r.reported(Reported::Failed("timed out".into()), w.at(hb + 1).0);
+    let d = w.step(hb + 2, &ok);
+    let next = d.wake_at.unwrap() - w.t0;
+    assert!(
+        next <= secs(hb + 1 + 60),
+        "retried after {next:?}, not an interval later"
+    );
+    assert!(w.step(hb + 62, &ok).report.is_some());
 }
 
 // Problem 6: the out-of-service hold rarely held.
