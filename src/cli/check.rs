@@ -50,7 +50,8 @@ pub struct CheckCmd {
     /// = false` turns repair off (the plan is shown, nothing is done), a
     /// stopped unit is started only with `[run] start_stopped`, and the
     /// Node's out-of-service taint as the daemon last read it (kept in
-    /// /run/taint-guard) holds every repair.
+    /// /var/lib/taint-guard) holds every repair, and the decisions the daemon
+    /// saw people make are honoured.
     #[arg(long, requires = "fix")]
     pub unattended: bool,
 

@@ -786,7 +786,7 @@ impl Reconciler {
         };
         let oos_note = match i.out_of_service {
             OutOfService::Unknown if !plan.actions.is_empty() => Some(format!(
-                "whether the Node carries {OUT_OF_SERVICE} is unknown (never read: no API server reached yet, nothing recorded in /run/taint-guard): repairs are not held by it"
+                "whether the Node carries {OUT_OF_SERVICE} is unknown (never read: no API server reached yet, nothing kept in /var/lib/taint-guard): repairs are not held by it"
             )),
             OutOfService::LastKnown { value: false, at } if !plan.actions.is_empty() => Some(format!(
                 "the Node did not carry {OUT_OF_SERVICE} when last read, {} ago: repairs go ahead", age(i.wall, *at)
