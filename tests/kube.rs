@@ -442,14 +442,22 @@ fn daemon_in_pod_shape_reports_its_node(api: &mut KubeApi) {
             .any(|(v, u)| v == "patch" && u.starts_with(&format!("/api/v1/nodes/{name}"))),
         "{writes:#?}"
     );
-    // Nothing but its own Node and Events was touched.
+    // Nothing but its own Node and Events was touched; the one watch is of
+    // its own Node (field-selected), for the out-of-service taint.
+    let own_watch = |v: &str, u: &str| {
+        v == "watch"
+            && u.starts_with("/api/v1/nodes?")
+            && u.contains(&format!("fieldSelector=metadata.name%3D{name}&"))
+    };
     assert!(
         writes
             .iter()
-            .all(|(_, u)| u.starts_with(&format!("/api/v1/nodes/{name}"))
-                || u.starts_with("/api/v1/namespaces/default/events")),
+            .all(|(v, u)| u.starts_with(&format!("/api/v1/nodes/{name}"))
+                || u.starts_with("/api/v1/namespaces/default/events")
+                || own_watch(v, u)),
         "{writes:#?}"
     );
+    assert!(writes.iter().any(|(v, u)| own_watch(v, u)), "{writes:#?}");
     // The kubelet's swap policy and units were still read from the host.
     assert!(node.root.join("etc/fstab").exists());
 }
