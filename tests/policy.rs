@@ -1,10 +1,19 @@
 //! kubelet's swap policy against the real thing: for each configuration a
-//! node boots with swap on, the unit starts with a stand-in that applies
-//! kubelet's (k3s', kubelite's) own rules independently of taint-guard's
-//! parser (tests/fixtures/node/{kubelet,k3s,snap}), and `check --fix` must
-//! leave swap alone exactly when the stand-in runs with it and remove it
-//! exactly when the stand-in refuses it. An ExecStart that is not a kubelet
-//! leaves swap and fstab untouched, and says why.
+//! node boots with swap on and kubelet's unit starts; `check --fix` must
+//! leave swap alone exactly when that kubelet runs with it and remove it
+//! exactly when it refuses it. An ExecStart that is not a kubelet leaves
+//! swap and fstab untouched, and says why.
+//!
+//! Every configuration kubelet v1.20.2 can express (flags, `--config`,
+//! environment files, `export` lines, `_` in flag names, the last flag
+//! winning, a bare boolean, `--` ending the flags) is decided by the real
+//! kubelet v1.20.2 (on fake-cri, registering with a real kube-apiserver:
+//! harness/cluster.rs): it runs when its Node appears, it refuses when it
+//! exits saying "running with swap on is not supported". The rest, which
+//! 1.20.2 cannot answer, is decided by stand-ins that apply kubelet's,
+//! k3s's and kubelite's own rules independently of taint-guard's parser
+//! (tests/fixtures/node/{kubelet,k3s,snap}); their names start with
+//! `stand_in_`: `--config-dir` (kubelet 1.28+), k3s and microk8s.
 
 mod harness;
 
@@ -13,6 +22,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use harness::cluster;
+use harness::kube::KubeApi;
 use harness::{Kubelet, Node};
 use serde_json::Value;
 
@@ -73,6 +84,133 @@ fn swap_is_on(node: &Node) -> bool {
     node.exec("cat /proc/swaps").contains("/swapfile")
 }
 
+/// The API server the real kubelets register with, started by the first
+/// real-kubelet scenario and stopped at the end of main.
+static API: std::sync::Mutex<Option<KubeApi>> = std::sync::Mutex::new(None);
+
+/// A node whose kubelet is the real one; its Node object is deleted with it.
+struct RealNode {
+    node: Option<Node>,
+    name: String,
+}
+
+impl std::ops::Deref for RealNode {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        self.node.as_ref().unwrap()
+    }
+}
+
+impl Drop for RealNode {
+    fn drop(&mut self) {
+        drop(self.node.take());
+        if let Some(api) = API.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = api
+                .handle()
+                .admin("DELETE", &format!("/api/v1/nodes/{}", self.name), None);
+        }
+    }
+}
+
+/// Boot `name` with the real kubelet v1.20.2 (not enabled, not started)
+/// registering as Node `name`, then `prepare`.
+fn boot_real(name: &str, prepare: impl FnOnce(&Path)) -> RealNode {
+    let bin = cluster::binaries().unwrap();
+    let (ca, creds, server) = {
+        let mut api = API.lock().unwrap_or_else(|p| p.into_inner());
+        let api = api.get_or_insert_with(|| KubeApi::start(&bin));
+        (api.ca_pem.clone(), api.node_creds(name), api.server())
+    };
+    let node = Node::boot(name, Kubelet::Kubeadm, |root| {
+        cluster::install_real_kubelet(root, &bin, name, &ca, &creds, &server);
+        prepare(root);
+    });
+    RealNode {
+        node: Some(node),
+        name: name.to_string(),
+    }
+}
+
+/// The real kubelet's config (harness/cluster.rs) with `extra` lines.
+fn real_config(extra: &str) -> String {
+    format!("{}{extra}", cluster::KUBELET_CONFIG)
+}
+
+/// Start the real kubelet with swap on: true once it is past its swap
+/// check (it says "Attempting to register node", or its Node is there)
+/// with no restart; false when it exits saying it refuses swap. Exiting
+/// for any other reason fails the test.
+fn real_runs_with_swap(node: &RealNode) -> bool {
+    node.exec(&format!(
+        "systemctl enable {KUBELET} >/dev/null 2>&1; systemctl start {KUBELET}"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let journal = || node.exec(&format!("journalctl -b -u {KUBELET} --no-pager"));
+    loop {
+        let restarts: u32 = node.prop(KUBELET, "NRestarts").parse().unwrap_or(0);
+        let sub = node.prop(KUBELET, "SubState");
+        if restarts > 0 || sub == "auto-restart" || sub == "failed" {
+            let j = journal();
+            assert!(
+                j.contains("running with swap on is not supported"),
+                "kubelet exited for another reason than swap:\n{j}"
+            );
+            return false;
+        }
+        let registered = API
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|api| {
+                api.handle()
+                    .admin("GET", &format!("/api/v1/nodes/{}", node.name), None)
+                    .0
+                    == 200
+            })
+            .unwrap_or(false);
+        if sub == "running" && (registered || journal().contains("Attempting to register node")) {
+            return true;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the real kubelet neither registered nor exited within 60s ({sub}):\n{}",
+            journal()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Boot with the real kubelet, swap on, start, judge, fix, and check the
+/// fix matched what the real kubelet did.
+fn real_scenario(name: &str, prepare: impl FnOnce(&Path)) -> (RealNode, bool, Value) {
+    let node = boot_real(name, |root| {
+        harness::install_fstab(root);
+        prepare(root);
+    });
+    node.swap_on("/swapfile", 16);
+    let runs = real_runs_with_swap(&node);
+    let (_, v) = node.check_json(&["--fix"]);
+    check_verdict(&node, runs, &v);
+    (node, runs, v)
+}
+
+/// taint-guard's verdict (when it knows the policy) equals what the
+/// kubelet did, and the fix followed it.
+fn check_verdict(node: &Node, runs: bool, v: &Value) {
+    let pol = &v["observations"]["kubelet_policy"];
+    if let Some(known) = pol.get("known") {
+        assert_eq!(
+            known["fail_swap_on"], !runs,
+            "policy {pol:#} vs kubelet running={runs}"
+        );
+        assert_eq!(swap_is_on(node), runs, "{v:#}");
+        let fstab = node.read("/etc/fstab");
+        assert_eq!(fstab.contains("\n/swapfile"), runs, "{fstab}");
+    }
+}
+
+const KUBELET: &str = "kubelet.service";
+
 /// Boot, swap on, start, judge, fix, and check the fix matched the stand-in.
 fn scenario(
     name: &str,
@@ -87,16 +225,7 @@ fn scenario(
     node.swap_on("/swapfile", 16);
     let runs = runs_with_swap(&node, unit_name);
     let (_, v) = node.check_json(&["--fix"]);
-    let pol = &v["observations"]["kubelet_policy"];
-    if let Some(known) = pol.get("known") {
-        assert_eq!(
-            known["fail_swap_on"], !runs,
-            "policy {pol:#} vs stand-in running={runs}"
-        );
-        assert_eq!(swap_is_on(&node), runs, "{v:#}");
-        let fstab = node.read("/etc/fstab");
-        assert_eq!(fstab.contains("\n/swapfile"), runs, "{fstab}");
-    }
+    check_verdict(&node, runs, &v);
     (node, runs, v)
 }
 
@@ -105,36 +234,35 @@ fn scenario(
 fn argv_matches_process(node: &Node, unit: &str, v: &Value) {
     let pid = node.prop(unit, "MainPID");
     let raw = node.exec(&format!("tr '\\0' '\\n' < /proc/{pid}/cmdline"));
-    let cmdline: Vec<&str> = raw.lines().collect();
-    assert_eq!(cmdline[0], "/bin/sh", "{cmdline:?}");
+    let mut cmdline: Vec<&str> = raw.lines().collect();
+    // A stand-in runs under its interpreter.
+    if cmdline[0] == "/bin/sh" {
+        cmdline.remove(0);
+    }
     let ours: Vec<String> = v["observations"]["kubelet_policy"]["known"]["argv"]
         .as_array()
         .unwrap()
         .iter()
         .map(|a| a.as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ours, cmdline[1..].to_vec(), "argv");
+    assert_eq!(ours, cmdline, "argv");
 }
 
 fn config_file_false_keeps_swap() {
-    let (node, runs, v) = scenario(
-        "pol-cfgfalse",
-        Kubelet::Kubeadm,
-        "kubelet.service",
-        |root| {
-            put(
-                root,
-                "/var/lib/kubelet/config.yaml",
-                &format!("{HEAD}failSwapOn: false\n"),
-                0o644,
-            );
-        },
-    );
+    let (node, runs, v) = real_scenario("pol-cfgfalse", |root| {
+        put(
+            root,
+            "/var/lib/kubelet/config.yaml",
+            &real_config("failSwapOn: false\n"),
+            0o644,
+        );
+    });
     assert!(runs);
     argv_matches_process(&node, "kubelet.service", &v);
 }
 
-fn config_dir_dropin_turns_it_back_on() {
+/// `--config-dir` is kubelet 1.28's: 1.20.2 refuses the flag.
+fn stand_in_config_dir_dropin_turns_it_back_on() {
     let (_node, runs, v) = scenario("pol-dropin", Kubelet::Kubeadm, "kubelet.service", |root| {
         put(
             root,
@@ -169,7 +297,7 @@ fn config_dir_dropin_turns_it_back_on() {
 }
 
 fn default_kubelet_flag_with_underscores() {
-    let (node, runs, v) = scenario("pol-flag", Kubelet::Kubeadm, "kubelet.service", |root| {
+    let (node, runs, v) = real_scenario("pol-flag", |root| {
         put(
             root,
             "/etc/default/kubelet",
@@ -182,7 +310,7 @@ fn default_kubelet_flag_with_underscores() {
 }
 
 fn export_line_is_ignored_by_systemd() {
-    let (_node, runs, v) = scenario("pol-export", Kubelet::Kubeadm, "kubelet.service", |root| {
+    let (_node, runs, v) = real_scenario("pol-export", |root| {
         put(
             root,
             "/etc/default/kubelet",
@@ -197,7 +325,7 @@ fn export_line_is_ignored_by_systemd() {
     );
 }
 
-fn k3s_kubelet_arg_in_config_dropin() {
+fn stand_in_k3s_kubelet_arg_in_config_dropin() {
     let (_node, runs, v) = scenario("pol-k3s", Kubelet::None, "k3s.service", |root| {
         stand_in(root, "/usr/local/bin/k3s", "k3s");
         stand_in(root, "/usr/bin/kubelet", "kubelet");
@@ -230,7 +358,7 @@ fn k3s_kubelet_arg_in_config_dropin() {
     );
 }
 
-fn k3s_default_tolerates_swap() {
+fn stand_in_k3s_default_tolerates_swap() {
     let (_node, runs, _v) = scenario("pol-k3sdef", Kubelet::None, "k3s.service", |root| {
         stand_in(root, "/usr/local/bin/k3s", "k3s");
         stand_in(root, "/usr/bin/kubelet", "kubelet");
@@ -244,7 +372,7 @@ fn k3s_default_tolerates_swap() {
     assert!(runs);
 }
 
-fn microk8s_args_file() {
+fn stand_in_microk8s_args_file() {
     let (_node, runs, v) = scenario(
         "pol-mk8s",
         Kubelet::None,
@@ -269,16 +397,16 @@ fn microk8s_args_file() {
 }
 
 fn wrapper_exec_start_leaves_swap_alone() {
-    let (node, runs, v) = scenario("pol-wrapper", Kubelet::Kubeadm, "kubelet.service", |root| {
+    let (node, runs, v) = real_scenario("pol-wrapper", |root| {
         put(
             root,
             "/usr/local/bin/kubelet-wrapper.sh",
             "#!/bin/sh\nexec /usr/bin/kubelet \"$@\"\n",
             0o755,
         );
-        put(root, "/etc/systemd/system/kubelet.service.d/20-wrapper.conf", "[Service]\nExecStart=\nExecStart=/usr/local/bin/kubelet-wrapper.sh $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS\n", 0o644);
+        put(root, "/etc/systemd/system/kubelet.service.d/20-wrapper.conf", "[Service]\nExecStart=\nExecStart=/usr/local/bin/kubelet-wrapper.sh $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS\n", 0o644);
     });
-    // The stand-in refuses swap, yet the wrapper makes the policy unknown:
+    // kubelet refuses swap, yet the wrapper makes the policy unknown:
     // nothing is changed.
     assert!(!runs);
     let reason = v["observations"]["kubelet_policy"]["unknown"]["reason"]
@@ -303,6 +431,55 @@ fn wrapper_exec_start_leaves_swap_alone() {
             "kubelet's swap policy is unknown (ExecStart runs /usr/local/bin/kubelet-wrapper.sh"
         ));
     }
+}
+
+/// Flags: the last `--fail-swap-on` wins (pflag sets the value again).
+fn last_flag_wins() {
+    let (_node, runs, _v) = real_scenario("pol-last", |root| {
+        put(
+            root,
+            "/etc/default/kubelet",
+            "KUBELET_EXTRA_ARGS=\"--fail-swap-on=false --fail-swap-on=true\"\n",
+            0o644,
+        );
+    });
+    assert!(!runs);
+}
+
+/// A bare `--fail-swap-on` is true, and a flag beats `--config`.
+fn bare_boolean_flag_is_true() {
+    let (_node, runs, v) = real_scenario("pol-bare", |root| {
+        put(
+            root,
+            "/var/lib/kubelet/config.yaml",
+            &real_config("failSwapOn: false\n"),
+            0o644,
+        );
+        put(
+            root,
+            "/etc/default/kubelet",
+            "KUBELET_EXTRA_ARGS=--fail-swap-on\n",
+            0o644,
+        );
+    });
+    assert!(!runs);
+    assert_eq!(
+        v["observations"]["kubelet_policy"]["known"]["fail_swap_on"],
+        true
+    );
+}
+
+/// `--` ends the flags; with nothing after it kubelet runs.
+fn double_dash_ends_the_flags() {
+    let (_node, runs, _v) = real_scenario("pol-dashdash", |root| {
+        put(
+            root,
+            "/etc/default/kubelet",
+            "KUBELET_EXTRA_ARGS=\"--fail-swap-on=false --\"\n",
+            0o644,
+        );
+    });
+    assert!(runs);
 }
 
 /// `check --output json` run inside the node (its PID namespace, where
@@ -335,14 +512,14 @@ fn restart_kubelet(node: &Node, redirect: &str) {
 /// unknown until kubelet is restarted. From another PID namespace (the
 /// host, as a pod without hostPID) it is not compared.
 fn argv_checked_against_the_running_kubelet() {
-    let node = Node::boot("pol-argv", Kubelet::Kubeadm, |root| {
+    let node = boot_real("pol-argv", |root| {
         fs::copy(
             env!("CARGO_BIN_EXE_taint-guard"),
             root.join("usr/bin/taint-guard"),
         )
         .unwrap();
     });
-    assert!(runs_with_swap(&node, "kubelet.service"));
+    assert!(real_runs_with_swap(&node));
     let pid: u64 = node.prop("kubelet.service", "MainPID").parse().unwrap();
     let pol = check_inside(&node);
     assert_eq!(
@@ -374,7 +551,7 @@ fn argv_checked_against_the_running_kubelet() {
     // Edited, kubelet restarted on the old unit, then reloaded.
     node.write(
         "/etc/systemd/system/kubelet.service.d/20-verbose.conf",
-        "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_CONFIG_ARGS $KUBELET_EXTRA_ARGS --v=4\n",
+        "[Service]\nExecStart=\nExecStart=/usr/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS --v=4\n",
     );
     restart_kubelet(&node, " 2>/dev/null");
     node.exec("systemctl daemon-reload");
@@ -392,33 +569,86 @@ fn argv_checked_against_the_running_kubelet() {
 }
 
 fn main() -> std::process::ExitCode {
-    harness::run(vec![
-        harness::trial("config_file_false_keeps_swap", config_file_false_keeps_swap),
-        harness::trial(
-            "config_dir_dropin_turns_it_back_on",
-            config_dir_dropin_turns_it_back_on,
-        ),
-        harness::trial(
-            "default_kubelet_flag_with_underscores",
-            default_kubelet_flag_with_underscores,
-        ),
-        harness::trial(
-            "export_line_is_ignored_by_systemd",
-            export_line_is_ignored_by_systemd,
-        ),
-        harness::trial(
-            "k3s_kubelet_arg_in_config_dropin",
-            k3s_kubelet_arg_in_config_dropin,
-        ),
-        harness::trial("k3s_default_tolerates_swap", k3s_default_tolerates_swap),
-        harness::trial("microk8s_args_file", microk8s_args_file),
-        harness::trial(
-            "wrapper_exec_start_leaves_swap_alone",
-            wrapper_exec_start_leaves_swap_alone,
-        ),
-        harness::trial(
-            "argv_checked_against_the_running_kubelet",
-            argv_checked_against_the_running_kubelet,
-        ),
-    ])
+    let real = || {
+        vec![
+            cluster::requirement(),
+            (harness::kube::binaries().err(), "TG_REQUIRE_APISERVER"),
+        ]
+    };
+    let stand_in = Vec::new;
+    let t = harness::trial;
+    let code = harness::run_each(
+        vec![
+            (
+                t("config_file_false_keeps_swap", config_file_false_keeps_swap),
+                real(),
+            ),
+            (
+                t(
+                    "default_kubelet_flag_with_underscores",
+                    default_kubelet_flag_with_underscores,
+                ),
+                real(),
+            ),
+            (
+                t(
+                    "export_line_is_ignored_by_systemd",
+                    export_line_is_ignored_by_systemd,
+                ),
+                real(),
+            ),
+            (t("last_flag_wins", last_flag_wins), real()),
+            (
+                t("bare_boolean_flag_is_true", bare_boolean_flag_is_true),
+                real(),
+            ),
+            (
+                t("double_dash_ends_the_flags", double_dash_ends_the_flags),
+                real(),
+            ),
+            (
+                t(
+                    "wrapper_exec_start_leaves_swap_alone",
+                    wrapper_exec_start_leaves_swap_alone,
+                ),
+                real(),
+            ),
+            (
+                t(
+                    "argv_checked_against_the_running_kubelet",
+                    argv_checked_against_the_running_kubelet,
+                ),
+                real(),
+            ),
+            (
+                t(
+                    "stand_in_config_dir_dropin_turns_it_back_on",
+                    stand_in_config_dir_dropin_turns_it_back_on,
+                ),
+                stand_in(),
+            ),
+            (
+                t(
+                    "stand_in_k3s_kubelet_arg_in_config_dropin",
+                    stand_in_k3s_kubelet_arg_in_config_dropin,
+                ),
+                stand_in(),
+            ),
+            (
+                t(
+                    "stand_in_k3s_default_tolerates_swap",
+                    stand_in_k3s_default_tolerates_swap,
+                ),
+                stand_in(),
+            ),
+            (
+                t("stand_in_microk8s_args_file", stand_in_microk8s_args_file),
+                stand_in(),
+            ),
+        ],
+        &[],
+    );
+    // Stop the API server the real kubelets used.
+    drop(API.lock().unwrap_or_else(|p| p.into_inner()).take());
+    code
 }

@@ -267,43 +267,45 @@ impl KubeApi {
         creds: &Creds,
         impersonate: Option<(&str, &[&str])>,
     ) -> Result<(u16, String), String> {
+        self.handle().raw_as(method, path, body, creds, impersonate)
+    }
+
+    /// What a request needs, without the server's processes: for threads
+    /// that call the server while the test holds the [`KubeApi`].
+    pub fn handle(&self) -> ApiHandle {
+        ApiHandle {
+            dir: self.dir.path().to_path_buf(),
+            port: self.port,
+            admin: self.admin.clone(),
+        }
+    }
+
+    /// A kubeconfig for `admin` (certificate and key in files next to it),
+    /// for the control plane's own programs and kubectl.
+    pub fn admin_kubeconfig(&self) -> PathBuf {
         let d = self.dir.path();
-        let id = format!("{:x}", fxhash(&creds.cert));
-        let cert = d.join(format!("c-{id}.crt"));
-        let key = d.join(format!("c-{id}.key"));
-        if !cert.exists() {
-            fs::write(&cert, &creds.cert).unwrap();
-            fs::write(&key, &creds.key).unwrap();
+        let kc = d.join("admin.conf");
+        if !kc.exists() {
+            fs::write(d.join("admin.crt"), &self.admin.cert).unwrap();
+            fs::write(d.join("admin.key"), &self.admin.key).unwrap();
+            let f = |n: &str| d.join(n).display().to_string();
+            fs::write(
+                &kc,
+                self.kubeconfig(&f("ca.crt"), &f("admin.crt"), &f("admin.key")),
+            )
+            .unwrap();
         }
-        let mut c = Command::new("curl");
-        c.args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
-            .arg("--cacert")
-            .arg(d.join("ca.crt"))
-            .arg("--cert")
-            .arg(&cert)
-            .arg("--key")
-            .arg(&key)
-            .args(["-X", method]);
-        if let Some((user, groups)) = impersonate {
-            c.args(["-H", &format!("Impersonate-User: {user}")]);
-            for g in groups {
-                c.args(["-H", &format!("Impersonate-Group: {g}")]);
-            }
-        }
-        if let Some((ct, v)) = body {
-            c.args(["-H", &format!("Content-Type: {ct}")])
-                .args(["--data-binary", &v.to_string()]);
-        }
-        let o = c
-            .arg(format!("{}{path}", self.server()))
-            .output()
-            .map_err(|e| format!("curl: {e}"))?;
-        if !o.status.success() {
-            return Err(String::from_utf8_lossy(&o.stderr).into_owned());
-        }
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
-        Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+        kc
+    }
+
+    /// The audit log's entries (one JSON object per line, ResponseComplete
+    /// only).
+    pub fn audit_events(&self) -> Vec<Value> {
+        let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["stage"] == "ResponseComplete")
+            .collect()
     }
 
     /// Apply the DaemonSet's namespace, ServiceAccount and RBAC from
@@ -429,6 +431,73 @@ impl KubeApi {
     }
 }
 
+/// The API server's address and credentials, cheap to clone into a thread.
+#[derive(Clone)]
+pub struct ApiHandle {
+    dir: PathBuf,
+    port: u16,
+    pub admin: Creds,
+}
+
+impl ApiHandle {
+    /// One HTTPS request with `creds` (curl: a real client, not our code),
+    /// optionally impersonating `user` with its groups.
+    pub fn raw_as(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &Value)>,
+        creds: &Creds,
+        impersonate: Option<(&str, &[&str])>,
+    ) -> Result<(u16, String), String> {
+        let d = &self.dir;
+        let id = format!("{:x}", fxhash(&creds.cert));
+        let cert = d.join(format!("c-{id}.crt"));
+        let key = d.join(format!("c-{id}.key"));
+        if !cert.exists() {
+            fs::write(&cert, &creds.cert).unwrap();
+            fs::write(&key, &creds.key).unwrap();
+        }
+        let mut c = Command::new("curl");
+        c.args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"])
+            .arg("--cacert")
+            .arg(d.join("ca.crt"))
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .args(["-X", method]);
+        if let Some((user, groups)) = impersonate {
+            c.args(["-H", &format!("Impersonate-User: {user}")]);
+            for g in groups {
+                c.args(["-H", &format!("Impersonate-Group: {g}")]);
+            }
+        }
+        if let Some((ct, v)) = body {
+            c.args(["-H", &format!("Content-Type: {ct}")])
+                .args(["--data-binary", &v.to_string()]);
+        }
+        let o = c
+            .arg(format!("https://127.0.0.1:{}{path}", self.port))
+            .output()
+            .map_err(|e| format!("curl: {e}"))?;
+        if !o.status.success() {
+            return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+        }
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let (body, code) = out.rsplit_once('\n').unwrap_or(("", "0"));
+        Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+    }
+
+    /// As admin: (status, JSON or Null); status 0 when curl itself failed.
+    pub fn admin(&self, method: &str, path: &str, body: Option<(&str, &Value)>) -> (u16, Value) {
+        match self.raw_as(method, path, body, &self.admin, None) {
+            Ok((code, text)) => (code, serde_json::from_str(&text).unwrap_or(Value::Null)),
+            Err(_) => (0, Value::Null),
+        }
+    }
+}
+
 /// A scenario against the binary's one API server.
 pub type Scenario = fn(&mut KubeApi);
 
@@ -476,7 +545,7 @@ impl Drop for KubeApi {
 /// SIGTERM to `timeout`, which passes it on to the server and exits with
 /// it (SIGKILL would orphan the server), then wait; SIGKILL only as a last
 /// resort.
-fn stop(mut c: Child) {
+pub fn stop(mut c: Child) {
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(15);

@@ -14,6 +14,7 @@
 #![allow(dead_code)]
 
 pub mod apiserver;
+pub mod cluster;
 pub mod deb;
 pub mod kube;
 
@@ -158,6 +159,64 @@ pub fn run_requiring(
     } else {
         trials
     };
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A requirement: why it is not met, if not, and the variable that turns
+/// its absence into a failure.
+pub type Requirement = (Option<String>, &'static str);
+
+/// [`run_requiring`] with requirements per trial as well: each trial
+/// comes with its own list on top of `common`. A trial missing a part is
+/// ignored, or fails when that part's variable is 1; the others run.
+pub fn run_each(
+    trials: Vec<(libtest_mimic::Trial, Vec<Requirement>)>,
+    common: &[(Option<String>, &str)],
+) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let mut base: Vec<(String, String)> = Vec::new();
+    if let Some(why) = unsupported() {
+        base.push((why, "TG_REQUIRE_SYSTEMD".into()));
+    }
+    for (why, var) in common {
+        if let Some(w) = why {
+            base.push((w.clone(), var.to_string()));
+        }
+    }
+    let mut reported: Vec<String> = Vec::new();
+    let trials = trials
+        .into_iter()
+        .map(|(t, own)| {
+            let mut missing = base.clone();
+            for (why, var) in own {
+                if let Some(w) = why {
+                    missing.push((w, var.to_string()));
+                }
+            }
+            let required: Vec<String> = missing
+                .iter()
+                .filter(|(_, var)| std::env::var(var).as_deref() == Ok("1"))
+                .map(|(why, var)| format!("{why} and {var}=1"))
+                .collect();
+            if !required.is_empty() {
+                let why = required.join("; ");
+                let name = t.name().to_string();
+                libtest_mimic::Trial::test(name, move || {
+                    Err(format!("this test cannot run here: {why}").into())
+                })
+            } else if !missing.is_empty() {
+                for (w, _) in &missing {
+                    if !reported.contains(w) {
+                        eprintln!("scenarios ignored: {w}");
+                        reported.push(w.clone());
+                    }
+                }
+                t.with_ignored_flag(true)
+            } else {
+                t
+            }
+        })
+        .collect();
     libtest_mimic::run(&args, trials).exit_code()
 }
 
@@ -374,6 +433,41 @@ impl Node {
         let _ = fs::remove_file(self.bus.join("system_bus_socket"));
         self.child = spawn_nspawn(&self.dir, &self.root, &self.bus, &self.name);
         self.wait_booted();
+    }
+
+    /// A power loss: SIGKILL to the node's init and to systemd-nspawn, so
+    /// nothing in the node gets to shut down (no stop jobs, no sync beyond
+    /// what the host's page cache already holds). The rootfs stays; boot it
+    /// again with [`Node::power_on`].
+    pub fn power_loss(&mut self) {
+        let nspawn = children(self.child.id()).into_iter().next();
+        // SAFETY: kill(2) on the node's init (seen from the host's PID
+        // namespace, where SIGKILL reaches it) and on our nspawn.
+        unsafe {
+            if self.leader != 0 {
+                libc::kill(self.leader as i32, libc::SIGKILL);
+            }
+            if let Some(n) = nspawn {
+                libc::kill(n as i32, libc::SIGKILL);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.leader = 0;
+        let _ = fs::remove_file(self.bus.join("system_bus_socket"));
+    }
+
+    /// Power back after [`Node::power_loss`]: boot the same rootfs, wait for
+    /// systemd. Returns when nspawn was started (the moment power came back).
+    pub fn power_on(&mut self) -> Instant {
+        let t0 = Instant::now();
+        self.child = spawn_nspawn(&self.dir, &self.root, &self.bus, &self.name);
+        self.wait_booted();
+        t0
     }
 
     fn halt(&mut self) {

@@ -1,0 +1,496 @@
+//! The seed incident on a real Kubernetes v1.20.2 (harness/cluster.rs):
+//! etcd, kube-apiserver, the node lifecycle controller, the scheduler, and a
+//! kubeadm-style worker booted under systemd-nspawn whose kubelet is the
+//! real one. A power loss is SIGKILL of the worker's init and nspawn; power
+//! back is the same rootfs booted again. taint-guard is installed in the
+//! worker as the README's "From source" says (binary and units copied,
+//! `systemctl enable`), and driven only through its binary and units.
+//!
+//! Ignored (shown as such) where root, nspawn or the binaries are missing;
+//! with TG_REQUIRE_SYSTEMD=1, TG_REQUIRE_APISERVER=1 and TG_REQUIRE_CLUSTER=1
+//! (CI) a missing part fails. `TG_CRASHLOOP_SECS` (default 300) is how long
+//! the crash-loop replay lets kubelet loop.
+
+mod harness;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use harness::cluster::{self, both_unreachable, untainted, Cluster, Worker};
+use serde_json::Value;
+
+const KUBELET: &str = "kubelet.service";
+
+/// The Node's KubeletHostProblem condition, if any.
+fn host_problem(c: &Cluster, name: &str) -> Option<Value> {
+    c.node(name)
+        .and_then(|n| cluster::condition(&n, "KubeletHostProblem").cloned())
+}
+
+/// Install taint-guard in a running worker as the README's "From source"
+/// does: the binary, the units, `config` as /etc/taint-guard/config.toml,
+/// then `systemctl enable` of `units` (`--now` when `now`).
+fn install_taint_guard(w: &Worker, config: &str, units: &[&str], now: bool) {
+    let node = w.node();
+    let root = &node.root;
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_taint-guard"),
+        root.join("usr/bin/taint-guard"),
+    )
+    .unwrap();
+    for u in units {
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("systemd")
+                .join(u),
+            root.join("etc/systemd/system").join(u),
+        )
+        .unwrap();
+    }
+    node.write("/etc/taint-guard/config.toml", config);
+    node.exec(&format!(
+        "systemctl daemon-reload && systemctl enable {}{} 2>&1",
+        if now { "--now " } else { "" },
+        units.join(" ")
+    ));
+}
+
+/// The ids of taint-guard's findings about kubelet, from the Node's
+/// `taint-guard.io/findings` annotation.
+fn kubelet_findings(c: &Cluster, name: &str) -> Vec<String> {
+    let n = c.node(name).unwrap_or(Value::Null);
+    let findings: Value = serde_json::from_str(
+        n["metadata"]["annotations"]["taint-guard.io/findings"]
+            .as_str()
+            .unwrap_or("[]"),
+    )
+    .unwrap_or(Value::Null);
+    findings
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|f| f["subject"] == KUBELET)
+                .filter_map(|f| f["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_ready(c: &mut Cluster, name: &str, secs: u64) -> Duration {
+    c.wait(&format!("Node {name} Ready=True"), secs, |c| {
+        c.ready(name) == "True"
+    })
+}
+
+/// Cut the worker's power and wait until the controller has put both
+/// `unreachable` taints on its Node (Ready=Unknown).
+fn power_loss_until_tainted(c: &mut Cluster, w: &mut Worker) -> Duration {
+    w.node_mut().power_loss();
+    let name = w.name.clone();
+    let took = c.wait(
+        &format!("both unreachable taints on {name}"),
+        cluster::GRACE_SECS + 45,
+        |c| both_unreachable(&c.taints(&name)),
+    );
+    assert_eq!(c.ready(&name), "Unknown");
+    took
+}
+
+/// A pod that only this worker can take, created while it is tainted: the
+/// scheduler says why it cannot place it.
+fn pinned_pod_pending(c: &mut Cluster, pod: &str, name: &str) {
+    c.create_pinned_pod(pod, name);
+    c.wait(&format!("the scheduler's word on {pod}"), 30, |c| {
+        c.pod_unschedulable(pod)
+            .is_some_and(|m| m.contains("node.kubernetes.io/unreachable"))
+    });
+    assert_eq!(c.pod_node(pod), None);
+}
+
+/// A worker whose kubelet was started by hand and never enabled, Ready.
+fn seed_worker(c: &mut Cluster, vm: &str, name: &str) -> Worker {
+    let w = c.boot_worker(vm, name, |_| {});
+    w.node().exec(&format!("systemctl start {KUBELET}"));
+    wait_ready(c, name, 90);
+    assert_eq!(w.node().prop(KUBELET, "UnitFileState"), "disabled");
+    w
+}
+
+/// How many outages replays 1 and its baseline go through
+/// (`TG_BENCH_REPLAYS`, default 1; benches/cluster-bench.sh sets more).
+fn replays() -> usize {
+    std::env::var("TG_BENCH_REPLAYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// One line for benches/cluster-bench.sh: `FIGURE what: median (runs)`.
+fn figure(what: &str, secs: &[f64]) {
+    let list: Vec<String> = secs.iter().map(|s| format!("{s:.1}")).collect();
+    eprintln!(
+        "FIGURE {what}: median {:.1} s over {} run(s) [{}]",
+        median(secs),
+        secs.len(),
+        list.join(", ")
+    );
+}
+
+/// Replay 1: taint-guard's boot unit. kubelet running but never enabled;
+/// the power fails long enough for both taints; power back: with no
+/// command, kubelet is enabled and active, the Node Ready, both taints
+/// removed by the controller, the pinned pod bound. Each further replay
+/// (TG_BENCH_REPLAYS) first puts kubelet back in the seed state (running,
+/// disabled).
+fn boot_unit_heals_power_loss(c: &mut Cluster) {
+    let name = "seed-boot";
+    let mut w = seed_worker(c, "cboot", name);
+    install_taint_guard(&w, "", &["taint-guard-check.service"], false);
+    let (mut gone, mut bound) = (Vec::new(), Vec::new());
+    for i in 0..replays() {
+        if i > 0 {
+            w.node().exec(&format!("systemctl disable {KUBELET} 2>&1"));
+            assert_eq!(w.node().prop(KUBELET, "UnitFileState"), "disabled");
+            assert_eq!(w.node().prop(KUBELET, "ActiveState"), "active");
+        }
+        power_loss_until_tainted(c, &mut w);
+        let pod = format!("pinned-boot-{i}");
+        pinned_pod_pending(c, &pod, name);
+
+        let t0 = w.node_mut().power_on();
+        c.wait("both taints gone", 120, |c| {
+            untainted(&c.taints(name)) && c.ready(name) == "True"
+        });
+        gone.push(t0.elapsed().as_secs_f64());
+        c.wait("the pinned pod bound", 60, |c| {
+            c.pod_node(&pod).as_deref() == Some(name)
+        });
+        bound.push(t0.elapsed().as_secs_f64());
+        let node = w.node();
+        assert_eq!(node.prop(KUBELET, "UnitFileState"), "enabled");
+        assert_eq!(node.prop(KUBELET, "ActiveState"), "active");
+        assert_eq!(
+            node.prop("taint-guard-check.service", "ActiveState"),
+            "active"
+        );
+        assert_eq!(node.prop("taint-guard-check.service", "Result"), "success");
+        c.delete_pod(&pod);
+    }
+    figure("boot unit: power back -> both taints gone", &gone);
+    figure("boot unit: power back -> pinned pod bound", &bound);
+}
+
+/// Replay 1's baseline: the same outage without taint-guard. The node
+/// comes back with kubelet inactive and disabled, and stays tainted, its
+/// pod unscheduled, until a person types the fix; measured from the
+/// command (the page that brought the person is not in it).
+fn baseline_without_taint_guard_stays_tainted(c: &mut Cluster) {
+    let name = "seed-base";
+    let mut w = seed_worker(c, "cbase", name);
+    let (mut gone, mut bound) = (Vec::new(), Vec::new());
+    for i in 0..replays() {
+        if i > 0 {
+            w.node().exec(&format!("systemctl disable {KUBELET} 2>&1"));
+        }
+        power_loss_until_tainted(c, &mut w);
+        let pod = format!("pinned-base-{i}");
+        pinned_pod_pending(c, &pod, name);
+        let t0 = w.node_mut().power_on();
+        // Longer than the boot unit needs to heal it (the first time).
+        let hold = if i == 0 { 30 } else { 5 };
+        while t0.elapsed() < Duration::from_secs(hold) {
+            std::thread::sleep(Duration::from_secs(1));
+            assert!(both_unreachable(&c.taints(name)), "{:?}", c.taints(name));
+        }
+        assert_eq!(c.ready(name), "Unknown");
+        assert_eq!(c.pod_node(&pod), None);
+        let node = w.node();
+        assert_eq!(node.prop(KUBELET, "ActiveState"), "inactive");
+        assert_eq!(node.prop(KUBELET, "UnitFileState"), "disabled");
+
+        // A person, paged, types the fix.
+        let typed = Instant::now();
+        node.exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+        c.wait("both taints gone after the person's fix", 120, |c| {
+            untainted(&c.taints(name)) && c.ready(name) == "True"
+        });
+        gone.push(typed.elapsed().as_secs_f64());
+        c.wait("the pinned pod bound", 60, |c| {
+            c.pod_node(&pod).as_deref() == Some(name)
+        });
+        bound.push(typed.elapsed().as_secs_f64());
+        c.delete_pod(&pod);
+    }
+    figure(
+        "baseline: `systemctl enable --now kubelet` typed -> both taints gone",
+        &gone,
+    );
+    figure(
+        "baseline: `systemctl enable --now kubelet` typed -> pinned pod bound",
+        &bound,
+    );
+}
+
+/// Replay 2: the daemon, report-only. The same outage: once the node is
+/// back the Node carries KubeletHostProblem=True naming the disabled,
+/// inactive kubelet and the remedy, while the taints stay (the report
+/// never makes a dead kubelet look alive: the controller keeps it tainted
+/// past its grace). A person's `systemctl enable --now kubelet` → False.
+fn report_only_daemon_names_the_cause_while_tainted(c: &mut Cluster) {
+    let name = "seed-report";
+    let mut w = seed_worker(c, "creport", name);
+    install_taint_guard(
+        &w,
+        "[run]\nremediate = false\nreport_initial_delay_secs = 0\n",
+        &["taint-guard.service"],
+        true,
+    );
+    c.wait("the report of the running, disabled kubelet", 60, |c| {
+        kubelet_findings(c, name) == ["unit-disabled"]
+    });
+    power_loss_until_tainted(c, &mut w);
+    let f = kubelet_findings(c, name);
+    assert_eq!(f, ["unit-disabled"], "reported while the node was down?");
+    let t0 = w.node_mut().power_on();
+    eprintln!(
+        "replay 2: booted {:.1}s after power back",
+        t0.elapsed().as_secs_f64()
+    );
+    // Before the outage the condition was already True (kubelet running,
+    // not enabled): what is new after power back is kubelet not running,
+    // in the findings the condition's message points to.
+    c.wait("the report of the node as it came back", 60, |c| {
+        host_problem(c, name).is_some_and(|h| h["status"] == "True")
+            && kubelet_findings(c, name).contains(&"unit-inactive".to_string())
+    });
+    eprintln!(
+        "replay 2: the cause on the Node {:.1}s after power back",
+        t0.elapsed().as_secs_f64()
+    );
+    let h = host_problem(c, name).unwrap();
+    let msg = h["message"].as_str().unwrap_or_default();
+    assert_eq!(h["reason"], "UnitDisabled", "{h:#}");
+    assert!(msg.contains("kubelet.service is not enabled"), "{h:#}");
+    assert!(
+        msg.contains("remedy: systemctl enable --now kubelet.service"),
+        "{h:#}"
+    );
+    let f = kubelet_findings(c, name);
+    assert!(f.contains(&"unit-disabled".to_string()), "{f:?}");
+    let n = c.node(name).unwrap();
+    assert_eq!(
+        n["metadata"]["annotations"]["taint-guard.io/status"],
+        "critical"
+    );
+    assert_eq!(
+        w.node().prop("taint-guard.service", "ActiveState"),
+        "active"
+    );
+    // Still tainted, and still after the controller's grace has passed
+    // again: the report did not renew the Node's health.
+    let reported = Instant::now();
+    while reported.elapsed() < Duration::from_secs(cluster::GRACE_SECS + 6) {
+        let t = c.taints(name);
+        assert!(both_unreachable(&t), "{t:?}");
+        assert_eq!(c.ready(name), "Unknown");
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let node = w.node();
+    assert_eq!(node.prop(KUBELET, "ActiveState"), "inactive");
+    assert_eq!(node.prop(KUBELET, "UnitFileState"), "disabled");
+
+    // The person's fix.
+    node.exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+    c.wait("KubeletHostProblem=False", 60, |c| {
+        host_problem(c, name).is_some_and(|h| h["status"] == "False")
+    });
+    c.wait("both taints gone", 90, |c| {
+        untainted(&c.taints(name)) && c.ready(name) == "True"
+    });
+}
+
+/// Replay 3: swap on with a live fstab line and kubelet restarted: the
+/// real kubelet refuses and loops; the daemon (repair on) turns swap off
+/// and comments the line; kubelet runs and the Node is Ready.
+fn swap_refused_by_kubelet_repaired_by_daemon(c: &mut Cluster) {
+    let name = "seed-swap";
+    let w = c.boot_worker("cswap", name, |_| {});
+    let node = w.node();
+    node.exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+    wait_ready(c, name, 90);
+    install_taint_guard(
+        &w,
+        "[run]\nreport_initial_delay_secs = 0\n",
+        &["taint-guard.service"],
+        false,
+    );
+    let node = w.node();
+    node.exec("printf '/swapfile none swap sw 0 0\\n' >> /etc/fstab");
+    node.swap_on("/swapfile", 64);
+    node.exec(&format!("systemctl restart {KUBELET}"));
+    node.wait_for("kubelet refusing swap", |n| {
+        n.prop(KUBELET, "NRestarts").parse::<u32>().unwrap_or(0) >= 1
+    });
+    let journal = node.exec(&format!("journalctl -b -u {KUBELET} --no-pager"));
+    assert!(
+        journal.contains("running with swap on is not supported"),
+        "{journal}"
+    );
+
+    node.exec("systemctl start taint-guard.service");
+    node.wait_for("swap off", |n| {
+        !n.exec("cat /proc/swaps").contains("/swapfile")
+    });
+    let fstab = node.read("/etc/fstab");
+    assert!(!fstab.contains("\n/swapfile"), "{fstab}");
+    assert!(fstab.contains("/swapfile"), "{fstab}");
+    c.wait("kubelet running", 60, |_| {
+        node.prop(KUBELET, "SubState") == "running"
+    });
+    // Running, and it stays up (not one more restart) until Ready.
+    let restarts = node.prop(KUBELET, "NRestarts");
+    wait_ready(c, name, 90);
+    c.wait("Ready=True with kubelet up", 30, |c| {
+        c.ready(name) == "True" && node.prop(KUBELET, "SubState") == "running"
+    });
+    assert_eq!(node.prop(KUBELET, "NRestarts"), restarts);
+}
+
+/// Replay 4: the real kubelet crash-looping on a bad flag for
+/// TG_CRASHLOOP_SECS (default 300) under taint-guard.service, repair off,
+/// reporting to the real API server: taint-guard's writes (verbs other
+/// than get/list/watch by the node's identity, not from kubelet), counted
+/// from the audit log, are at most 12.
+fn crash_looping_kubelet_few_api_writes(c: &mut Cluster) {
+    let secs: u64 = std::env::var("TG_CRASHLOOP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
+    let name = "seed-loop";
+    let w = c.boot_worker("cloop", name, |_| {});
+    let node = w.node();
+    node.exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+    wait_ready(c, name, 90);
+    node.write(
+        "/etc/default/kubelet",
+        "KUBELET_EXTRA_ARGS=--no-such-flag=1\n",
+    );
+    node.exec(&format!("systemctl restart {KUBELET}"));
+    node.wait_for("kubelet crash-looping", |n| {
+        n.prop(KUBELET, "NRestarts").parse::<u32>().unwrap_or(0) >= 1
+    });
+    let journal = node.exec(&format!("journalctl -b -u {KUBELET} --no-pager"));
+    assert!(journal.contains("no-such-flag"), "{journal}");
+    let user = format!("system:node:{name}");
+    let before = c.api.audit_events().len();
+    install_taint_guard(
+        &w,
+        "[run]\nremediate = false\nreport_initial_delay_secs = 0\n",
+        &["taint-guard.service"],
+        true,
+    );
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let restarts: u64 = node.prop(KUBELET, "NRestarts").parse().unwrap();
+    let events = c.api.audit_events();
+    let ours: Vec<(String, String)> = events[before..]
+        .iter()
+        .filter(|e| {
+            e["user"]["username"] == user.as_str()
+                && !e["userAgent"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .starts_with("kubelet/")
+        })
+        .map(|e| {
+            (
+                e["verb"].as_str().unwrap_or("").to_string(),
+                e["requestURI"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let writes: Vec<&(String, String)> = ours
+        .iter()
+        .filter(|(v, _)| !matches!(v.as_str(), "get" | "list" | "watch"))
+        .collect();
+    eprintln!(
+        "replay 4: kubelet crash-looped {secs}s ({restarts} restarts); taint-guard made {} API writes ({} requests in all)",
+        writes.len(),
+        ours.len()
+    );
+    let h = host_problem(c, name).expect("KubeletHostProblem");
+    assert_eq!(h["status"], "True", "{h:#}");
+    assert!(
+        restarts >= secs / 12,
+        "kubelet restarted only {restarts} times"
+    );
+    assert_eq!(node.prop("taint-guard.service", "NRestarts"), "0");
+    assert!(
+        writes.len() <= 12,
+        "{} writes in {secs}s of a crash loop: {writes:#?}",
+        writes.len()
+    );
+}
+
+type Scenario = fn(&mut Cluster);
+
+fn main() -> std::process::ExitCode {
+    let scenarios: Vec<(&'static str, Scenario)> = vec![
+        ("power_loss_healed_by_boot_unit", boot_unit_heals_power_loss),
+        (
+            "power_loss_baseline_without_taint_guard_stays_tainted",
+            baseline_without_taint_guard_stays_tainted,
+        ),
+        (
+            "report_only_daemon_names_the_cause_while_tainted",
+            report_only_daemon_names_the_cause_while_tainted,
+        ),
+        (
+            "swap_refused_by_kubelet_repaired_by_daemon",
+            swap_refused_by_kubelet_repaired_by_daemon,
+        ),
+        (
+            "crash_looping_kubelet_few_api_writes",
+            crash_looping_kubelet_few_api_writes,
+        ),
+    ];
+    let bin = cluster::binaries();
+    let shared: Arc<Mutex<Option<Cluster>>> = Default::default();
+    let trials = scenarios
+        .into_iter()
+        .map(|(name, f)| {
+            let shared = shared.clone();
+            let bin = bin.clone();
+            harness::trial_with(name, move || {
+                let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
+                let c = guard.get_or_insert_with(|| Cluster::start(bin.as_ref().unwrap()));
+                f(c)
+            })
+        })
+        .collect();
+    let code = harness::run_requiring(
+        trials,
+        &[
+            (harness::kube::binaries().err(), "TG_REQUIRE_APISERVER"),
+            cluster::requirement(),
+        ],
+    );
+    // Stop the control plane before exiting.
+    drop(shared.lock().unwrap_or_else(|p| p.into_inner()).take());
+    code
+}
