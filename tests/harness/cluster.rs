@@ -21,14 +21,14 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::kube::{ApiHandle, Creds, KubeApi};
+use super::kube::{spawn, ApiHandle, Creds, KubeApi};
 use super::{Kubelet, Node};
 
 /// Every binary the cluster needs, next to each other.
@@ -83,15 +83,6 @@ pub struct Cluster {
     heartbeat: Option<std::thread::JoinHandle<()>>,
 }
 
-fn spawn_logged(cmd: &mut Command, log: &Path) -> Child {
-    let log = fs::File::create(log).unwrap();
-    cmd.stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("spawning")
-}
-
 fn now() -> String {
     let o = Command::new("date")
         .args(["-u", "+%Y-%m-%dT%H:%M:%S.%6NZ"])
@@ -125,7 +116,7 @@ impl Cluster {
         let h = c.api.handle();
         let stop = c.heartbeat_stop.clone();
         c.heartbeat = Some(std::thread::spawn(move || heartbeat(h, stop)));
-        c.scheduler = Some(spawn_logged(
+        c.scheduler = Some(spawn(
             Command::new("timeout")
                 .args(["-k", "5", "3600"])
                 .arg(bin.join("kube-scheduler"))
@@ -138,7 +129,7 @@ impl Cluster {
                 .arg("--port=0"),
             &d.join("scheduler.log"),
         ));
-        c.controller_manager = Some(spawn_logged(
+        c.controller_manager = Some(spawn(
             Command::new("timeout")
                 .args(["-k", "5", "3600"])
                 .arg(bin.join("kube-controller-manager"))

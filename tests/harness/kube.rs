@@ -60,7 +60,8 @@ pub struct KubeApi {
     etcd_port: u16,
 }
 
-fn spawn(cmd: &mut Command, log: &Path) -> Child {
+/// `cmd` started with stdout and stderr in `log`.
+pub fn spawn(cmd: &mut Command, log: &Path) -> Child {
     let log = fs::File::create(log).unwrap();
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
