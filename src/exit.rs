@@ -8,3 +8,5 @@ pub const UNKNOWN: u8 = 3;
 pub const USAGE: u8 = 64;
 /// EX_CONFIG
 pub const CONFIG: u8 = 78;
+/// `explain` could not explain (API error, not found, forbidden).
+pub const EXPLAIN_FAILED: u8 = 1;

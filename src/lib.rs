@@ -11,6 +11,7 @@ pub mod config;
 pub mod diag;
 pub mod evaluate;
 pub mod exit;
+pub mod explain;
 pub mod files;
 pub mod finding;
 pub mod fstab;

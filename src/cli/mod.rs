@@ -1,6 +1,7 @@
 //! Command line: one struct per subcommand, each with `run`.
 
 mod check;
+pub mod explain;
 mod gen;
 mod pause;
 mod run;
@@ -13,6 +14,7 @@ use crate::config::Config;
 use crate::hostroot::HostRoot;
 
 pub use check::CheckCmd;
+pub use explain::ExplainCmd;
 pub use gen::{write_man_pages, CompletionsCmd, ManCmd};
 pub use pause::{PauseCmd, ResumeCmd};
 pub use run::RunCmd;
@@ -62,6 +64,7 @@ pub enum Command {
     // --help as `check, --check`).
     #[command(long_flag = "check")]
     Check(CheckCmd),
+    Explain(ExplainCmd),
     Pause(PauseCmd),
     Resume(ResumeCmd),
     Run(RunCmd),
@@ -133,6 +136,7 @@ impl Cli {
         };
         match self.command {
             Command::Check(c) => c.run(&ctx),
+            Command::Explain(c) => c.run(&ctx),
             Command::Pause(c) => c.run(&ctx),
             Command::Resume(c) => c.run(&ctx),
             Command::Run(c) => c.run(&ctx),
@@ -260,6 +264,10 @@ mod tests {
             [
                 "taint-guard-check.1",
                 "taint-guard-completions.1",
+                "taint-guard-explain-node.1",
+                "taint-guard-explain-nodes.1",
+                "taint-guard-explain-pod.1",
+                "taint-guard-explain.1",
                 "taint-guard-pause.1",
                 "taint-guard-resume.1",
                 "taint-guard-run.1",

@@ -68,7 +68,7 @@ pub fn camel(id: &str) -> String {
         .collect()
 }
 
-/// Compact JSON array of {id,severity,subject,message}, at most `max` bytes:
+/// Compact JSON array of {id,severity,subject,message,remedy?,occurrences?}, at most `max` bytes:
 /// cut at a whole element, with a `{"id":"truncated","message":"N more"}`
 /// marker (dropped too if even the marker does not fit).
 pub fn findings_json(findings: &[Finding], max: usize) -> String {
@@ -78,6 +78,10 @@ pub fn findings_json(findings: &[Finding], max: usize) -> String {
             let mut v = json!({"id": f.id(), "severity": f.severity, "subject": f.subject(), "message": f.message});
             if let Some(o) = &f.occurrences {
                 v["occurrences"] = json!(o);
+            }
+            // The command line to paste on the node (`explain node` prints it).
+            if let Some(r) = &f.remedy {
+                v["remedy"] = json!(r);
             }
             v.to_string()
         })

@@ -287,7 +287,8 @@ async fn first_report() -> Value {
                             f,
                             json!([{"id": "unit-disabled", "severity": "critical",
                                     "subject": "kubelet.service",
-                                    "message": "kubelet.service is not enabled (UnitFileState=disabled): it will not start at boot"}])
+                                    "message": "kubelet.service is not enabled (UnitFileState=disabled): it will not start at boot",
+                                    "remedy": "systemctl enable --now kubelet.service"}])
                         );
                         // Only metadata: a merge patch must never carry status.
                         assert_eq!(b.as_object().unwrap().len(), 1);
@@ -505,6 +506,19 @@ async fn heartbeat_only_condition_change_keeps_transition_time() {
             later,
             vec![
                 get_node(&node),
+                // The remedy is in the findings annotation too.
+                expect(
+                    Method::PATCH,
+                    NODE_PATH,
+                    Some(MERGE),
+                    |b| {
+                        let f = b["metadata"]["annotations"]["taint-guard.io/findings"]
+                            .as_str()
+                            .unwrap();
+                        assert!(f.contains(r#""remedy":"systemctl enable kubelet.service""#), "{f}");
+                    },
+                    Reply::Json(200, node.clone()),
+                ),
                 expect(
                     Method::PATCH,
                     STATUS_PATH,
@@ -520,7 +534,7 @@ async fn heartbeat_only_condition_change_keeps_transition_time() {
             ],
         )
         .await;
-    assert_eq!(out.requests, 2, "{out:?}");
+    assert_eq!(out.requests, 3, "{out:?}");
 }
 
 #[tokio::test]

@@ -1,0 +1,313 @@
+//! `taint-guard explain`: why a Node is tainted, why a pod is not
+//! scheduled, which nodes are safe to reboot. Read-only.
+//!
+//! Pure here (node, pod, fleet, schedule, taints): each takes API objects
+//! as fetched and the clock. `fetch` makes the calls.
+
+pub mod fetch;
+pub mod node;
+pub mod schedule;
+pub mod taints;
+#[cfg(test)]
+mod tests;
+
+use jiff::Timestamp;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use serde::Serialize;
+
+use node::{ago, NodeExplanation, Report};
+use schedule::{Reason, Version};
+
+/// One node's verdict for a pod.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeVerdict {
+    pub node: String,
+    /// None: passes every filter evaluated here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// The scheduler's words for `reason`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub words: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub advice: String,
+    /// The node itself is broken (a not-ready, unreachable or pressure
+    /// taint): fix the node, do not tolerate it.
+    pub broken: bool,
+}
+
+/// The scheduler's latest word on a pod (its FailedScheduling event).
+#[derive(Debug, Clone, Serialize)]
+pub struct SchedulerEvent {
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<Timestamp>,
+    pub count: i32,
+}
+
+/// Everything `explain pod` says.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodExplanation {
+    pub namespace: String,
+    pub name: String,
+    pub phase: String,
+    /// The node it is bound to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bound_to: Option<String>,
+    /// Kubernetes version whose scheduler's words are used.
+    pub version: Version,
+    pub nodes: Vec<NodeVerdict>,
+    /// The tally in the scheduler's words, when every node is rejected by
+    /// a filter evaluated here (otherwise the scheduler's own reasons for
+    /// the rest cannot be known from here).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tally: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<SchedulerEvent>,
+    /// `tally` equals the event's message (whitespace normalised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matches_event: Option<bool>,
+    pub next_step: String,
+}
+
+/// The newest of an event's times.
+fn event_time(e: &Event) -> Option<Timestamp> {
+    [
+        e.series
+            .as_ref()
+            .and_then(|s| s.last_observed_time.as_ref())
+            .map(|t| t.0),
+        e.last_timestamp.as_ref().map(|t| t.0),
+        e.event_time.as_ref().map(|t| t.0),
+        e.first_timestamp.as_ref().map(|t| t.0),
+        e.metadata.creation_timestamp.as_ref().map(|t| t.0),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+}
+
+/// The pod's latest FailedScheduling event among `events`.
+pub fn latest_failed_scheduling(events: &[Event]) -> Option<SchedulerEvent> {
+    events
+        .iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+        .max_by_key(|e| event_time(e))
+        .map(|e| SchedulerEvent {
+            message: e.message.clone().unwrap_or_default(),
+            last_seen: event_time(e),
+            count: e
+                .series
+                .as_ref()
+                .and_then(|s| s.count)
+                .or(e.count)
+                .unwrap_or(1),
+        })
+}
+
+/// What to tell about one rejecting node.
+fn advice(node: &str, r: &Reason) -> (String, bool) {
+    match r {
+        Reason::NodeUnschedulable => (
+            format!("{node} is cordoned: kubectl uncordon {node} once its maintenance is over"),
+            false,
+        ),
+        Reason::NodeName => ("the pod's spec.nodeName names another node".into(), false),
+        Reason::NodeAffinity => (
+            "the pod's nodeSelector or required node affinity excludes this node".into(),
+            false,
+        ),
+        Reason::TaintToleration { key, effect, value } => match taints::lookup(key) {
+            Some(w) if w.broken => (
+                format!(
+                    "{node} is broken ({key}:{effect}, set by {} on {}): fix the node, do not add a toleration — taint-guard explain node {node}",
+                    w.set_by, w.when
+                ),
+                true,
+            ),
+            Some(w) if key.starts_with("node-role.kubernetes.io/") => (
+                format!(
+                    "{node} is a control-plane node ({key}:{effect}, set by {}): workloads stay off it by design",
+                    w.set_by
+                ),
+                false,
+            ),
+            Some(w) => (format!("{key}:{effect} set by {}: {}", w.set_by, w.when), false),
+            None => {
+                let tol = if value.is_empty() {
+                    format!("{{key: {key}, operator: Exists, effect: {effect}}}")
+                } else {
+                    format!("{{key: {key}, operator: Equal, value: {value}, effect: {effect}}}")
+                };
+                (
+                    format!("{key}:{effect} was set by a person or another controller: if this pod belongs on {node}, give it the toleration {tol}"),
+                    false,
+                )
+            }
+        },
+    }
+}
+
+/// Explain `pod` against `nodes` as the scheduler of version `v` filters.
+pub fn explain_pod(pod: &Pod, nodes: &[Node], events: &[Event], v: Version) -> PodExplanation {
+    let spec = pod.spec.as_ref();
+    let bound_to = spec
+        .and_then(|s| s.node_name.clone())
+        .filter(|n| !n.is_empty());
+    let mut verdicts: Vec<NodeVerdict> = nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let reason = schedule::filter(pod, n, v);
+            let (advice, broken) = reason
+                .as_ref()
+                .map(|r| advice(&name, r))
+                .unwrap_or_default();
+            NodeVerdict {
+                words: reason.as_ref().map(|r| r.words(v)),
+                node: name,
+                reason,
+                advice,
+                broken,
+            }
+        })
+        .collect();
+    verdicts.sort_by(|a, b| a.node.cmp(&b.node));
+    let reasons: Vec<Reason> = verdicts.iter().filter_map(|v| v.reason.clone()).collect();
+    let all_rejected = !nodes.is_empty() && reasons.len() == nodes.len();
+    let never = spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
+    let tally = all_rejected.then(|| schedule::tally(&reasons, nodes.len(), v, never));
+    let event = latest_failed_scheduling(events);
+    let matches_event = match (&tally, &event) {
+        (Some(t), Some(e)) if bound_to.is_none() => {
+            Some(schedule::normalise(t) == schedule::normalise(&e.message))
+        }
+        _ => None,
+    };
+    let ns = pod.metadata.namespace.clone().unwrap_or_default();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let broken: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.broken)
+        .map(|v| v.node.as_str())
+        .collect();
+    let passing: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v.reason.is_none())
+        .map(|v| v.node.as_str())
+        .collect();
+    let next_step = if let Some(n) = &bound_to {
+        format!("nothing to do for scheduling: {ns}/{name} is bound to {n}")
+    } else if nodes.is_empty() {
+        "no Nodes in the cluster: join a node".into()
+    } else if !broken.is_empty() {
+        format!(
+            "fix the node{} {}: taint-guard explain node {}",
+            if broken.len() > 1 { "s" } else { "" },
+            broken.join(", "),
+            broken[0]
+        )
+    } else if !passing.is_empty() {
+        format!(
+            "{} pass{} the filters evaluated here (taints, cordon, node name, node selector and affinity): the scheduler rejects them for something else (resources, ports, volumes, pod affinity, topology spread): read its event",
+            passing.join(", "),
+            if passing.len() == 1 { "es" } else { "" }
+        )
+    } else {
+        "no node can take this pod as it is: change the pod (its tolerations, nodeSelector or affinity) or the nodes, as the advice per node says".into()
+    };
+    PodExplanation {
+        namespace: ns,
+        name,
+        phase: pod
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default(),
+        bound_to,
+        version: v,
+        nodes: verdicts,
+        tally,
+        event,
+        matches_event,
+        next_step,
+    }
+}
+
+/// One line of `explain nodes`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FleetRow {
+    pub name: String,
+    pub ready: String,
+    /// `true`, `false` or `unknown` from taint-guard's report; `no-report`
+    /// or `stale` when there is none to trust.
+    pub reboot_safe: String,
+    pub status: String,
+    /// Age of taint-guard's report.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report_age_secs: Option<i64>,
+    pub taints: Vec<String>,
+    /// One line per finding worth a look.
+    pub findings: Vec<String>,
+    /// 0 worst.
+    #[serde(skip)]
+    rank: u8,
+}
+
+/// Every Node, worst first, from one LIST of Nodes and one of Leases.
+pub fn fleet(nodes: &[Node], leases: &[Lease], now: Timestamp) -> Vec<FleetRow> {
+    let mut rows: Vec<FleetRow> = nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.clone().unwrap_or_default();
+            let lease = leases
+                .iter()
+                .find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
+            let e: NodeExplanation = node::explain(n, lease, now);
+            let report: Option<&Report> = e.taint_guard.as_ref();
+            let (reboot_safe, status) = match report {
+                None => ("no-report".to_string(), "no-report".to_string()),
+                Some(r) if r.stale => ("stale".into(), r.status.clone()),
+                Some(r) => (r.reboot_safe.clone(), r.status.clone()),
+            };
+            let rank = match (reboot_safe.as_str(), status.as_str()) {
+                ("false", _) | (_, "critical") => 0,
+                ("no-report" | "stale", _) => 1,
+                ("unknown", _) | (_, "unknown") => 2,
+                (_, "warning") => 3,
+                _ => 4,
+            };
+            let findings = report
+                .map(|r| {
+                    let mut v: Vec<String> = r
+                        .problems()
+                        .map(|f| format!("{} {}: {}", f.id, f.subject, f.message))
+                        .collect();
+                    v.extend(r.unreadable.clone());
+                    v
+                })
+                .unwrap_or_default();
+            FleetRow {
+                ready: e.ready().to_string(),
+                reboot_safe,
+                status,
+                report_age_secs: report.and_then(|r| r.written).map(|w| now.duration_since(w).as_secs()),
+                taints: e.taints.iter().map(|t| t.id()).collect(),
+                findings,
+                rank,
+                name,
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (a.rank, a.ready == "True", &a.name).cmp(&(b.rank, b.ready == "True", &b.name))
+    });
+    rows
+}
+
+/// `9m` for a fleet row's report age.
+pub fn report_age(r: &FleetRow) -> String {
+    r.report_age_secs
+        .map(|s| ago(jiff::SignedDuration::from_secs(s)))
+        .unwrap_or_else(|| "-".into())
+}
