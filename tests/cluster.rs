@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use harness::cluster::{self, both_unreachable, untainted, Cluster, Worker};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 const KUBELET: &str = "kubelet.service";
 
@@ -115,6 +115,54 @@ fn seed_worker(c: &mut Cluster, vm: &str, name: &str) -> Worker {
     wait_ready(c, name, 90);
     assert_eq!(w.node().prop(KUBELET, "UnitFileState"), "disabled");
     w
+}
+
+/// `kubectl taint-guard ARGS` through the real kubectl, as the admin: the
+/// plugin is found on PATH as `kubectl-taint_guard`, a symlink to the
+/// binary, as the .deb ships it. Returns the exit code and stdout; stderr
+/// goes to the test's output.
+fn kubectl_plugin(c: &Cluster, args: &[&str]) -> (i32, String) {
+    let dir = c.api.dir.path().join("plugins");
+    let link = dir.join("kubectl-taint_guard");
+    if !link.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_taint-guard"), &link).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(c.bin.join("kubectl"))
+        .arg("taint-guard")
+        .args(args)
+        .env("PATH", path)
+        .env("KUBECONFIG", c.api.admin_kubeconfig())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `explain pod` as JSON through kubectl, and its tally equal to the real
+/// scheduler's word on the pod (its PodScheduled message, and the
+/// FailedScheduling event explain read), whitespace normalised.
+fn explain_pod_matches_scheduler(c: &Cluster, pod: &str) -> Value {
+    let (code, out) = kubectl_plugin(c, &["explain", "pod", &format!("default/{pod}"), "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let e: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let sched = c.pod_unschedulable(pod).unwrap_or_default();
+    assert_eq!(
+        words(e["tally"].as_str().unwrap_or_default()),
+        words(&sched),
+        "explain pod {pod} against the scheduler: {e:#}"
+    );
+    assert_eq!(e["matches_event"], true, "{e:#}");
+    e
 }
 
 /// How many outages replays 1 and its baseline go through
@@ -312,14 +360,76 @@ fn report_only_daemon_names_the_cause_while_tainted(c: &mut Cluster) {
     assert_eq!(node.prop(KUBELET, "ActiveState"), "inactive");
     assert_eq!(node.prop(KUBELET, "UnitFileState"), "disabled");
 
-    // The person's fix.
-    node.exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+    // `explain`, as a kubectl plugin through the real kubectl (issue 19):
+    // a pod pinned to the worker and one that tolerates and selects
+    // nothing; the tally must be the real scheduler's, word for word.
+    let (pinned, plain) = ("explain-pinned", "explain-plain");
+    pinned_pod_pending(c, pinned, name);
+    c.create_pod(plain, json!({}));
+    c.wait("the scheduler's word on the plain pod", 30, |c| {
+        c.pod_unschedulable(plain).is_some()
+    });
+    c.wait("the FailedScheduling events explain reads", 30, |c| {
+        [pinned, plain].iter().all(|p| {
+            kubectl_plugin(c, &["explain", "pod", p, "-o", "json"]).1.contains("\"event\"")
+        })
+    });
+    for p in [pinned, plain] {
+        let e = explain_pod_matches_scheduler(c, p);
+        let advice = e["nodes"]
+            .as_array()
+            .and_then(|ns| ns.iter().find(|n| n["node"] == name))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(advice["broken"], true, "{e:#}");
+        assert_eq!(
+            e["next_step"],
+            format!("fix the node {name}: kubectl taint-guard explain node {name}")
+        );
+        let (_, text) = kubectl_plugin(c, &["explain", "pod", p]);
+        eprintln!("$ kubectl taint-guard explain pod {p}\n{text}");
+    }
+    let (code, text) = kubectl_plugin(c, &["explain", "node", name]);
+    eprintln!("$ kubectl taint-guard explain node {name}\n{text}");
+    assert_eq!(code, 0);
+    for want in [
+        "node.kubernetes.io/unreachable:NoExecute since",
+        "Ready=Unknown \"Kubelet stopped posting node status.\"",
+        "lease not renewed for",
+        "kubelet.service is not enabled",
+        "removing it by hand will not stick",
+        &format!("Next step: on {name}: systemctl enable --now kubelet.service"),
+    ] {
+        assert!(text.contains(want), "no {want:?} in\n{text}");
+    }
+    let (code, text) = kubectl_plugin(c, &["explain", "nodes"]);
+    eprintln!("$ kubectl taint-guard explain nodes\n{text}");
+    assert_eq!(code, 0);
+    let first = text.lines().nth(1).unwrap_or_default();
+    assert!(
+        first.starts_with(name) && first.contains(" false ") && first.contains("critical"),
+        "{text}"
+    );
+    // A name that is not there: one line, non-zero.
+    assert_eq!(kubectl_plugin(c, &["explain", "node", "no-such-node"]).0, 1);
+
+    // The person's fix, the remedy explain printed, pasted on the node.
+    node.exec("systemctl enable --now kubelet.service 2>&1");
     c.wait("KubeletHostProblem=False", 60, |c| {
         host_problem(c, name).is_some_and(|h| h["status"] == "False")
     });
     c.wait("both taints gone", 90, |c| {
         untainted(&c.taints(name)) && c.ready(name) == "True"
     });
+    c.wait("the pinned pod bound", 90, |c| c.pod_node(pinned).is_some());
+    let (code, out) = kubectl_plugin(c, &["explain", "pod", pinned, "-o", "json"]);
+    assert_eq!(code, 0);
+    let e: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(e["bound_to"], name, "{e:#}");
+    let (_, text) = kubectl_plugin(c, &["explain", "pod", pinned]);
+    eprintln!("$ kubectl taint-guard explain pod {pinned}\n{text}");
+    c.delete_pod(pinned);
+    c.delete_pod(plain);
 }
 
 /// Replay 3: swap on with a live fstab line and kubelet restarted: the

@@ -17,6 +17,7 @@ fn sh(cmd: &str) -> std::process::Output {
 /// Every file the package must ship, where Debian expects it.
 const SHIPPED: &[&str] = &[
     "./usr/bin/taint-guard",
+    "./usr/bin/kubectl-taint_guard",
     "./usr/lib/systemd/system/taint-guard.service",
     "./usr/lib/systemd/system/taint-guard-check.service",
     "./usr/lib/taint-guard/config.d/50-debian.toml",
@@ -30,6 +31,11 @@ const SHIPPED: &[&str] = &[
     "./usr/share/man/man1/taint-guard-resume.1.gz",
     "./usr/share/man/man1/taint-guard-run.1.gz",
     "./usr/share/man/man1/taint-guard-completions.1.gz",
+    "./usr/share/man/man1/taint-guard-explain.1.gz",
+    "./usr/share/man/man1/taint-guard-explain-node.1.gz",
+    "./usr/share/man/man1/taint-guard-explain-pod.1.gz",
+    "./usr/share/man/man1/taint-guard-explain-nodes.1.gz",
+    "./usr/share/man/man1/kubectl-taint_guard.1.gz",
     "./usr/share/bash-completion/completions/taint-guard",
     "./usr/share/zsh/vendor-completions/_taint-guard",
     "./usr/share/fish/vendor_completions.d/taint-guard.fish",
@@ -55,6 +61,13 @@ fn package_contents_and_lintian() {
             "{want} missing from the .deb:\n{listing}"
         );
     }
+    // The kubectl plugin is a relative symlink to the binary.
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with('l') && l.ends_with("./usr/bin/kubectl-taint_guard -> taint-guard")),
+        "{listing}"
+    );
     // Nothing in /etc: the operator's files there are never a package's.
     assert!(!files.iter().any(|f| f.starts_with("./etc")), "{listing}");
 
@@ -108,6 +121,12 @@ fn dpkg_install_protects_the_seed_incident_then_remove_and_purge() {
 
     // The one step: dpkg -i.
     node.exec("dpkg -i /root/taint-guard.deb");
+    // The kubectl plugin resolves to the binary.
+    assert_eq!(
+        node.exec("readlink -f /usr/bin/kubectl-taint_guard").trim(),
+        "/usr/bin/taint-guard"
+    );
+    node.exec("kubectl-taint_guard explain node --help >/dev/null");
     for unit in ["taint-guard.service", "taint-guard-check.service"] {
         assert_eq!(node.prop(unit, "UnitFileState"), "enabled", "{unit}");
         // (/lib is /usr/lib on a merged-/usr system, and systemd says /lib.)

@@ -48,6 +48,12 @@ mkdir -p "$assets/man" "$assets/completions"
 "$bin" completions bash >"$assets/completions/taint-guard"
 "$bin" completions zsh >"$assets/completions/_taint-guard"
 "$bin" completions fish >"$assets/completions/taint-guard.fish"
+# The kubectl plugin: `kubectl taint-guard explain …` runs
+# /usr/bin/kubectl-taint_guard, a relative symlink to the binary (cargo-deb
+# packages a symlink asset as a symlink), its manual page one to
+# taint-guard-explain(1).
+ln -s taint-guard "$assets/kubectl-taint_guard"
+ln -s taint-guard-explain.1.gz "$assets/kubectl-taint_guard.1.gz"
 
 # The binary is built by now (or was, with --no-build).
 "${CARGO:-cargo}" deb --no-build "${args[@]}"

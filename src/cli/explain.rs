@@ -112,7 +112,7 @@ impl ExplainCmd {
                     ),
                 };
                 let f = fetch::pod(&client, &ns, &name, t.timeout).await?;
-                let e = explain::explain_pod(&f.pod, &f.nodes, &f.events, f.version);
+                let e = explain::explain_pod(&f.pod, &f.nodes, &f.events, f.version, prog());
                 match self.output {
                     Format::Json => json(&e),
                     Format::Human => human_pod(&e),
@@ -127,6 +127,22 @@ impl ExplainCmd {
                 }
             }
         })
+    }
+}
+
+/// How the person ran us: as the kubectl plugin (`kubectl-taint_guard`,
+/// run by `kubectl taint-guard`) or directly.
+fn prog() -> &'static str {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = std::path::Path::new(&argv0)
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    if name.starts_with("kubectl-") {
+        "kubectl taint-guard"
+    } else {
+        "taint-guard"
     }
 }
 

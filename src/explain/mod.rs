@@ -106,7 +106,7 @@ pub fn latest_failed_scheduling(events: &[Event]) -> Option<SchedulerEvent> {
 }
 
 /// What to tell about one rejecting node.
-fn advice(node: &str, r: &Reason) -> (String, bool) {
+fn advice(node: &str, r: &Reason, prog: &str) -> (String, bool) {
     match r {
         Reason::NodeUnschedulable => (
             format!("{node} is cordoned: kubectl uncordon {node} once its maintenance is over"),
@@ -120,7 +120,7 @@ fn advice(node: &str, r: &Reason) -> (String, bool) {
         Reason::TaintToleration { key, effect, value } => match taints::lookup(key) {
             Some(w) if w.broken => (
                 format!(
-                    "{node} is broken ({key}:{effect}, set by {} on {}): fix the node, do not add a toleration — taint-guard explain node {node}",
+                    "{node} is broken ({key}:{effect}, set by {} on {}): fix the node, do not add a toleration — {prog} explain node {node}",
                     w.set_by, w.when
                 ),
                 true,
@@ -148,8 +148,15 @@ fn advice(node: &str, r: &Reason) -> (String, bool) {
     }
 }
 
-/// Explain `pod` against `nodes` as the scheduler of version `v` filters.
-pub fn explain_pod(pod: &Pod, nodes: &[Node], events: &[Event], v: Version) -> PodExplanation {
+/// Explain `pod` against `nodes` as the scheduler of version `v` filters;
+/// `prog` is how the person runs us (`taint-guard`, `kubectl taint-guard`).
+pub fn explain_pod(
+    pod: &Pod,
+    nodes: &[Node],
+    events: &[Event],
+    v: Version,
+    prog: &str,
+) -> PodExplanation {
     let spec = pod.spec.as_ref();
     let bound_to = spec
         .and_then(|s| s.node_name.clone())
@@ -161,7 +168,7 @@ pub fn explain_pod(pod: &Pod, nodes: &[Node], events: &[Event], v: Version) -> P
             let reason = schedule::filter(pod, n, v);
             let (advice, broken) = reason
                 .as_ref()
-                .map(|r| advice(&name, r))
+                .map(|r| advice(&name, r, prog))
                 .unwrap_or_default();
             NodeVerdict {
                 words: reason.as_ref().map(|r| r.words(v)),
@@ -202,7 +209,7 @@ pub fn explain_pod(pod: &Pod, nodes: &[Node], events: &[Event], v: Version) -> P
         "no Nodes in the cluster: join a node".into()
     } else if !broken.is_empty() {
         format!(
-            "fix the node{} {}: taint-guard explain node {}",
+            "fix the node{} {}: {prog} explain node {}",
             if broken.len() > 1 { "s" } else { "" },
             broken.join(", "),
             broken[0]

@@ -100,7 +100,7 @@ pub const TABLE: &[WellKnown] = &[
     },
     WellKnown {
         key: "node-role.kubernetes.io/control-plane",
-        set_by: "kubeadm (init and join --control-plane)",
+        set_by: "kubeadm, at init and join --control-plane",
         when: "the node runs the control plane: workloads stay off it by design",
         removed: "only by a person who wants workloads there",
         held_by: None,
@@ -108,7 +108,7 @@ pub const TABLE: &[WellKnown] = &[
     },
     WellKnown {
         key: "node-role.kubernetes.io/master",
-        set_by: "kubeadm before 1.25 (init and join --control-plane)",
+        set_by: "kubeadm before 1.25, at init and join --control-plane",
         when: "the node runs the control plane: workloads stay off it by design",
         removed: "only by a person who wants workloads there",
         held_by: None,

@@ -173,7 +173,7 @@ fn seed_nodes() -> Vec<Node> {
 #[test]
 fn the_seeds_tally_in_the_1_20_schedulers_words() {
     let plain = pod(json!({"containers": []}));
-    let e = explain_pod(&plain, &seed_nodes(), &[], V120);
+    let e = explain_pod(&plain, &seed_nodes(), &[], V120, "taint-guard");
     assert_eq!(
         e.tally.as_deref(),
         Some("0/2 nodes are available: 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.")
@@ -189,11 +189,11 @@ fn the_seeds_tally_in_the_1_20_schedulers_words() {
     // NodeAffinity, so the control plane is rejected for its taint; 1.19
     // said the selector.
     let pinned = pod(json!({"containers": [], "nodeSelector": {"kubernetes.io/hostname": "work2"}}));
-    let e = explain_pod(&pinned, &seed_nodes(), &[], V120);
+    let e = explain_pod(&pinned, &seed_nodes(), &[], V120, "taint-guard");
     let both = "0/2 nodes are available: 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.";
     assert_eq!(e.tally.as_deref(), Some(both));
     let v119 = Version { major: 1, minor: 19 };
-    let e = explain_pod(&pinned, &seed_nodes(), &[], v119);
+    let e = explain_pod(&pinned, &seed_nodes(), &[], v119, "taint-guard");
     assert_eq!(
         e.tally.as_deref(),
         Some("0/2 nodes are available: 1 node(s) didn't match node selector, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.")
@@ -201,7 +201,7 @@ fn the_seeds_tally_in_the_1_20_schedulers_words() {
     // A node with no taints that the selector excludes.
     let mut nodes = seed_nodes();
     nodes.push(node_with("work3", json!({"kubernetes.io/hostname": "work3"}), json!([])));
-    let e = explain_pod(&pinned, &nodes, &[], V120);
+    let e = explain_pod(&pinned, &nodes, &[], V120, "taint-guard");
     assert_eq!(
         e.tally.as_deref(),
         Some("0/3 nodes are available: 1 node(s) didn't match node selector, 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.")
@@ -286,16 +286,16 @@ fn the_pods_latest_failed_scheduling_event_and_the_comparison() {
         ev("0/1 nodes are available: old.", "2026-12-04T12:00:00.000000Z"),
         ev(&right.replace(", 1", ",\n  1"), "2026-12-04T12:06:00.000000Z"),
     ];
-    let e = explain_pod(&plain, &seed_nodes(), &events, V120);
+    let e = explain_pod(&plain, &seed_nodes(), &events, V120, "taint-guard");
     assert_eq!(e.matches_event, Some(true), "{e:#?}");
-    let e = explain_pod(&plain, &seed_nodes(), &events[..1], V120);
+    let e = explain_pod(&plain, &seed_nodes(), &events[..1], V120, "taint-guard");
     assert_eq!(e.matches_event, Some(false));
 }
 
 #[test]
 fn a_bound_pod_is_said_to_be_bound() {
     let bound = pod(json!({"containers": [], "nodeName": "work2"}));
-    let e = explain_pod(&bound, &seed_nodes(), &[], V120);
+    let e = explain_pod(&bound, &seed_nodes(), &[], V120, "taint-guard");
     assert_eq!(e.bound_to.as_deref(), Some("work2"));
     assert!(e.next_step.contains("bound to work2"), "{}", e.next_step);
 }
@@ -521,6 +521,6 @@ async fn explain_pod_asks_for_the_pods_own_events_and_the_version() {
         })
     }));
     let f = fetch::pod(&c, "default", "p", T).await.unwrap();
-    assert_eq!(f.version, V120);
+    assert_eq!(f.version, V120, "taint-guard");
     assert_eq!(count.load(Ordering::SeqCst), 4);
 }

@@ -239,9 +239,15 @@ impl Cluster {
     /// A pod in `default` that only `node` can take (nodeSelector on its
     /// hostname label), left to the scheduler.
     pub fn create_pinned_pod(&self, pod: &str, node: &str) {
+        self.create_pod(pod, json!({"kubernetes.io/hostname": node}));
+    }
+
+    /// A pod in `default` with this nodeSelector (`{}`: none) and no
+    /// tolerations, left to the scheduler.
+    pub fn create_pod(&self, pod: &str, node_selector: Value) {
         let body = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": pod},
-            "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+            "spec": {"nodeSelector": node_selector,
                      "automountServiceAccountToken": false,
                      "containers": [{"name": "c", "image": "pause"}]}});
         let (code, v) = self.api.handle().admin(
