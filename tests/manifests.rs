@@ -360,6 +360,75 @@ fn network_policy_fits_the_pod(docs: &[Value], what: &str) {
     );
 }
 
+/// packaging/kubernetes/prometheus: every alert's expression parses as
+/// PromQL and names only metrics the daemon exports (its own registry,
+/// encoded), each alert has a `for`, a severity and a summary.
+fn prometheus_rules_parse_and_name_the_daemons_metrics() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/kubernetes/prometheus/prometheusrule.yaml"
+    );
+    let doc: serde_json::Value =
+        serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert_eq!(doc["kind"], "PrometheusRule");
+    // The daemon's registry, in the states the alerts are about: policy
+    // unknown, an API request made. (Families without a series are not
+    // encoded at all.)
+    let m = taint_guard::run::metrics::Metrics::new();
+    let mut obs: taint_guard::observation::Observation = serde_json::from_value(serde_json::json!({
+        "units": [], "swap_now": {"failed": "x"}, "fstab": {"failed": "x"},
+        "swap_units": {"failed": "x"}, "kubelet_policy": null
+    }))
+    .unwrap();
+    obs.kubelet_policy = Some(taint_guard::kubelet::KubeletPolicy::unknown("x"));
+    m.observed(&obs);
+    m.api("get", "ok", 1);
+    let exported = m.encode();
+    assert!(
+        exported.contains(r#"taint_guard_kubelet_policy{state="unknown",argv_check="none"} 1"#),
+        "{exported}"
+    );
+    let mut alerts = Vec::new();
+    for group in doc["spec"]["groups"].as_array().unwrap() {
+        for rule in group["rules"].as_array().unwrap() {
+            let name = rule["alert"].as_str().unwrap();
+            let expr = rule["expr"].as_str().unwrap();
+            promql_parser::parser::parse(expr)
+                .unwrap_or_else(|e| panic!("{name}: {expr}: {e}"));
+            let metrics: Vec<&str> = expr
+                .match_indices("taint_guard_")
+                .map(|(i, _)| {
+                    let rest = &expr[i..];
+                    let end = rest
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(rest.len());
+                    &rest[..end]
+                })
+                .collect();
+            assert!(!metrics.is_empty(), "{name} names no metric of ours");
+            for m in metrics {
+                let base = m.strip_suffix("_total").unwrap_or(m);
+                assert!(
+                    exported.contains(&format!("# TYPE {base} ")),
+                    "{name}: the daemon exports no {m}:\n{exported}"
+                );
+            }
+            assert!(rule["for"].is_string(), "{name}: no for");
+            assert!(rule["labels"]["severity"].is_string(), "{name}");
+            assert!(rule["annotations"]["summary"].is_string(), "{name}");
+            alerts.push(name.to_string());
+        }
+    }
+    for want in [
+        "TaintGuardNodeNotRebootSafe",
+        "TaintGuardRebootSafetyUnknown",
+        "TaintGuardKubeletPolicyUnknown",
+        "TaintGuardReportStale",
+    ] {
+        assert!(alerts.iter().any(|a| a == want), "{want} missing: {alerts:?}");
+    }
+}
+
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let kubectl = Command::new("kubectl")
@@ -399,6 +468,10 @@ fn main() -> std::process::ExitCode {
             every_manifest_is_a_valid_api_object,
         ),
         render,
+        trial(
+            "prometheus_rules_parse_and_name_the_daemons_metrics",
+            prometheus_rules_parse_and_name_the_daemons_metrics,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
