@@ -90,8 +90,7 @@ fn main() {
     let mut bytes = 0;
     rt.block_on(async {
         for _ in 0..runs + 1 {
-            let (service, mut handle) =
-                tower_test::mock::pair::<Request<Body>, Response<Body>>();
+            let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
             let (nb, lb) = (nodes.clone(), leases.clone());
             let server = tokio::spawn(async move {
                 let mut served = 0;
@@ -113,7 +112,9 @@ fn main() {
             });
             let client = Client::new(service, "default");
             let t0 = Instant::now();
-            let (ns, ls) = fetch::fleet(&client, Duration::from_secs(30)).await.unwrap();
+            let (ns, ls) = fetch::fleet(&client, Duration::from_secs(30))
+                .await
+                .unwrap();
             let rows = explain::fleet(&ns, &ls, jiff::Timestamp::now());
             let text = human_fleet(&rows);
             let took = t0.elapsed();

@@ -151,7 +151,10 @@ fn kubectl_plugin(c: &Cluster, args: &[&str]) -> (i32, String) {
 /// scheduler's word on the pod (its PodScheduled message, and the
 /// FailedScheduling event explain read), whitespace normalised.
 fn explain_pod_matches_scheduler(c: &Cluster, pod: &str) -> Value {
-    let (code, out) = kubectl_plugin(c, &["explain", "pod", &format!("default/{pod}"), "-o", "json"]);
+    let (code, out) = kubectl_plugin(
+        c,
+        &["explain", "pod", &format!("default/{pod}"), "-o", "json"],
+    );
     assert_eq!(code, 0, "{out}");
     let e: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -371,7 +374,9 @@ fn report_only_daemon_names_the_cause_while_tainted(c: &mut Cluster) {
     });
     c.wait("the FailedScheduling events explain reads", 30, |c| {
         [pinned, plain].iter().all(|p| {
-            kubectl_plugin(c, &["explain", "pod", p, "-o", "json"]).1.contains("\"event\"")
+            kubectl_plugin(c, &["explain", "pod", p, "-o", "json"])
+                .1
+                .contains("\"event\"")
         })
     });
     for p in [pinned, plain] {

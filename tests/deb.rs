@@ -65,7 +65,8 @@ fn package_contents_and_lintian() {
     assert!(
         listing
             .lines()
-            .any(|l| l.starts_with('l') && l.ends_with("./usr/bin/kubectl-taint_guard -> taint-guard")),
+            .any(|l| l.starts_with('l')
+                && l.ends_with("./usr/bin/kubectl-taint_guard -> taint-guard")),
         "{listing}"
     );
     // Nothing in /etc: the operator's files there are never a package's.

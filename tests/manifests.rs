@@ -375,11 +375,12 @@ fn prometheus_rules_parse_and_name_the_daemons_metrics() {
     // unknown, an API request made. (Families without a series are not
     // encoded at all.)
     let m = taint_guard::run::metrics::Metrics::new();
-    let mut obs: taint_guard::observation::Observation = serde_json::from_value(serde_json::json!({
-        "units": [], "swap_now": {"failed": "x"}, "fstab": {"failed": "x"},
-        "swap_units": {"failed": "x"}, "kubelet_policy": null
-    }))
-    .unwrap();
+    let mut obs: taint_guard::observation::Observation =
+        serde_json::from_value(serde_json::json!({
+            "units": [], "swap_now": {"failed": "x"}, "fstab": {"failed": "x"},
+            "swap_units": {"failed": "x"}, "kubelet_policy": null
+        }))
+        .unwrap();
     obs.kubelet_policy = Some(taint_guard::kubelet::KubeletPolicy::unknown("x"));
     m.observed(&obs);
     m.api("get", "ok", 1);
@@ -393,8 +394,7 @@ fn prometheus_rules_parse_and_name_the_daemons_metrics() {
         for rule in group["rules"].as_array().unwrap() {
             let name = rule["alert"].as_str().unwrap();
             let expr = rule["expr"].as_str().unwrap();
-            promql_parser::parser::parse(expr)
-                .unwrap_or_else(|e| panic!("{name}: {expr}: {e}"));
+            promql_parser::parser::parse(expr).unwrap_or_else(|e| panic!("{name}: {expr}: {e}"));
             let metrics: Vec<&str> = expr
                 .match_indices("taint_guard_")
                 .map(|(i, _)| {
@@ -425,7 +425,10 @@ fn prometheus_rules_parse_and_name_the_daemons_metrics() {
         "TaintGuardKubeletPolicyUnknown",
         "TaintGuardReportStale",
     ] {
-        assert!(alerts.iter().any(|a| a == want), "{want} missing: {alerts:?}");
+        assert!(
+            alerts.iter().any(|a| a == want),
+            "{want} missing: {alerts:?}"
+        );
     }
 }
 

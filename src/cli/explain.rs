@@ -175,10 +175,25 @@ pub fn human_node(e: &NodeExplanation) -> String {
     if !e.chain.is_empty() {
         let _ = writeln!(s, "\nWhy: {}", e.chain);
     }
-    let _ = writeln!(s, "\nTaints:{}", if e.taints.is_empty() { " none" } else { "" });
+    let _ = writeln!(
+        s,
+        "\nTaints:{}",
+        if e.taints.is_empty() { " none" } else { "" }
+    );
     for t in &e.taints {
-        let value = if t.value.is_empty() { String::new() } else { format!("={}", t.value) };
-        let _ = writeln!(s, "  {}{}:{}{}", t.key, value, t.effect, since(t.time_added));
+        let value = if t.value.is_empty() {
+            String::new()
+        } else {
+            format!("={}", t.value)
+        };
+        let _ = writeln!(
+            s,
+            "  {}{}:{}{}",
+            t.key,
+            value,
+            t.effect,
+            since(t.time_added)
+        );
         match t.well_known {
             Some(w) => {
                 let _ = writeln!(s, "      set by {} on {}", w.set_by, w.when);
@@ -299,7 +314,12 @@ pub fn human_pod(e: &PodExplanation) -> String {
         if let Some(ev) = &e.event {
             let when = ev
                 .last_seen
-                .map(|t| format!(", last {} ago", ago(jiff::Timestamp::now().duration_since(t))))
+                .map(|t| {
+                    format!(
+                        ", last {} ago",
+                        ago(jiff::Timestamp::now().duration_since(t))
+                    )
+                })
                 .unwrap_or_default();
             let same = match e.matches_event {
                 Some(true) => " (the same words)",
@@ -345,7 +365,11 @@ pub fn human_fleet(rows: &[FleetRow]) -> String {
             r.reboot_safe,
             r.status,
             explain::report_age(r),
-            if r.taints.is_empty() { "-".into() } else { r.taints.join(",") }
+            if r.taints.is_empty() {
+                "-".into()
+            } else {
+                r.taints.join(",")
+            }
         );
         for f in &r.findings {
             let _ = writeln!(s, "{:<w$}    {f}", "");

@@ -86,11 +86,20 @@ async fn bounded<T>(
 }
 
 /// The Node and its Lease (None when it has none).
-pub async fn node(c: &Client, name: &str, timeout: Duration) -> Result<(Node, Option<Lease>), Error> {
+pub async fn node(
+    c: &Client,
+    name: &str,
+    timeout: Duration,
+) -> Result<(Node, Option<Lease>), Error> {
     let nodes: Api<Node> = Api::all(c.clone());
     let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
     let n = bounded(timeout, &format!("node {name}"), nodes.get(name)).await?;
-    let l = bounded(timeout, &format!("lease kube-node-lease/{name}"), leases.get_opt(name)).await?;
+    let l = bounded(
+        timeout,
+        &format!("lease kube-node-lease/{name}"),
+        leases.get_opt(name),
+    )
+    .await?;
     Ok((n, l))
 }
 
@@ -99,7 +108,12 @@ pub async fn fleet(c: &Client, timeout: Duration) -> Result<(Vec<Node>, Vec<Leas
     let nodes: Api<Node> = Api::all(c.clone());
     let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
     let n = bounded(timeout, "list nodes", nodes.list(&ListParams::default())).await?;
-    let l = bounded(timeout, "list leases in kube-node-lease", leases.list(&ListParams::default())).await?;
+    let l = bounded(
+        timeout,
+        "list leases in kube-node-lease",
+        leases.list(&ListParams::default()),
+    )
+    .await?;
     Ok((n.items, l.items))
 }
 

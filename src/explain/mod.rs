@@ -298,7 +298,9 @@ pub fn fleet(nodes: &[Node], leases: &[Lease], now: Timestamp) -> Vec<FleetRow> 
                 ready: e.ready().to_string(),
                 reboot_safe,
                 status,
-                report_age_secs: report.and_then(|r| r.written).map(|w| now.duration_since(w).as_secs()),
+                report_age_secs: report
+                    .and_then(|r| r.written)
+                    .map(|w| now.duration_since(w).as_secs()),
                 taints: e.taints.iter().map(|t| t.id()).collect(),
                 findings,
                 rank,

@@ -172,7 +172,8 @@ impl NodeExplanation {
 
     /// `Ready`'s status (`Unknown` when kubelet never posted one).
     pub fn ready(&self) -> &str {
-        self.condition("Ready").map_or("Unknown", |c| c.status.as_str())
+        self.condition("Ready")
+            .map_or("Unknown", |c| c.status.as_str())
     }
 
     /// The fresh report's first problem that has a remedy.
@@ -333,7 +334,12 @@ fn chain(e: &NodeExplanation) -> String {
         return String::new();
     };
     let mut parts = vec![match t.time_added {
-        Some(at) => format!("{} since {} ({} ago)", t.id(), at, ago(e.now.duration_since(at))),
+        Some(at) => format!(
+            "{} since {} ({} ago)",
+            t.id(),
+            at,
+            ago(e.now.duration_since(at))
+        ),
         None => t.id(),
     }];
     if let Some((ct, _)) = t.well_known.and_then(|w| w.held_by) {

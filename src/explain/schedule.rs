@@ -32,11 +32,7 @@ pub struct Version {
 impl Version {
     /// From `/version`'s `major` and `minor` (`"1"`, `"20"` or `"20+"`).
     pub fn parse(major: &str, minor: &str) -> Option<Version> {
-        let num = |s: &str| {
-            s.trim_end_matches('+')
-                .parse::<u32>()
-                .ok()
-        };
+        let num = |s: &str| s.trim_end_matches('+').parse::<u32>().ok();
         Some(Version {
             major: num(major)?,
             minor: num(minor)?,
@@ -62,7 +58,11 @@ pub enum Reason {
     NodeAffinity,
     /// The first NoSchedule/NoExecute taint, in the node's order, that no
     /// toleration tolerates.
-    TaintToleration { key: String, value: String, effect: String },
+    TaintToleration {
+        key: String,
+        value: String,
+        effect: String,
+    },
 }
 
 impl Reason {
@@ -160,7 +160,11 @@ fn field_matches(r: &NodeSelectorRequirement, name: &str) -> bool {
 
 /// Terms are ORed, a term's requirements ANDed; a term with neither
 /// expressions nor fields matches nothing, and so does an empty list.
-pub fn terms_match(terms: &[NodeSelectorTerm], labels: &BTreeMap<String, String>, name: &str) -> bool {
+pub fn terms_match(
+    terms: &[NodeSelectorTerm],
+    labels: &BTreeMap<String, String>,
+    name: &str,
+) -> bool {
     terms.iter().any(|t| {
         let exprs = t.match_expressions.as_deref().unwrap_or_default();
         let fields = t.match_fields.as_deref().unwrap_or_default();
@@ -185,7 +189,10 @@ pub fn affinity_matches(pod: &Pod, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     required.is_none_or(|r| terms_match(&r.node_selector_terms, labels, name))
 }
 
@@ -206,7 +213,10 @@ pub fn filter(pod: &Pod, node: &Node, v: Version) -> Option<Reason> {
     if cordoned && !tolerations.iter().any(|t| tolerates(t, &unsched)) {
         return Some(Reason::NodeUnschedulable);
     }
-    if let Some(want) = spec.and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty()) {
+    if let Some(want) = spec
+        .and_then(|s| s.node_name.as_deref())
+        .filter(|n| !n.is_empty())
+    {
         if node.metadata.name.as_deref() != Some(want) {
             return Some(Reason::NodeName);
         }

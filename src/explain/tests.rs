@@ -41,8 +41,10 @@ fn node(v: Value) -> Node {
 }
 
 fn pod(spec: Value) -> Pod {
-    serde_json::from_value(json!({"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
-        "spec": spec, "status": {"phase": "Pending"}}))
+    serde_json::from_value(
+        json!({"metadata": {"name": "p", "namespace": "default", "uid": "u1"},
+        "spec": spec, "status": {"phase": "Pending"}}),
+    )
     .unwrap()
 }
 
@@ -103,21 +105,31 @@ fn the_pages_three_taints_example_leaves_the_third_untolerated() {
         None
     );
     // The first untolerated taint in the node's order is the one named.
-    let two = [
-        taint("b", "", "NoExecute"),
-        taint("a", "", "NoSchedule"),
-    ];
+    let two = [taint("b", "", "NoExecute"), taint("a", "", "NoSchedule")];
     assert_eq!(schedule::untolerated(&two, &[]), Some(&two[0]));
 }
 
 #[test]
 fn node_affinity_as_assigning_pods_to_nodes_says() {
-    let zone = |z: &str| node_with("n", json!({"topology.kubernetes.io/zone": z, "disktype": "ssd", "cores": "8"}), json!([]));
-    let p = |terms: Value| pod(json!({"containers": [], "affinity": {"nodeAffinity": {
-        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}));
-    let in_zones = p(json!([{"matchExpressions": [{"key": "topology.kubernetes.io/zone",
-        "operator": "In", "values": ["antarctica-east1", "antarctica-west1"]}]}]));
-    assert!(schedule::affinity_matches(&in_zones, &zone("antarctica-east1")));
+    let zone = |z: &str| {
+        node_with(
+            "n",
+            json!({"topology.kubernetes.io/zone": z, "disktype": "ssd", "cores": "8"}),
+            json!([]),
+        )
+    };
+    let p = |terms: Value| {
+        pod(json!({"containers": [], "affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}}))
+    };
+    let in_zones = p(
+        json!([{"matchExpressions": [{"key": "topology.kubernetes.io/zone",
+        "operator": "In", "values": ["antarctica-east1", "antarctica-west1"]}]}]),
+    );
+    assert!(schedule::affinity_matches(
+        &in_zones,
+        &zone("antarctica-east1")
+    ));
     assert!(!schedule::affinity_matches(&in_zones, &zone("arctic-1")));
     // Terms are ORed, expressions ANDed.
     let ored = p(json!([
@@ -130,25 +142,32 @@ fn node_affinity_as_assigning_pods_to_nodes_says() {
     assert!(!schedule::affinity_matches(&anded, &zone("z")));
     assert!(schedule::affinity_matches(&anded, &zone("y")));
     // NotIn and DoesNotExist match a node without the label.
-    let absent = p(json!([{"matchExpressions": [{"key": "gpu", "operator": "NotIn", "values": ["a100"]}]}]));
+    let absent =
+        p(json!([{"matchExpressions": [{"key": "gpu", "operator": "NotIn", "values": ["a100"]}]}]));
     assert!(schedule::affinity_matches(&absent, &zone("z")));
     // Gt and Lt compare integers; a non-integer matches nothing.
-    let gt = |v: &str| p(json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": [v]}]}]));
+    let gt = |v: &str| {
+        p(json!([{"matchExpressions": [{"key": "cores", "operator": "Gt", "values": [v]}]}]))
+    };
     assert!(schedule::affinity_matches(&gt("4"), &zone("z")));
     assert!(!schedule::affinity_matches(&gt("8"), &zone("z")));
     assert!(!schedule::affinity_matches(&gt("many"), &zone("z")));
-    let lt = p(json!([{"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["16"]}]}]));
+    let lt =
+        p(json!([{"matchExpressions": [{"key": "cores", "operator": "Lt", "values": ["16"]}]}]));
     assert!(schedule::affinity_matches(&lt, &zone("z")));
     // An empty term, or an empty list of terms, matches nothing.
     assert!(!schedule::affinity_matches(&p(json!([{}])), &zone("z")));
     assert!(!schedule::affinity_matches(&p(json!([])), &zone("z")));
     // matchFields: metadata.name only.
-    let by_name = p(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}]));
+    let by_name =
+        p(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n"]}]}]));
     assert!(schedule::affinity_matches(&by_name, &zone("z")));
     // nodeSelector and affinity must both match.
-    let both = pod(json!({"containers": [], "nodeSelector": {"disktype": "hdd"},
+    let both = pod(
+        json!({"containers": [], "nodeSelector": {"disktype": "hdd"},
         "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
-        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "disktype", "operator": "Exists"}]}]}}}}));
+        {"nodeSelectorTerms": [{"matchExpressions": [{"key": "disktype", "operator": "Exists"}]}]}}}}),
+    );
     assert!(!schedule::affinity_matches(&both, &zone("z")));
 }
 
@@ -180,19 +199,29 @@ fn the_seeds_tally_in_the_1_20_schedulers_words() {
     );
     // The worker is broken (fix it); the control plane is by design.
     let w = e.nodes.iter().find(|v| v.node == "work2").unwrap();
-    assert!(w.broken && w.advice.contains("do not add a toleration"), "{w:?}");
+    assert!(
+        w.broken && w.advice.contains("do not add a toleration"),
+        "{w:?}"
+    );
     let cp = e.nodes.iter().find(|v| v.node == "cp").unwrap();
     assert!(!cp.broken && cp.advice.contains("by design"), "{cp:?}");
-    assert_eq!(e.next_step, "fix the node work2: taint-guard explain node work2");
+    assert_eq!(
+        e.next_step,
+        "fix the node work2: taint-guard explain node work2"
+    );
 
     // Pinned by nodeSelector: from 1.20 TaintToleration runs before
     // NodeAffinity, so the control plane is rejected for its taint; 1.19
     // said the selector.
-    let pinned = pod(json!({"containers": [], "nodeSelector": {"kubernetes.io/hostname": "work2"}}));
+    let pinned =
+        pod(json!({"containers": [], "nodeSelector": {"kubernetes.io/hostname": "work2"}}));
     let e = explain_pod(&pinned, &seed_nodes(), &[], V120, "taint-guard");
     let both = "0/2 nodes are available: 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.";
     assert_eq!(e.tally.as_deref(), Some(both));
-    let v119 = Version { major: 1, minor: 19 };
+    let v119 = Version {
+        major: 1,
+        minor: 19,
+    };
     let e = explain_pod(&pinned, &seed_nodes(), &[], v119, "taint-guard");
     assert_eq!(
         e.tally.as_deref(),
@@ -200,7 +229,11 @@ fn the_seeds_tally_in_the_1_20_schedulers_words() {
     );
     // A node with no taints that the selector excludes.
     let mut nodes = seed_nodes();
-    nodes.push(node_with("work3", json!({"kubernetes.io/hostname": "work3"}), json!([])));
+    nodes.push(node_with(
+        "work3",
+        json!({"kubernetes.io/hostname": "work3"}),
+        json!([]),
+    ));
     let e = explain_pod(&pinned, &nodes, &[], V120, "taint-guard");
     assert_eq!(
         e.tally.as_deref(),
@@ -226,10 +259,15 @@ fn the_tally_counts_and_sorts_as_go_sort_strings() {
 
 #[test]
 fn a_cordoned_node_is_unschedulable_before_its_taints_unless_tolerated() {
-    let n = node(json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true,
-        "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}}));
+    let n = node(
+        json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true,
+        "taints": [{"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}]}}),
+    );
     let plain = pod(json!({"containers": []}));
-    assert_eq!(schedule::filter(&plain, &n, V120), Some(Reason::NodeUnschedulable));
+    assert_eq!(
+        schedule::filter(&plain, &n, V120),
+        Some(Reason::NodeUnschedulable)
+    );
     let tolerant = pod(json!({"containers": [], "tolerations": [
         {"key": "node.kubernetes.io/unschedulable", "operator": "Exists", "effect": "NoSchedule"}]}));
     assert_eq!(schedule::filter(&tolerant, &n, V120), None);
@@ -283,8 +321,14 @@ fn the_pods_latest_failed_scheduling_event_and_the_comparison() {
     let plain = pod(json!({"containers": []}));
     let right = "0/2 nodes are available: 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.";
     let events = [
-        ev("0/1 nodes are available: old.", "2026-12-04T12:00:00.000000Z"),
-        ev(&right.replace(", 1", ",\n  1"), "2026-12-04T12:06:00.000000Z"),
+        ev(
+            "0/1 nodes are available: old.",
+            "2026-12-04T12:00:00.000000Z",
+        ),
+        ev(
+            &right.replace(", 1", ",\n  1"),
+            "2026-12-04T12:06:00.000000Z",
+        ),
     ];
     let e = explain_pod(&plain, &seed_nodes(), &events, V120, "taint-guard");
     assert_eq!(e.matches_event, Some(true), "{e:#?}");
@@ -324,8 +368,10 @@ fn reported_worker(heartbeat: &str) -> Node {
 }
 
 fn lease(renewed: &str) -> Lease {
-    serde_json::from_value(json!({"metadata": {"name": "work2", "namespace": "kube-node-lease"},
-        "spec": {"holderIdentity": "work2", "leaseDurationSeconds": 40, "renewTime": renewed}}))
+    serde_json::from_value(
+        json!({"metadata": {"name": "work2", "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": "work2", "leaseDurationSeconds": 40, "renewTime": renewed}}),
+    )
     .unwrap()
 }
 
@@ -339,13 +385,19 @@ fn explain_node_goes_from_the_taint_to_the_remedy() {
     );
     assert!(e.taints.iter().all(|t| t.held), "{:?}", e.taints);
     assert!(e.lease.as_ref().unwrap().expired);
-    assert_eq!(e.next_step, "on work2: systemctl enable --now kubelet.service");
+    assert_eq!(
+        e.next_step,
+        "on work2: systemctl enable --now kubelet.service"
+    );
     assert_eq!(
         e.chain,
         "node.kubernetes.io/unreachable:NoExecute since 2026-12-04T12:05:00Z (9m ago) ← Ready=Unknown \"Kubelet stopped posting node status.\" ← lease not renewed for 9m ← taint-guard on work2 (2m ago): kubelet.service is not enabled: it will not start at boot → on work2: systemctl enable --now kubelet.service"
     );
     let text = crate::cli::explain::human_node(&e);
-    assert!(text.contains("removing it by hand will not stick"), "{text}");
+    assert!(
+        text.contains("removing it by hand will not stick"),
+        "{text}"
+    );
 
     // A report over an hour old: taint-guard may be down; no remedy from it.
     let e = node::explain(
@@ -370,7 +422,8 @@ fn explain_node_goes_from_the_taint_to_the_remedy() {
     let e = node::explain(&n, Some(&lease("2026-12-04T12:13:55.000000Z")), now);
     assert!(e.taint_guard.is_none());
     assert!(
-        e.next_step.contains("is running (lease renewed 5s ago) but reports Ready=False"),
+        e.next_step
+            .contains("is running (lease renewed 5s ago) but reports Ready=False"),
         "{}",
         e.next_step
     );
@@ -415,7 +468,11 @@ fn fixture(route: Route) -> (Client, Arc<AtomicUsize>) {
         let mut hung = Vec::new();
         while let Some((req, send)) = handle.next_request().await {
             n.fetch_add(1, Ordering::SeqCst);
-            let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.to_string())
+                .unwrap_or_default();
             match route(&path) {
                 Some((code, v)) => send.send_response(
                     Response::builder()
@@ -466,7 +523,9 @@ async fn the_fleet_is_two_lists() {
 async fn errors_are_one_line_each() {
     let (c, _) = fixture(Box::new(|p| {
         Some(match p {
-            p if p.starts_with("/api/v1/nodes/gone") => status(404, "NotFound", "nodes \"gone\" not found"),
+            p if p.starts_with("/api/v1/nodes/gone") => {
+                status(404, "NotFound", "nodes \"gone\" not found")
+            }
             p if p.starts_with("/api/v1/nodes/secret") => status(
                 403,
                 "Forbidden",
@@ -478,9 +537,15 @@ async fn errors_are_one_line_each() {
     let e = fetch::node(&c, "gone", T).await.unwrap_err();
     assert_eq!(e.0, "node gone: not found");
     let e = fetch::node(&c, "secret", T).await.unwrap_err();
-    assert!(e.0.starts_with("node secret: forbidden (403): nodes \"secret\" is forbidden"), "{e}");
+    assert!(
+        e.0.starts_with("node secret: forbidden (403): nodes \"secret\" is forbidden"),
+        "{e}"
+    );
     let e = fetch::fleet(&c, T).await.unwrap_err();
-    assert_eq!(e.0, "list nodes: the API server answered 500: etcdserver: request timed out");
+    assert_eq!(
+        e.0,
+        "list nodes: the API server answered 500: etcdserver: request timed out"
+    );
     // A node without a lease is explained, not an error.
     let (c, _) = fixture(Box::new(|p| {
         Some(match p {
@@ -495,7 +560,9 @@ async fn errors_are_one_line_each() {
 #[tokio::test]
 async fn a_server_that_never_answers_is_a_timeout() {
     let (c, _) = fixture(Box::new(|_| None));
-    let e = fetch::node(&c, "n", Duration::from_millis(200)).await.unwrap_err();
+    let e = fetch::node(&c, "n", Duration::from_millis(200))
+        .await
+        .unwrap_err();
     assert_eq!(e.0, "node n: no answer from the API server within 0.2s");
 }
 
@@ -515,8 +582,11 @@ async fn explain_pod_asks_for_the_pods_own_events_and_the_version() {
                 );
                 (200, list("Event", vec![]))
             }
-            "/version" => (200, json!({"major": "1", "minor": "20", "gitVersion": "v1.20.2",
-                "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": ""})),
+            "/version" => (
+                200,
+                json!({"major": "1", "minor": "20", "gitVersion": "v1.20.2",
+                "gitCommit": "", "gitTreeState": "", "buildDate": "", "goVersion": "", "compiler": "", "platform": ""}),
+            ),
             p => status(404, "NotFound", p),
         })
     }));

@@ -515,7 +515,10 @@ async fn heartbeat_only_condition_change_keeps_transition_time() {
                         let f = b["metadata"]["annotations"]["taint-guard.io/findings"]
                             .as_str()
                             .unwrap();
-                        assert!(f.contains(r#""remedy":"systemctl enable kubelet.service""#), "{f}");
+                        assert!(
+                            f.contains(r#""remedy":"systemctl enable kubelet.service""#),
+                            "{f}"
+                        );
                     },
                     Reply::Json(200, node.clone()),
                 ),
