@@ -339,6 +339,11 @@ fn daemonset_rbac_is_exactly_what_reporting_needs(api: &mut KubeApi) {
         ("get", "nodes", "proxy", ""),
         ("get", "events", "", "default"),
         ("delete", "events", "", "default"),
+        // Events only in `default`, not cluster-wide.
+        ("create", "events", "", "kube-system"),
+        ("patch", "events", "", "kube-system"),
+        ("create", "events", "", "taint-guard"),
+        ("create", "events", "", ""),
         ("get", "secrets", "", "kube-system"),
         ("list", "pods", "", ""),
         ("create", "pods", "eviction", "default"),

@@ -12,7 +12,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use serde_json::Value;
 
 fn dir() -> PathBuf {
@@ -36,6 +36,8 @@ fn check_doc(doc: &Value, what: &str) {
         "ServiceAccount" => drop(typed::<ServiceAccount>(doc, what)),
         "ClusterRole" => drop(typed::<ClusterRole>(doc, what)),
         "ClusterRoleBinding" => drop(typed::<ClusterRoleBinding>(doc, what)),
+        "Role" => drop(typed::<Role>(doc, what)),
+        "RoleBinding" => drop(typed::<RoleBinding>(doc, what)),
         "ConfigMap" => drop(typed::<ConfigMap>(doc, what)),
         "DaemonSet" => drop(typed::<DaemonSet>(doc, what)),
         "NetworkPolicy" => drop(typed::<NetworkPolicy>(doc, what)),
@@ -69,7 +71,7 @@ fn every_manifest_is_a_valid_api_object() {
             n += 1;
         }
     }
-    assert_eq!(n, 9, "manifests in {}", base.display());
+    assert_eq!(n, 11, "manifests in {}", base.display());
 }
 
 fn render(rel: &str) -> Vec<Value> {
@@ -108,6 +110,23 @@ fn kustomize_renders_and_keeps_its_promises() {
             "{d:#}"
         );
     }
+    // Events only in `default` (the namespace Node events are recorded
+    // in), the rest in taint-guard; no cluster-wide events.
+    for d in &base {
+        let ns = d["metadata"]["namespace"].as_str();
+        match d["kind"].as_str().unwrap() {
+            "Role" | "RoleBinding" => assert_eq!(ns, Some("default"), "{d:#}"),
+            "ServiceAccount" | "ConfigMap" | "DaemonSet" | "NetworkPolicy" => {
+                assert_eq!(ns, Some("taint-guard"), "{d:#}")
+            }
+            _ => assert_eq!(ns, None, "{d:#}"),
+        }
+    }
+    let cr = find(&base, "ClusterRole");
+    assert!(
+        !cr["rules"].to_string().contains("events"),
+        "events must not be cluster-wide: {cr:#}"
+    );
     let ds = find(&base, "DaemonSet");
     let pod = &ds["spec"]["template"]["spec"];
     let c = &pod["containers"][0];

@@ -430,18 +430,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         now,
     );
     if let Some(me) = input.reporter {
-        let old = node.metadata.annotations.clone().unwrap_or_default();
-        if ch.annotations.is_some() || old.get(node::REPORTER).map(String::as_str) != Some(me) {
-            // Unchanged annotations are the wanted ones: write them with ours.
-            let mut ann = ch.annotations.take().unwrap_or_else(|| {
-                [node::STATUS, node::REBOOT_SAFE, node::FINDINGS, node::SINCE]
-                    .iter()
-                    .filter_map(|k| old.get(*k).map(|v| (k.to_string(), v.clone())))
-                    .collect()
-            });
-            ann.insert(node::REPORTER.into(), me.into());
-            ch.annotations = Some(ann);
-        }
+        node::sign(&node, &mut ch, me);
     }
     let event = |spec: &EventSpec| new_event(spec, &node, input.node, now);
 
@@ -464,7 +453,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
     };
     let mut annotated = true;
     if let Some(ann) = ch.annotations {
-        let patch = Patch::Merge(json!({ "metadata": { "annotations": &ann } }));
+        let patch = Patch::Merge(node::annotations_patch(&ann));
         match rq.call(|| nodes.patch(input.node, &params, &patch)).await {
             Ok(_) => out.writes.push(Write::Annotations { annotations: ann }),
             Err(e) => {
@@ -474,7 +463,7 @@ pub async fn report_with(client: Client, input: &Input<'_>, now: Timestamp) -> O
         }
     }
     if let Some(c) = ch.condition {
-        let patch = Patch::Strategic(json!({ "status": { "conditions": [&c] } }));
+        let patch = Patch::Strategic(node::condition_patch(&c));
         match rq
             .call(|| nodes.patch_status(input.node, &params, &patch))
             .await

@@ -60,6 +60,37 @@ impl Changes {
     }
 }
 
+/// Add the reporter annotation to `ch` (one reporter per Node): with the
+/// other annotations when they changed, or with the Node's own when only
+/// the reporter is new.
+pub fn sign(node: &Node, ch: &mut Changes, me: &str) {
+    let old = node.metadata.annotations.clone().unwrap_or_default();
+    if ch.annotations.is_some() || old.get(REPORTER).map(String::as_str) != Some(me) {
+        // Unchanged annotations are the wanted ones: write them with ours.
+        let mut ann = ch.annotations.take().unwrap_or_else(|| {
+            [STATUS, REBOOT_SAFE, FINDINGS, SINCE]
+                .iter()
+                .filter_map(|k| old.get(*k).map(|v| (k.to_string(), v.clone())))
+                .collect()
+        });
+        ann.insert(REPORTER.into(), me.into());
+        ch.annotations = Some(ann);
+    }
+}
+
+/// The body of the JSON merge patch on `nodes/NAME` that writes our
+/// annotations (packaging/kubernetes's admission policy admits exactly
+/// this shape: tests/admission.rs).
+pub fn annotations_patch(ann: &BTreeMap<String, String>) -> serde_json::Value {
+    json!({ "metadata": { "annotations": ann } })
+}
+
+/// The body of the strategic merge patch on `nodes/NAME/status` that
+/// writes our condition (merged by `type`: kubelet's conditions stay).
+pub fn condition_patch(c: &NodeCondition) -> serde_json::Value {
+    json!({ "status": { "conditions": [c] } })
+}
+
 /// `unit-disabled` → `UnitDisabled`.
 pub fn camel(id: &str) -> String {
     id.split(|c: char| !c.is_ascii_alphanumeric())

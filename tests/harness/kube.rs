@@ -19,6 +19,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose,
 };
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 /// Where the binaries are, or why they are not usable.
@@ -328,9 +329,27 @@ impl KubeApi {
                 "clusterrolebinding.yaml",
                 "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
             ),
+            (
+                "role-events.yaml",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles",
+            ),
+            (
+                "role-events.yaml",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings",
+            ),
         ] {
-            let doc: Value =
-                serde_norway::from_str(&fs::read_to_string(base.join(file)).unwrap()).unwrap();
+            let text = fs::read_to_string(base.join(file)).unwrap();
+            // A file may hold several documents: the one whose kind the
+            // path names.
+            let kind = path.rsplit('/').next().unwrap_or_default();
+            let doc = serde_norway::Deserializer::from_str(&text)
+                .map(|d| Value::deserialize(d).unwrap())
+                .find(|d| {
+                    d["kind"]
+                        .as_str()
+                        .is_some_and(|k| format!("{}s", k.to_lowercase()) == kind)
+                })
+                .unwrap_or_else(|| panic!("no {kind} in {file}"));
             let (code, body) = self
                 .raw("POST", path, Some(("application/json", &doc)), &self.admin)
                 .unwrap();
