@@ -6,7 +6,7 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use super::{exit, Context};
 use crate::explain::fetch::{self, Target};
-use crate::explain::node::{ago, NodeExplanation};
+use crate::explain::node::{ago, clean, NodeExplanation};
 use crate::explain::{self, FleetRow, PodExplanation};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -35,9 +35,10 @@ pub struct ExplainCmd {
     #[arg(long, global = true, value_name = "NAME")]
     pub context: Option<String>,
 
-    /// Bound on each API request.
-    #[arg(long, global = true, default_value_t = 10, value_name = "SECS")]
-    pub request_timeout: u64,
+    /// Bound on each API request: seconds, or as kubectl writes it (`5s`,
+    /// `1m`).
+    #[arg(long, global = true, default_value = "10s", value_name = "DURATION", value_parser = parse_timeout)]
+    pub request_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +60,20 @@ pub enum What {
     Nodes,
 }
 
+/// `10`, `10s`, `1m`, `1m30s`, `500ms`.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(n));
+    }
+    let d: jiff::SignedDuration = s
+        .parse()
+        .map_err(|e| format!("{s:?}: not a duration (10, 10s, 1m): {e}"))?;
+    Duration::try_from(d)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?}: must be positive"))
+}
+
 impl ExplainCmd {
     pub fn run(self, _ctx: &Context) -> u8 {
         let rt = match tokio::runtime::Builder::new_current_thread()
@@ -73,7 +88,9 @@ impl ExplainCmd {
         };
         match rt.block_on(self.explain()) {
             Ok(text) => {
-                print!("{text}");
+                use std::io::Write;
+                // A closed pipe (`| head`) is not an error worth a panic.
+                let _ = std::io::stdout().lock().write_all(text.as_bytes());
                 exit::OK
             }
             Err(e) => {
@@ -87,7 +104,7 @@ impl ExplainCmd {
         let t = Target {
             kubeconfig: self.kubeconfig.clone(),
             context: self.context.clone(),
-            timeout: Duration::from_secs(self.request_timeout.max(1)),
+            timeout: self.request_timeout,
         };
         let client = fetch::client(&t).await?;
         let now = jiff::Timestamp::now();
@@ -95,10 +112,15 @@ impl ExplainCmd {
         Ok(match &self.what {
             What::Node { name } => {
                 let (n, l) = fetch::node(&client, name, t.timeout).await?;
-                let e = explain::node::explain(&n, l.as_ref(), now);
+                let l = l.map_err(|e| e.to_string());
+                let e = explain::node::explain_with(
+                    &n,
+                    l.as_ref().map(Option::as_ref).map_err(Clone::clone),
+                    now,
+                );
                 match self.output {
                     Format::Json => json(&e),
-                    Format::Human => human_node(&e),
+                    Format::Human => clean(&human_node(&e)),
                 }
             }
             What::Pod { pod, namespace } => {
@@ -112,10 +134,13 @@ impl ExplainCmd {
                     ),
                 };
                 let f = fetch::pod(&client, &ns, &name, t.timeout).await?;
-                let e = explain::explain_pod(&f.pod, &f.nodes, &f.events, f.version, prog());
+                let e = explain::explain_pod(&f.pod, &f.nodes, &f.events, f.version, prog(), now);
+                if let Some(err) = &f.events_error {
+                    eprintln!("taint-guard explain: {err} (explained without them)");
+                }
                 match self.output {
                     Format::Json => json(&e),
-                    Format::Human => human_pod(&e),
+                    Format::Human => clean(&human_pod(&e)),
                 }
             }
             What::Nodes => {
@@ -123,7 +148,7 @@ impl ExplainCmd {
                 let rows = explain::fleet(&nodes, &leases, now);
                 match self.output {
                     Format::Json => json(&rows),
-                    Format::Human => human_fleet(&rows),
+                    Format::Human => clean(&human_fleet(&rows)),
                 }
             }
         })
@@ -296,34 +321,29 @@ pub fn human_pod(e: &PodExplanation) -> String {
         }
     );
     if e.bound_to.is_none() {
-        match &e.tally {
-            Some(t) => {
+        match (&e.tally, &e.no_tally) {
+            (Some(t), _) => {
                 let _ = writeln!(
                     s,
-                    "\nThe scheduler ({}.{}) says: {t}",
+                    "\nBy the filters evaluated here, kube-scheduler {}.{} says: {t}",
                     e.version.major, e.version.minor
                 );
             }
-            None => {
-                let _ = writeln!(
-                    s,
-                    "\nSome nodes pass every filter evaluated here: the scheduler's tally needs the rest (resources, ports, volumes, pod affinity)"
-                );
+            (None, Some(why)) => {
+                let _ = writeln!(s, "\nNo tally: {why}");
             }
+            (None, None) => {}
         }
         if let Some(ev) = &e.event {
             let when = ev
                 .last_seen
-                .map(|t| {
-                    format!(
-                        ", last {} ago",
-                        ago(jiff::Timestamp::now().duration_since(t))
-                    )
-                })
+                .map(|t| format!(", last {} ago", ago(e.now.duration_since(t))))
                 .unwrap_or_default();
             let same = match e.matches_event {
                 Some(true) => " (the same words)",
-                Some(false) => " (differs: the scheduler saw other nodes or filters)",
+                Some(false) => {
+                    " (differs from this reconstruction: the scheduler's word is the event's)"
+                }
                 None => "",
             };
             let _ = writeln!(

@@ -35,8 +35,12 @@ impl std::fmt::Display for Error {
 fn api_error(what: &str, e: kube::Error) -> Error {
     Error(match e {
         kube::Error::Api(s) if s.code == 404 => format!("{what}: not found"),
-        kube::Error::Api(s) if s.code == 401 || s.code == 403 => {
-            format!("{what}: forbidden ({}): {}", s.code, s.message)
+        kube::Error::Api(s) if s.code == 401 => format!(
+            "{what}: unauthorized (401): the credentials were rejected or have expired: {}",
+            s.message
+        ),
+        kube::Error::Api(s) if s.code == 403 => {
+            format!("{what}: forbidden (403): {}", s.message)
         }
         kube::Error::Api(s) => format!("{what}: the API server answered {}: {}", s.code, s.message),
         e => format!("{what}: {e}"),
@@ -85,12 +89,13 @@ async fn bounded<T>(
     }
 }
 
-/// The Node and its Lease (None when it has none).
+/// The Node and its Lease (Ok(None) when it has none; Err(why) when it
+/// could not be read: the Node is explained all the same).
 pub async fn node(
     c: &Client,
     name: &str,
     timeout: Duration,
-) -> Result<(Node, Option<Lease>), Error> {
+) -> Result<(Node, Result<Option<Lease>, Error>), Error> {
     let nodes: Api<Node> = Api::all(c.clone());
     let leases: Api<Lease> = Api::namespaced(c.clone(), "kube-node-lease");
     let n = bounded(timeout, &format!("node {name}"), nodes.get(name)).await?;
@@ -99,7 +104,7 @@ pub async fn node(
         &format!("lease kube-node-lease/{name}"),
         leases.get_opt(name),
     )
-    .await?;
+    .await;
     Ok((n, l))
 }
 
@@ -123,6 +128,8 @@ pub struct PodFacts {
     pub pod: Pod,
     pub nodes: Vec<Node>,
     pub events: Vec<Event>,
+    /// Why the events could not be listed, if they could not.
+    pub events_error: Option<Error>,
     pub version: Version,
 }
 
@@ -136,12 +143,17 @@ pub async fn pod(c: &Client, ns: &str, name: &str, timeout: Duration) -> Result<
     if let Some(uid) = &pod.metadata.uid {
         sel += &format!(",involvedObject.uid={uid}");
     }
+    // Without its events the pod is explained all the same.
     let events = bounded(
         timeout,
         &format!("events of pod {ns}/{name}"),
         events.list(&ListParams::default().fields(&sel)),
     )
-    .await?;
+    .await;
+    let (events, events_error) = match events {
+        Ok(l) => (l.items, None),
+        Err(e) => (Vec::new(), Some(e)),
+    };
     let info = bounded(timeout, "server version", c.apiserver_version()).await?;
     let version = Version::parse(&info.major, &info.minor).ok_or_else(|| {
         Error(format!(
@@ -152,7 +164,8 @@ pub async fn pod(c: &Client, ns: &str, name: &str, timeout: Duration) -> Result<
     Ok(PodFacts {
         pod,
         nodes: nodes.items,
-        events: events.items,
+        events,
+        events_error,
         version,
     })
 }

@@ -59,15 +59,20 @@ pub struct PodExplanation {
     pub nodes: Vec<NodeVerdict>,
     /// The tally in the scheduler's words, when every node is rejected by
     /// a filter evaluated here (otherwise the scheduler's own reasons for
-    /// the rest cannot be known from here).
+    /// the rest cannot be known from here) and its words are known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tally: Option<String>,
+    /// Why there is no tally, when there is none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_tally: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<SchedulerEvent>,
-    /// `tally` equals the event's message (whitespace normalised).
+    /// `tally`'s filter part equals the event's (whitespace normalised;
+    /// what PostFilter adds after the first ". " is not compared).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matches_event: Option<bool>,
     pub next_step: String,
+    pub now: Timestamp,
 }
 
 /// The newest of an event's times.
@@ -156,6 +161,7 @@ pub fn explain_pod(
     events: &[Event],
     v: Version,
     prog: &str,
+    now: Timestamp,
 ) -> PodExplanation {
     let spec = pod.spec.as_ref();
     let bound_to = spec
@@ -166,10 +172,16 @@ pub fn explain_pod(
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
             let reason = schedule::filter(pod, n, v);
-            let (advice, broken) = reason
+            let (mut advice, mut broken) = reason
                 .as_ref()
                 .map(|r| advice(&name, r, prog))
                 .unwrap_or_default();
+            // Fixing a broken node helps this pod only if nothing else
+            // rejects it there.
+            if broken && schedule::rejected_besides_taints(pod, n) {
+                broken = false;
+                advice += " (fixing it would not place this pod: its node name, selector, affinity or the cordon rejects the node too)";
+            }
             NodeVerdict {
                 words: reason.as_ref().map(|r| r.words(v)),
                 node: name,
@@ -183,12 +195,43 @@ pub fn explain_pod(
     let reasons: Vec<Reason> = verdicts.iter().filter_map(|v| v.reason.clone()).collect();
     let all_rejected = !nodes.is_empty() && reasons.len() == nodes.len();
     let never = spec.and_then(|s| s.preemption_policy.as_deref()) == Some("Never");
-    let tally = all_rejected.then(|| schedule::tally(&reasons, nodes.len(), v, never));
+    let scheduler = spec
+        .and_then(|s| s.scheduler_name.as_deref())
+        .unwrap_or("default-scheduler");
+    let gated = spec
+        .and_then(|s| s.scheduling_gates.as_ref())
+        .is_some_and(|g| !g.is_empty());
+    let no_tally = if bound_to.is_some() {
+        Some("the pod is bound".to_string())
+    } else if nodes.is_empty() {
+        Some("the cluster has no Nodes".into())
+    } else if gated {
+        Some(
+            "the pod has schedulingGates: the scheduler does not try it until they are removed"
+                .into(),
+        )
+    } else if scheduler != "default-scheduler" {
+        Some(format!(
+            "the pod asks for scheduler {scheduler:?}, whose filters are its own"
+        ))
+    } else if !v.words_known() {
+        Some(format!(
+            "kube-scheduler {}.{}'s words are not known to taint-guard (known: 1.20 to 1.33); the reasons per node below use the nearest known version's",
+            v.major, v.minor
+        ))
+    } else if schedule::prefiltered_by_name(pod, v) {
+        Some("the pod's matchFields metadata.name affinity makes this scheduler pre-filter nodes, which it words differently".into())
+    } else if !all_rejected {
+        Some("some nodes pass every filter evaluated here: the scheduler rejects them for something else (resources, ports, volumes, pod affinity, topology spread)".into())
+    } else {
+        None
+    };
+    let tally = no_tally
+        .is_none()
+        .then(|| schedule::tally(&reasons, nodes.len(), v, never));
     let event = latest_failed_scheduling(events);
     let matches_event = match (&tally, &event) {
-        (Some(t), Some(e)) if bound_to.is_none() => {
-            Some(schedule::normalise(t) == schedule::normalise(&e.message))
-        }
+        (Some(t), Some(e)) => Some(schedule::filter_part(t) == schedule::filter_part(&e.message)),
         _ => None,
     };
     let ns = pod.metadata.namespace.clone().unwrap_or_default();
@@ -235,9 +278,11 @@ pub fn explain_pod(
         version: v,
         nodes: verdicts,
         tally,
+        no_tally,
         event,
         matches_event,
         next_step,
+        now,
     }
 }
 
@@ -263,13 +308,15 @@ pub struct FleetRow {
 
 /// Every Node, worst first, from one LIST of Nodes and one of Leases.
 pub fn fleet(nodes: &[Node], leases: &[Lease], now: Timestamp) -> Vec<FleetRow> {
+    let by_name: std::collections::HashMap<&str, &Lease> = leases
+        .iter()
+        .filter_map(|l| Some((l.metadata.name.as_deref()?, l)))
+        .collect();
     let mut rows: Vec<FleetRow> = nodes
         .iter()
         .map(|n| {
             let name = n.metadata.name.clone().unwrap_or_default();
-            let lease = leases
-                .iter()
-                .find(|l| l.metadata.name.as_deref() == Some(name.as_str()));
+            let lease = by_name.get(name.as_str()).copied();
             let e: NodeExplanation = node::explain(n, lease, now);
             let report: Option<&Report> = e.taint_guard.as_ref();
             let (reboot_safe, status) = match report {

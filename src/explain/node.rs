@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Node;
 use serde::{Deserialize, Serialize};
 
 use super::taints::{self, WellKnown};
+use crate::remedy::Remedy;
 use crate::report::node as ours;
 
 /// A duration as a person reads it: `45s`, `9m`, `2h 5m`, `3d 4h`.
@@ -104,7 +105,102 @@ pub struct Report {
     pub stale: bool,
 }
 
+/// The remedy of a reported finding, if it is one taint-guard writes: the
+/// annotation can be written by anyone who may patch the Node, so a command
+/// is shown for a person to run as root only when it is exactly what
+/// taint-guard's own remedies look like — `systemctl VERB [--now] UNIT`
+/// for the finding's own unit, `swapoff PATH`, or `taint-guard …`, joined
+/// by `&&`, in the canonical quoting `remedy` renders (so no `;`, `|`,
+/// `$(…)` or other shell syntax can hide in it).
+pub fn trusted_remedy(f: &ReportedFinding) -> Option<String> {
+    let line = f.remedy.as_deref()?;
+    let r: Remedy = serde_json::from_value(serde_json::Value::String(line.into())).ok()?;
+    if r.to_string() != line || r.commands().is_empty() {
+        return None;
+    }
+    let unit_ok = |u: &str| u == f.subject && unit_name_ok(u);
+    let ok = r.commands().iter().all(|argv| {
+        match argv.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["systemctl", "add-wants", target, unit] => {
+                target.ends_with(".target") && unit_name_ok(target) && unit_ok(unit)
+            }
+            ["systemctl", verb, ref rest @ ..] => {
+                let units: Vec<&str> = rest.iter().copied().filter(|a| *a != "--now").collect();
+                let allowed = match verb {
+                    "enable" | "start" | "unmask" | "reset-failed" | "restart" => true,
+                    // Only ever to stop swap at boot.
+                    "mask" | "disable" => f.subject.ends_with(".swap"),
+                    "daemon-reload" => units.is_empty(),
+                    _ => false,
+                };
+                allowed && (verb == "daemon-reload" || (units.len() == 1 && unit_ok(units[0])))
+            }
+            ["swapoff", path] => path.starts_with('/'),
+            ["taint-guard", ..] => true,
+            _ => false,
+        }
+    });
+    ok.then(|| line.to_string())
+}
+
+/// A unit name as systemd accepts one of the kinds taint-guard names.
+fn unit_name_ok(u: &str) -> bool {
+    let kinds = [
+        ".service", ".socket", ".swap", ".target", ".mount", ".timer", ".path",
+    ];
+    !u.is_empty()
+        && u.len() <= 255
+        && !u.starts_with('-')
+        && kinds.iter().any(|k| u.ends_with(k) && u.len() > k.len())
+        && u.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":-_.\\@".contains(c))
+}
+
+/// Text from the API for a terminal: control characters (escape sequences
+/// a Node's annotations could carry) shown as `?`.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .collect()
+}
+
 impl Report {
+    /// Whether the report says kubelet's host is fine: status ok and every
+    /// finding read.
+    pub fn fine(&self) -> bool {
+        self.status == "ok"
+            && self.unreadable.is_none()
+            && !self.findings.iter().any(|f| f.id == "truncated")
+    }
+
+    /// What the report says, in a few words, for the chain and the steps.
+    pub fn gist(&self) -> String {
+        if let Some(f) = self.problems().next() {
+            return clean(&f.message);
+        }
+        if self.fine() {
+            return "kubelet's host is fine".into();
+        }
+        match &self.unreadable {
+            Some(u) => format!(
+                "status {}, findings unreadable ({})",
+                clean(&self.status),
+                clean(u)
+            ),
+            None => format!("status {}", clean(&self.status)),
+        }
+    }
+
+    /// How to look at the reporter itself, by its kind.
+    pub fn look(&self, node: &str) -> String {
+        match self.reporter.as_deref() {
+            Some(r) if r.starts_with("pod/") => format!(
+                "kubectl -n taint-guard get pods -o wide --field-selector spec.nodeName={node}"
+            ),
+            _ => format!("on {node}: systemctl status taint-guard.service"),
+        }
+    }
+
     /// From the Node's annotations; None when taint-guard never reported.
     pub fn of(node: &Node, now: Timestamp) -> Option<Report> {
         let ann = node.metadata.annotations.as_ref()?;
@@ -155,6 +251,10 @@ pub struct NodeExplanation {
     pub conditions: Vec<ConditionInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseInfo>,
+    /// Why the lease could not be read (forbidden, an API error): then
+    /// whether kubelet renews it is unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease_unknown: Option<String>,
     pub unschedulable: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub taint_guard: Option<Report>,
@@ -176,15 +276,28 @@ impl NodeExplanation {
             .map_or("Unknown", |c| c.status.as_str())
     }
 
-    /// The fresh report's first problem that has a remedy.
-    fn remedy(&self) -> Option<&ReportedFinding> {
+    /// The fresh report's first problem with a remedy taint-guard writes.
+    fn remedy(&self) -> Option<String> {
         let r = self.taint_guard.as_ref().filter(|r| !r.stale)?;
-        r.problems().find(|f| f.remedy.is_some())
+        r.problems().find_map(trusted_remedy)
     }
 }
 
 /// Explain `node` given its Lease (None: none found) at `now`.
 pub fn explain(node: &Node, lease: Option<&Lease>, now: Timestamp) -> NodeExplanation {
+    explain_with(node, Ok(lease), now)
+}
+
+/// Explain `node`; `lease` is Err(why) when it could not be read.
+pub fn explain_with(
+    node: &Node,
+    lease: Result<Option<&Lease>, String>,
+    now: Timestamp,
+) -> NodeExplanation {
+    let (lease, lease_unknown) = match lease {
+        Ok(l) => (l, None),
+        Err(why) => (None, Some(why)),
+    };
     let name = node.metadata.name.clone().unwrap_or_default();
     let conditions: Vec<ConditionInfo> = node
         .status
@@ -242,6 +355,7 @@ pub fn explain(node: &Node, lease: Option<&Lease>, now: Timestamp) -> NodeExplan
         taints,
         conditions,
         lease,
+        lease_unknown,
         unschedulable: spec.and_then(|s| s.unschedulable).unwrap_or(false),
         taint_guard: Report::of(node, now),
         next_step: String::new(),
@@ -262,8 +376,7 @@ fn next_step(e: &NodeExplanation) -> String {
         .as_ref()
         .and_then(|l| l.renewed)
         .map(|r| ago(e.now.duration_since(r)));
-    if let Some(f) = e.remedy() {
-        let r = f.remedy.as_deref().unwrap_or_default();
+    if let Some(r) = e.remedy() {
         return if ready == "True" {
             format!("on {n}, before its next reboot: {r}")
         } else {
@@ -271,6 +384,11 @@ fn next_step(e: &NodeExplanation) -> String {
         };
     }
     if ready != "True" {
+        if let Some(why) = &e.lease_unknown {
+            return format!(
+                "{n} is Ready={ready} and its lease could not be read ({why}): whether kubelet runs is unknown from here; on {n}: systemctl status kubelet.service; journalctl -u kubelet.service -b"
+            );
+        }
         let kubelet_alive = e.lease.as_ref().is_some_and(|l| !l.expired);
         if kubelet_alive {
             let c = e.condition("Ready");
@@ -291,11 +409,16 @@ fn next_step(e: &NodeExplanation) -> String {
                     .map(|w| ago(e.now.duration_since(w)))
                     .unwrap_or_else(|| "of unknown age".into())
             ),
-            Some(_) => "taint-guard reports nothing wrong with kubelet's host".into(),
+            Some(r) if r.fine() => "taint-guard reports nothing wrong with kubelet's host".into(),
+            Some(r) => format!("taint-guard's report: {}", r.gist()),
+        };
+        let lease = match (&e.lease, lease_age) {
+            (None, _) => "has no lease in kube-node-lease".to_string(),
+            (Some(_), Some(a)) => format!("is not renewing its lease (last renewed {a} ago)"),
+            (Some(_), None) => "has never renewed its lease".to_string(),
         };
         return format!(
-            "kubelet on {n} is not renewing its lease{} and {report}: is {n} powered on and on the network? On {n}: systemctl status kubelet.service; journalctl -u kubelet.service -b",
-            lease_age.map(|a| format!(" (last renewed {a} ago)")).unwrap_or_default()
+            "kubelet on {n} {lease} and {report}: is {n} powered on and on the network? On {n}: systemctl status kubelet.service; journalctl -u kubelet.service -b"
         );
     }
     if e.unschedulable {
@@ -311,12 +434,35 @@ fn next_step(e: &NodeExplanation) -> String {
             t.id()
         );
     }
+    // A taint that keeps pods off a Ready node while its condition holds
+    // (disk, memory or PID pressure, the network, an uninitialised node).
+    if let Some(t) = e.taints.iter().find(|t| {
+        t.effect != "PreferNoSchedule"
+            && t.well_known.is_some_and(|w| w.broken)
+            && (t.held || t.well_known.is_some_and(|w| w.held_by.is_none()))
+    }) {
+        let w = t.well_known.expect("checked");
+        return format!(
+            "{} keeps pods off {n}: set by {} on {}; it is {}",
+            t.id(),
+            w.set_by,
+            w.when,
+            w.removed
+        );
+    }
     if let Some(r) = e.taint_guard.as_ref().filter(|r| r.stale) {
         return format!(
-            "{n} is Ready; taint-guard's report is {} old: is taint-guard running on {n}? systemctl status taint-guard.service",
+            "{n} is Ready; taint-guard's report is {} old: is taint-guard running? {}",
             r.written
                 .map(|w| ago(e.now.duration_since(w)))
-                .unwrap_or_else(|| "of unknown age".into())
+                .unwrap_or_else(|| "of unknown age".into()),
+            r.look(n)
+        );
+    }
+    if let Some(r) = e.taint_guard.as_ref().filter(|r| !r.fine()) {
+        return format!(
+            "{n} is Ready; taint-guard's report: {} — on {n}: taint-guard check",
+            r.gist()
         );
     }
     format!("nothing to fix: {n} is Ready")
@@ -348,6 +494,7 @@ fn chain(e: &NodeExplanation) -> String {
         }
         if ct == "Ready" {
             match &e.lease {
+                _ if e.lease_unknown.is_some() => parts.push("lease unreadable".into()),
                 Some(l) if l.expired => parts.push(match l.renewed {
                     Some(r) => format!("lease not renewed for {}", ago(e.now.duration_since(r))),
                     None => "lease never renewed".into(),
@@ -367,11 +514,7 @@ fn chain(e: &NodeExplanation) -> String {
                 .written
                 .map(|w| format!(" ({} ago)", ago(e.now.duration_since(w))))
                 .unwrap_or_default();
-            let what = r
-                .problems()
-                .next()
-                .map(|f| f.message.clone())
-                .unwrap_or_else(|| "kubelet's host is fine".into());
+            let what = r.gist();
             parts.push(format!("taint-guard on {}{age}: {what}", e.name));
         }
         None => parts.push("no taint-guard report".into()),

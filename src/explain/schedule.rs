@@ -39,6 +39,15 @@ impl Version {
         })
     }
 
+    /// The versions whose scheduler words this module knows from their
+    /// source: 1.20 (checked against the real one) to 1.33. Before 1.20 other
+    /// filters ran first; from 1.34 DynamicResourceAllocation adds its
+    /// PostFilter's words and the taint reason changed within 1.34's patch
+    /// releases.
+    pub fn words_known(self) -> bool {
+        self.at_least(20) && !self.at_least(34)
+    }
+
     fn at_least(self, minor: u32) -> bool {
         self.major > 1 || (self.major == 1 && self.minor >= minor)
     }
@@ -236,6 +245,24 @@ pub fn filter(pod: &Pod, node: &Node, v: Version) -> Option<Reason> {
     }
 }
 
+/// Whether a filter other than TaintToleration rejects `node` (cordon,
+/// node name, selector or affinity).
+pub fn rejected_besides_taints(pod: &Pod, node: &Node) -> bool {
+    let mut untainted = node.clone();
+    if let Some(s) = untainted.spec.as_mut() {
+        s.taints = None;
+    }
+    filter(
+        pod,
+        &untainted,
+        Version {
+            major: 1,
+            minor: 20,
+        },
+    )
+    .is_some()
+}
+
 /// The scheduler's FitError message when every node is rejected by a
 /// filter that says UnschedulableAndUnresolvable (all of the ones here):
 /// `0/N nodes are available: ` then "COUNT reason" per distinct reason,
@@ -264,6 +291,37 @@ pub fn tally(reasons: &[Reason], all_nodes: usize, v: Version, preempt_never: bo
         }
     }
     msg
+}
+
+/// The filter part of a FailedScheduling message: up to the first ". "
+/// (what follows is PostFilter's — preemption's — verdict).
+pub fn filter_part(msg: &str) -> String {
+    let n = normalise(msg);
+    match n.find(". ") {
+        Some(i) => n[..=i].to_string(),
+        None => n,
+    }
+}
+
+/// Whether newer schedulers pre-filter nodes by the pod's required
+/// `matchFields metadata.name` affinity (as every DaemonSet pod has), and
+/// word the other nodes differently.
+pub fn prefiltered_by_name(pod: &Pod, v: Version) -> bool {
+    v.at_least(24)
+        && pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.affinity.as_ref())
+            .and_then(|a| a.node_affinity.as_ref())
+            .and_then(|n| {
+                n.required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
+            .is_some_and(|r| {
+                r.node_selector_terms
+                    .iter()
+                    .any(|t| t.match_fields.as_ref().is_some_and(|f| !f.is_empty()))
+            })
 }
 
 /// Collapse runs of whitespace, for comparing with an event's message.

