@@ -133,8 +133,11 @@ pub fn kubeconfig(data: &[u8]) {
     }
 }
 
+/// A target's properties.
+pub type Property = fn(&[u8]);
+
 /// Every property by its target's name.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Property)] = &[
     ("fstab", fstab),
     ("proc_swaps", proc_swaps),
     ("envfile", envfile),
