@@ -59,8 +59,15 @@ fn completions_and_man_pages_from_the_binary() {
     let out = dir.path().join("man");
     let (code, listed, err) = tg(&["man", "--out", out.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(listed.lines().count(), 6, "{listed}");
-    for page in ["taint-guard.1", "taint-guard-check.1", "taint-guard-run.1"] {
+    // taint-guard, check, completions, explain (node, nodes, pod), pause,
+    // resume, run.
+    assert_eq!(listed.lines().count(), 10, "{listed}");
+    for page in [
+        "taint-guard.1",
+        "taint-guard-check.1",
+        "taint-guard-run.1",
+        "taint-guard-explain-pod.1",
+    ] {
         let text = std::fs::read_to_string(out.join(page)).unwrap();
         assert!(text.contains(".TH"), "{page}: {text}");
     }
