@@ -128,8 +128,28 @@ impl KubeApi {
             etcd_port: super::free_port(),
         };
         api.start_etcd();
-        api.start_apiserver();
+        api.start_apiserver_on_a_free_port();
         api
+    }
+
+    /// The first start: `free_port` found the port free, but until
+    /// kube-apiserver binds it an outgoing connection (to etcd, say) may
+    /// take it as its source port; then another port is tried.
+    fn start_apiserver_on_a_free_port(&mut self) {
+        for _ in 0..4 {
+            match self.try_start_apiserver() {
+                Ok(()) => return,
+                Err(log) if log.contains("address already in use") => {
+                    eprintln!(
+                        "kube-apiserver: port {} was taken meanwhile; another",
+                        self.port
+                    );
+                    self.port = super::free_port();
+                }
+                Err(log) => panic!("kube-apiserver exited:\n{log}"),
+            }
+        }
+        self.start_apiserver();
     }
 
     fn start_etcd(&mut self) {
@@ -153,8 +173,23 @@ impl KubeApi {
         ));
     }
 
-    /// Start (or restart) kube-apiserver and wait for /readyz.
+    /// Start (or restart, on the same port) kube-apiserver and wait for
+    /// /readyz; a port still held by a closing connection is tried again.
     pub fn start_apiserver(&mut self) {
+        let mut tries = 0;
+        while let Err(log) = self.try_start_apiserver() {
+            tries += 1;
+            assert!(
+                log.contains("address already in use") && tries < 10,
+                "kube-apiserver exited:\n{log}"
+            );
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+
+    /// Start kube-apiserver and wait for /readyz; Err(its log) when it
+    /// exited.
+    fn try_start_apiserver(&mut self) -> Result<(), String> {
         let d = self.dir.path();
         let f = |n: &str| d.join(n).display().to_string();
         self.apiserver = Some(spawn(
@@ -192,14 +227,15 @@ impl KubeApi {
         loop {
             if let Ok((200, body)) = self.raw("GET", "/readyz", None, &self.admin.clone()) {
                 if body.trim() == "ok" {
-                    break;
+                    return Ok(());
                 }
             }
             if let Some(Ok(Some(st))) = self.apiserver.as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "kube-apiserver exited ({st}):\n{}",
+                self.apiserver = None;
+                return Err(format!(
+                    "({st})\n{}",
                     fs::read_to_string(d.join("apiserver.log")).unwrap_or_default()
-                );
+                ));
             }
             assert!(
                 Instant::now() < deadline,
