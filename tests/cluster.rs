@@ -466,8 +466,10 @@ fn swap_refused_by_kubelet_repaired_by_daemon(c: &mut Cluster) {
     );
 
     node.exec("systemctl start taint-guard.service");
-    node.wait_for("swap off", |n| {
+    // swapoff first, then the fstab line: wait for both.
+    node.wait_for("swap off and its fstab line commented", |n| {
         !n.exec("cat /proc/swaps").contains("/swapfile")
+            && !n.read("/etc/fstab").contains("\n/swapfile")
     });
     let fstab = node.read("/etc/fstab");
     assert!(!fstab.contains("\n/swapfile"), "{fstab}");
