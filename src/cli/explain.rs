@@ -108,7 +108,6 @@ impl ExplainCmd {
         };
         let client = fetch::client(&t).await?;
         let now = jiff::Timestamp::now();
-        let json = |v: &dyn erased::Json| v.to_json();
         Ok(match &self.what {
             What::Node { name } => {
                 let (n, l) = fetch::node(&client, name, t.timeout).await?;
@@ -171,15 +170,9 @@ fn prog() -> &'static str {
     }
 }
 
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> String {
-            serde_json::to_string_pretty(self).unwrap_or_default() + "\n"
-        }
-    }
+/// Pretty JSON with a final newline.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
 }
 
 pub fn human_node(e: &NodeExplanation) -> String {
@@ -396,4 +389,21 @@ pub fn human_fleet(rows: &[FleetRow]) -> String {
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_timeout;
+    use std::time::Duration;
+
+    #[test]
+    fn request_timeout_as_kubectl_writes_it() {
+        assert_eq!(parse_timeout("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_timeout("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("-5s").is_err());
+        assert!(parse_timeout("soon").is_err());
+    }
 }
