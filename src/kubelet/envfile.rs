@@ -594,10 +594,12 @@ mod tests {
             let hit = fnmatch("a*a*a*a*a*a*a*a*b", &"a".repeat(40));
             let _ = tx.send((hit, t.elapsed()));
         });
-        let (hit, took) = rx
-            .recv_timeout(std::time::Duration::from_secs(2))
-            .expect("fnmatch(\"a*a*a*a*a*a*a*a*b\", 40 × a) still running after 2 s");
+        // A hang guard, not a benchmark (a loaded CI machine must not fail
+        // it): glibc's fnmatch answers in microseconds; a backtracking one
+        // tries ~10^8 splits here.
+        let (hit, _took) = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("fnmatch(\"a*a*a*a*a*a*a*a*b\", 40 × a) still running after 10 s");
         assert!(!hit);
-        assert!(took < std::time::Duration::from_millis(100), "{took:?}");
     }
 }
