@@ -3,6 +3,15 @@
 //! same directory, fsync, rename over the original, fsync the directory.
 //! Owner and mode are preserved.
 //!
+//! The temp files have no name while they are written ([`Temp`]: Linux's
+//! `O_TMPFILE`): a process killed (SIGKILL, a power cut) before the end
+//! leaves nothing behind. A backup gets its name by `linkat(2)` straight to
+//! it (never over an existing file); the new content by `linkat(2)` to a
+//! `.NAME.tg-*` name and `rename(2)` over the file, two system calls apart.
+//! A name left in that window is swept by the next rewrite
+//! ([`sweep_stale_temps`]). Filesystems without `O_TMPFILE` get a named
+//! temp file (removed on every exit but SIGKILL).
+//!
 //! [`rewrite_with`] builds the new content and the backup from one read of
 //! the file and, right before the rename, checks that nobody changed the file
 //! meanwhile (else it starts over on the new content), so a concurrent
@@ -105,13 +114,10 @@ fn backup_bytes(
         .ok_or_else(|| anyhow!("{} has no file name", path.display()))?
         .to_string_lossy()
         .into_owned();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tg-"))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(original)?;
-    copy_owner_mode(tmp.as_file(), meta)?;
-    tmp.as_file().sync_all()?;
+    let mut tmp = Temp::new(dir, &name)?;
+    tmp.file().write_all(original)?;
+    copy_owner_mode(tmp.file(), meta)?;
+    tmp.file().sync_all()?;
     for n in 0.. {
         let candidate = if n == 0 {
             dir.join(format!("{name}.taint-guard.{stamp}.bak"))
@@ -119,18 +125,138 @@ fn backup_bytes(
             dir.join(format!("{name}.taint-guard.{stamp}.{n}.bak"))
         };
         match tmp.persist_noclobber(&candidate) {
-            Ok(_) => {
+            Ok(()) => {
                 fsync_dir(dir)?;
                 return Ok(candidate);
             }
-            Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => tmp = e.file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => {
-                return Err(e.error)
-                    .with_context(|| format!("writing backup {}", candidate.display()))
+                return Err(e).with_context(|| format!("writing backup {}", candidate.display()))
             }
         }
     }
     unreachable!()
+}
+
+/// A temp file in a directory: nameless (`O_TMPFILE`) where the filesystem
+/// allows, else named `.NAME.tg-*` (removed when dropped).
+pub(crate) enum Temp {
+    Anonymous {
+        file: File,
+        dir: PathBuf,
+        name: String,
+    },
+    Named(tempfile::NamedTempFile),
+}
+
+impl Temp {
+    fn new(dir: &Path, name: &str) -> Result<Temp> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let anon = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o600)
+            .open(dir);
+        match anon {
+            Ok(file) => Ok(Temp::Anonymous {
+                file,
+                dir: dir.to_path_buf(),
+                name: name.to_string(),
+            }),
+            // No O_TMPFILE here (EOPNOTSUPP; EISDIR or EINVAL from kernels
+            // or filesystems that do not know it): a named one.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) =>
+            {
+                tempfile::Builder::new()
+                    .prefix(&format!(".{name}.tg-"))
+                    .tempfile_in(dir)
+                    .map(Temp::Named)
+                    .with_context(|| format!("creating a temp file in {}", dir.display()))
+            }
+            Err(e) => Err(e).with_context(|| format!("creating a temp file in {}", dir.display())),
+        }
+    }
+
+    fn file(&mut self) -> &mut File {
+        match self {
+            Temp::Anonymous { file, .. } => file,
+            Temp::Named(t) => t.as_file_mut(),
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Temp::Anonymous { dir, .. } => format!("a temp file in {}", dir.display()),
+            Temp::Named(t) => t.path().display().to_string(),
+        }
+    }
+
+    /// Give the file the name `to`, never over an existing file.
+    fn persist_noclobber(&mut self, to: &Path) -> std::io::Result<()> {
+        match self {
+            Temp::Anonymous { file, .. } => link(file, to),
+            Temp::Named(t) => {
+                std::fs::hard_link(t.path(), to)?;
+                // The temp name goes when `t` is dropped.
+                Ok(())
+            }
+        }
+    }
+
+    /// Replace `to` with this file (rename(2)).
+    fn persist(self, to: &Path) -> std::io::Result<()> {
+        match self {
+            Temp::Anonymous { file, dir, name } => {
+                // A name for the two system calls from here to the rename.
+                let mut rng = fastrand::Rng::new();
+                for _ in 0..100 {
+                    let n: String = (0..8).map(|_| rng.alphanumeric()).collect();
+                    let tmp = dir.join(format!(".{name}.tg-{n}"));
+                    match link(&file, &tmp) {
+                        Ok(()) => {
+                            return std::fs::rename(&tmp, to).inspect_err(|_| {
+                                let _ = std::fs::remove_file(&tmp);
+                            })
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Err(std::io::Error::other("no free temp name"))
+            }
+            Temp::Named(t) => t.persist(to).map(|_| ()).map_err(|e| e.error),
+        }
+    }
+}
+
+/// linkat(2) of an open (nameless) file to `to`, through /proc/self/fd
+/// (AT_EMPTY_PATH would need CAP_DAC_READ_SEARCH).
+fn link(file: &File, to: &Path) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    let from = std::ffi::CString::new(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .map_err(std::io::Error::other)?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: two NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Replace `path` with `content` atomically. `like` gives the owner and mode
@@ -139,7 +265,6 @@ pub fn write_atomic(path: &Path, content: &[u8], like: Option<&std::fs::Metadata
     let tmp = write_temp(path, content, like)?;
     failpoint("files::rename")?;
     tmp.persist(path)
-        .map_err(|e| e.error)
         .with_context(|| format!("renaming over {}", path.display()))?;
     failpoint("files::fsync-dir")?;
     fsync_dir(parent(path))
@@ -147,47 +272,51 @@ pub fn write_atomic(path: &Path, content: &[u8], like: Option<&std::fs::Metadata
 
 /// `content` in a synced temp file next to `path`, owner and mode from
 /// `like` (0644 without).
-fn write_temp(
-    path: &Path,
-    content: &[u8],
-    like: Option<&std::fs::Metadata>,
-) -> Result<tempfile::NamedTempFile> {
+fn write_temp(path: &Path, content: &[u8], like: Option<&std::fs::Metadata>) -> Result<Temp> {
     let dir = parent(path);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.tg-"))
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    let mut tmp = Temp::new(dir, &name)?;
     failpoint("files::write")?;
-    tmp.write_all(content)
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    let shown = tmp.shown();
+    tmp.file()
+        .write_all(content)
+        .with_context(|| format!("writing {shown}"))?;
     if let Some(meta) = like {
-        copy_owner_mode(tmp.as_file(), meta)?;
+        copy_owner_mode(tmp.file(), meta)?;
     } else {
-        tmp.as_file()
+        tmp.file()
             .set_permissions(std::fs::Permissions::from_mode(0o644))?;
     }
     failpoint("files::fsync")?;
-    tmp.as_file()
+    tmp.file()
         .sync_all()
-        .with_context(|| format!("fsync {}", tmp.path().display()))?;
+        .with_context(|| format!("fsync {shown}"))?;
     Ok(tmp)
 }
 
-/// Remove `.NAME.tg-*` temp files that a power cut during an earlier boot's
-/// rewrite left next to `path` (the rename never happened; the file itself
-/// is whole). Only files last modified before this boot are taken: no
-/// running process can still own them. Best effort: what cannot be removed
-/// is logged and left. Returns what was removed.
+/// Remove `.NAME.tg-*` temp files that a power cut or a SIGKILL during an
+/// earlier rewrite left next to `path` (the rename never happened; the file
+/// itself is whole). Only files last modified before this boot or more
+/// than [`TEMP_ORPHANED_AFTER`] ago are taken: no running writer still owns
+/// them (ours hold a name for two system calls, or, without `O_TMPFILE`,
+/// for one write and fsync). Best effort: what cannot be removed is logged
+/// and left. Returns what was removed.
 pub fn sweep_stale_temps(path: &Path) -> Vec<PathBuf> {
-    match boot_time() {
-        Some(boot) => sweep_temps_before(path, boot),
-        None => Vec::new(),
-    }
+    let orphaned = std::time::SystemTime::now()
+        .checked_sub(TEMP_ORPHANED_AFTER)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let before = match boot_time() {
+        Some(boot) => boot.max(orphaned),
+        None => orphaned,
+    };
+    sweep_temps_before(path, before)
 }
+
+/// A `.NAME.tg-*` file untouched this long has no writer left.
+pub const TEMP_ORPHANED_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// The kernel's boot time (`btime` of /proc/stat).
 fn boot_time() -> Option<std::time::SystemTime> {
@@ -309,7 +438,6 @@ pub fn rewrite_with<T>(
         }
         failpoint("files::rename")?;
         tmp.persist(path)
-            .map_err(|e| e.error)
             .with_context(|| format!("renaming over {}", path.display()))?;
         failpoint("files::fsync-dir")?;
         fsync_dir(dir)?;
@@ -386,6 +514,39 @@ mod tests {
             ]
         );
         assert_eq!(prune_backups(&p, 5).unwrap(), 0);
+    }
+
+    /// The temp file has no name while it is written: a SIGKILL there
+    /// leaves nothing (tests/systemd.rs kills `check --fix` 100 times).
+    #[test]
+    fn temp_files_are_nameless_until_persisted() {
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("fstab");
+        std::fs::write(&p, "old\n").unwrap();
+        let names = || {
+            let mut v: Vec<String> = std::fs::read_dir(t.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let tmp = write_temp(&p, b"new\n", None).unwrap();
+        assert!(matches!(tmp, Temp::Anonymous { .. }), "O_TMPFILE here");
+        assert_eq!(names(), vec!["fstab"]);
+        tmp.persist(&p).unwrap();
+        assert_eq!(names(), vec!["fstab"]);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new\n");
+        let b = backup(&p, "S").unwrap();
+        assert_eq!(names(), vec!["fstab", "fstab.taint-guard.S.bak"]);
+        assert_eq!(std::fs::read_to_string(b).unwrap(), "new\n");
+        // A temp name a killed writer left: swept once it is 10 minutes old.
+        let left = t.path().join(".fstab.tg-Qw3rTy12");
+        let f = File::create(&left).unwrap();
+        assert!(sweep_stale_temps(&p).is_empty());
+        f.set_modified(std::time::SystemTime::now() - TEMP_ORPHANED_AFTER * 2)
+            .unwrap();
+        assert_eq!(sweep_stale_temps(&p), vec![left]);
     }
 
     #[test]
