@@ -110,8 +110,14 @@ pub struct RunSettings {
     /// At most one write burst to the API per this many seconds; the last
     /// state is always written (trailing edge).
     pub report_min_interval_secs: u64,
-    /// Random delay before the first report, up to this.
+    /// Random delay before the first report when it carries a problem (the
+    /// verdict is not ok), up to this.
     pub report_initial_delay_secs: u64,
+    /// Random delay before the first report when all is well, up to this:
+    /// news first, and a fleet that starts in the same second (a site's
+    /// power back) spreads its heartbeat refreshes. Unset: 6 ×
+    /// `report_initial_delay_secs`.
+    pub report_initial_delay_ok_secs: u64,
     /// Cap of the backoff while the API server is unreachable.
     pub report_backoff_max_secs: u64,
     /// `ADDR:PORT` for /metrics, /healthz and /livez; empty: off.
@@ -172,6 +178,7 @@ struct RunFragment {
     report_heartbeat_mins: Option<u64>,
     report_min_interval_secs: Option<u64>,
     report_initial_delay_secs: Option<u64>,
+    report_initial_delay_ok_secs: Option<u64>,
     report_backoff_max_secs: Option<u64>,
     metrics_listen: Option<String>,
     health_bus_down_secs: Option<u64>,
@@ -283,7 +290,7 @@ impl Config {
             },
             report: ReportSettings {
                 api_timeout_secs: 10,
-                heartbeat_mins: 15,
+                heartbeat_mins: 60,
                 findings_annotation_max_bytes: 4096,
             },
             pause: PauseSettings { max_hours: 24 },
@@ -300,12 +307,14 @@ impl Config {
                 report_heartbeat_mins: 20,
                 report_min_interval_secs: 60,
                 report_initial_delay_secs: 30,
+                report_initial_delay_ok_secs: 0,
                 report_backoff_max_secs: 300,
                 metrics_listen: String::new(),
                 health_bus_down_secs: 60,
             },
             sources: vec![],
         };
+        let mut ok_delay = None;
         for (path, text, f) in frags {
             macro_rules! set {
                 ($dst:expr, $src:expr) => {
@@ -348,6 +357,9 @@ impl Config {
                 c.run.report_initial_delay_secs,
                 f.run.report_initial_delay_secs
             );
+            if f.run.report_initial_delay_ok_secs.is_some() {
+                ok_delay = f.run.report_initial_delay_ok_secs;
+            }
             set!(c.run.report_backoff_max_secs, f.run.report_backoff_max_secs);
             set!(c.run.metrics_listen, f.run.metrics_listen);
             set!(c.run.health_bus_down_secs, f.run.health_bus_down_secs);
@@ -404,6 +416,24 @@ impl Config {
                         .into(),
                 });
             }
+            if c.report
+                .heartbeat_mins
+                .saturating_add(c.run.report_heartbeat_mins)
+                > crate::report::node::MAX_HEARTBEAT_AGE_MINS
+            {
+                return Err(ConfigError {
+                    path: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "report.heartbeat_mins ({}) + run.report_heartbeat_mins ({}) must be at most {}: a KubeletHostProblem heartbeat older than {} minutes means taint-guard stopped reporting",
+                        c.report.heartbeat_mins,
+                        c.run.report_heartbeat_mins,
+                        crate::report::node::MAX_HEARTBEAT_AGE_MINS,
+                        crate::report::node::STALE_AFTER.as_mins()
+                    ),
+                });
+            }
             if c.fix.fstab_backups == 0 {
                 return Err(ConfigError {
                     path: path.display().to_string(),
@@ -421,6 +451,8 @@ impl Config {
                 });
             }
         }
+        c.run.report_initial_delay_ok_secs =
+            ok_delay.unwrap_or(c.run.report_initial_delay_secs.saturating_mul(6));
         Ok(c)
     }
 }
@@ -527,6 +559,17 @@ mod tests {
         assert_eq!((e.line, e.column), (2, 15), "{e}");
         let e = parse(&[("c.toml", "[fix\n")]).unwrap_err();
         assert_eq!(e.line, 1, "{e}");
+    }
+
+    #[test]
+    fn heartbeats_that_readers_would_call_stale_are_refused() {
+        let c = parse(&[("c.toml", "[report]\nheartbeat_mins = 80\n")]).unwrap();
+        assert_eq!(c.report.heartbeat_mins + c.run.report_heartbeat_mins, 100);
+        let e = parse(&[("c.toml", "[report]\nheartbeat_mins = 90\n")]).unwrap_err();
+        assert!(
+            e.message.contains("must be at most 100") && e.message.contains("120 minutes"),
+            "{e}"
+        );
     }
 
     #[test]

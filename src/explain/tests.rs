@@ -449,7 +449,15 @@ fn explain_node_goes_from_the_taint_to_the_remedy() {
         "{text}"
     );
 
-    // A report over an hour old: taint-guard may be down; no remedy from it.
+    // 90 minutes old: inside the 2 h rule (a heartbeat is refreshed hourly,
+    // at the first read past the hour).
+    let e = node::explain(
+        &reported_worker("2026-12-04T10:44:00Z"),
+        Some(&lease("2026-12-04T12:04:30.000000Z")),
+        now,
+    );
+    assert!(!e.taint_guard.as_ref().unwrap().stale);
+    // Over two hours old: taint-guard may be down; no remedy from it.
     let e = node::explain(
         &reported_worker("2026-12-04T10:00:00Z"),
         Some(&lease("2026-12-04T12:04:30.000000Z")),

@@ -338,6 +338,15 @@ pub async fn read_out_of_service(conn: &Connection, timeout: Duration) -> Result
     }
 }
 
+/// The `timeoutSeconds` of a watch of the Node: the API server ends the
+/// watch exactly then, and every node's daemon starts again at once — a
+/// fixed value would keep a fleet that started in the same second (a site's
+/// power coming back) reconnecting in the same second for ever. Spread over
+/// 240–290 s (under kube-apiserver's 5-minute cap; benches/fleet.rs).
+pub fn watch_timeout(rng: &mut fastrand::Rng) -> u32 {
+    rng.u32(240..=290)
+}
+
 /// Watch this Node (a field-selected watch): each version's out-of-service
 /// value goes to `seen` (which returns false to stop). Returns when the
 /// watch ends (the server closes it every few minutes), with whether
@@ -351,7 +360,7 @@ pub async fn watch_out_of_service(
     let nodes: Api<Node> = Api::all(conn.watch_client.clone());
     let wp = WatchParams::default()
         .fields(&format!("metadata.name={}", conn.node))
-        .timeout(290);
+        .timeout(watch_timeout(&mut fastrand::Rng::new()));
     let mut stream = nodes
         .watch(&wp, "0")
         .await

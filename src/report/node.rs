@@ -20,8 +20,15 @@ pub const SINCE: &str = "taint-guard.io/since";
 pub const REPORTER: &str = "taint-guard.io/reporter";
 pub const CONDITION: &str = "KubeletHostProblem";
 /// A condition whose heartbeat is older than this means its reporter
-/// stopped; the daemon's heartbeat (20 min) stays well inside it.
-pub const STALE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(60);
+/// stopped. The heartbeat is refreshed at the first report after it is
+/// `report.heartbeat_mins` (60) old, and the daemon reports at least every
+/// `run.report_heartbeat_mins` (20): at most 80 min by default, and the
+/// config refuses more than 100 (`MAX_HEARTBEAT_AGE_MINS`).
+pub const STALE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(120);
+
+/// `report.heartbeat_mins + run.report_heartbeat_mins` may not exceed this
+/// (a heartbeat then stays well inside [`STALE_AFTER`]).
+pub const MAX_HEARTBEAT_AGE_MINS: u64 = 100;
 const OK_REASON: &str = "KubeletHostOK";
 
 /// One event to create.
@@ -216,7 +223,7 @@ pub fn changes(
             && c.message.as_deref() == Some(&message)
     });
     // A condition whose heartbeat is older than the period is refreshed, so
-    // a dead agent shows as a stale heartbeat (stale after 2× the period).
+    // a dead agent shows as a stale heartbeat (STALE_AFTER).
     let stale = old_cond.is_some_and(|c| {
         c.last_heartbeat_time
             .as_ref()

@@ -400,9 +400,9 @@ async fn a_fresh_other_reporter_is_left_alone() {
         "{}",
         out.summary
     );
-    // Its heartbeat older than an hour: it stopped; ours takes over and
+    // Its heartbeat older than two hours (STALE_AFTER): it stopped; ours takes over and
     // says so in the annotations.
-    let much_later = t0() + jiff::SignedDuration::from_mins(61);
+    let much_later = t0() + jiff::SignedDuration::from_mins(121);
     let a = critical();
     let mut run = Run::new(&a);
     run.reporter = Some("host/worker-1");

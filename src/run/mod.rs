@@ -320,6 +320,7 @@ async fn start(opts: Options, cfg: Config) -> u8 {
             ropts,
             crate::report::reporter_id(),
             Duration::from_secs(cfg.run.resync_secs),
+            Duration::from_secs(cfg.run.report_initial_delay_secs),
             rx,
             msg_tx,
             metrics.clone(),

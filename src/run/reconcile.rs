@@ -28,7 +28,9 @@
 //! - **Reports**: at most one write burst per `report_min_interval_secs`,
 //!   trailing edge (the last state is always written), a heartbeat every
 //!   `report_heartbeat_mins`, backoff with full jitter while the API server
-//!   fails, a random delay before the first, never two at once.
+//!   fails, a random delay before the first (short when it carries a
+//!   problem, `report_initial_delay_ok_secs` when all is well), never two
+//!   at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -261,8 +263,10 @@ struct CrashLoop {
 
 #[derive(Debug, Clone)]
 struct ReportState {
-    /// Not before this instant (the random delay after start).
+    /// Not before this instant (the random delay after start): a first
+    /// report with a problem, and one when all is well.
     first_at: Instant,
+    first_ok_at: Instant,
     in_flight: Option<(String, usize)>,
     last_attempt: Option<Instant>,
     next_heartbeat: Option<Instant>,
@@ -336,7 +340,11 @@ impl Reconciler {
     /// an earlier run kept.
     pub fn new(now: Instant, cfg: &Config, seed: u64, memory: Memory) -> Reconciler {
         let mut rng = fastrand::Rng::with_seed(seed);
-        let delay = Duration::from_secs(cfg.run.report_initial_delay_secs).mul_f64(rng.f64());
+        // One random fraction for both delays: a node keeps its place in
+        // the fleet's order whichever applies.
+        let f = rng.f64();
+        let delay = Duration::from_secs(cfg.run.report_initial_delay_secs).mul_f64(f);
+        let delay_ok = Duration::from_secs(cfg.run.report_initial_delay_ok_secs).mul_f64(f);
         Reconciler {
             rng,
             down: BTreeMap::new(),
@@ -351,6 +359,7 @@ impl Reconciler {
             memory,
             report: ReportState {
                 first_at: now + delay,
+                first_ok_at: now + delay_ok,
                 in_flight: None,
                 last_attempt: None,
                 next_heartbeat: None,
@@ -564,7 +573,10 @@ impl Reconciler {
         let dirty =
             self.report.written.as_deref() != Some(fp.as_str()) || !self.report.pending.is_empty();
         let heartbeat_due = self.report.next_heartbeat.is_some_and(|t| now >= t);
-        let mut not_before = self.report.first_at;
+        let mut not_before = match (self.report.written.is_some(), a.status) {
+            (false, evaluate::Status::Ok) => self.report.first_ok_at,
+            _ => self.report.first_at,
+        };
         if let Some(t) = self.report.last_attempt {
             not_before = not_before.max(t + Duration::from_secs(cfg.run.report_min_interval_secs));
         }

@@ -44,17 +44,22 @@ pub enum Message {
 /// rotates), and after any failure to reach or be accepted by the server.
 const CONNECTION_MAX_AGE: Duration = Duration::from_secs(3600);
 
-/// Run until the request channel closes.
+/// Run until the request channel closes. The first watch of the Node
+/// starts after a random delay up to `first_watch_within` (a fleet that
+/// starts in the same second opens its watches over that time, not in one
+/// second: benches/fleet.rs); the reports keep their own delays.
 pub async fn task(
     opts: Options,
     reporter: String,
     poll_max: Duration,
+    first_watch_within: Duration,
     mut rx: mpsc::Receiver<Request>,
     tx: mpsc::Sender<Message>,
     metrics: Rc<Metrics>,
 ) {
     let mut conn: Option<(Connection, Instant)> = None;
     let mut watch: Option<JoinHandle<()>> = None;
+    let mut first_watch = Some(full_jitter(first_watch_within));
     while let Some(req) = rx.recv().await {
         let obs = match &req {
             Request::Connect(o) | Request::Report(_, o) => o.as_ref(),
@@ -73,6 +78,7 @@ pub async fn task(
                         tx.clone(),
                         poll_max,
                         opts.timeout,
+                        first_watch.take().unwrap_or_default(),
                     )));
                     conn = Some((c, Instant::now()));
                 }
@@ -146,7 +152,9 @@ async fn watch_node(
     tx: mpsc::Sender<Message>,
     poll_max: Duration,
     timeout: Duration,
+    after: Duration,
 ) {
+    tokio::time::sleep(after).await;
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300));
     loop {
         let mut news = false;

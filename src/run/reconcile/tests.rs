@@ -109,6 +109,7 @@ fn fstab_lines(mut o: Observation, lines: &[(usize, &str)]) -> Observation {
 fn cfg() -> Config {
     let mut c = Config::default();
     c.run.report_initial_delay_secs = 0;
+    c.run.report_initial_delay_ok_secs = 0;
     c
 }
 
@@ -333,6 +334,42 @@ fn reports_are_one_burst_per_interval_and_the_last_state_is_written() {
     assert!(d.report.is_none());
 }
 
+/// News first: a first report with a problem waits at most
+/// `report_initial_delay_secs`, one that says all is well up to
+/// `report_initial_delay_ok_secs` (a fleet back from a power loss spreads
+/// its heartbeat refreshes); the same random fraction for both.
+#[test]
+fn a_first_report_with_a_problem_goes_before_one_that_says_all_is_well() {
+    let mut c = Config::default();
+    c.run.report_initial_delay_secs = 30;
+    c.run.report_initial_delay_ok_secs = 300;
+    // Report only: the wake asked for is the first report's.
+    c.run.remediate = false;
+    let ok = node(kubelet("active", "running", "enabled", "success"));
+    let bad = swap_on(ok.clone(), 10, 1000);
+    let mut w = World::new(c.clone());
+    let wake_ok = w.step(0, &ok).wake_at.expect("first report scheduled") - w.t0;
+    let mut v = World::new(c);
+    let wake_bad = v.step(0, &bad).wake_at.expect("first report scheduled") - v.t0;
+    assert!(wake_bad <= secs(30), "{wake_bad:?}");
+    assert!(wake_ok <= secs(300), "{wake_ok:?}");
+    // The same fraction of each window (seed 7).
+    let (a, b) = (wake_ok.as_secs_f64() / 300.0, wake_bad.as_secs_f64() / 30.0);
+    assert!((a - b).abs() < 1e-6, "{a} {b}");
+    // All well: nothing at the short delay. Turning into a problem before
+    // the first report: it goes at once (the short delay has passed).
+    let t = wake_bad.as_secs() + 1;
+    assert!(
+        secs(t) < wake_ok,
+        "seed 7's fraction: {wake_bad:?} {wake_ok:?}"
+    );
+    assert!(w.step(t, &ok).report.is_none());
+    assert!(w.step(t, &bad).report.is_some());
+    // The default: 6 × report_initial_delay_secs.
+    let d = Config::default();
+    assert_eq!(d.run.report_initial_delay_ok_secs, 180);
+}
+
 #[test]
 fn the_heartbeat_is_well_inside_the_staleness_rule() {
     let mut w = World::new(cfg());
@@ -341,8 +378,8 @@ fn the_heartbeat_is_well_inside_the_staleness_rule() {
     w.r.reported(Reported::Delivered, w.at(0).0);
     let d = w.step(1, &ok);
     let hb = d.wake_at.expect("heartbeat scheduled") - w.t0;
-    // 20 min jittered down by up to 10 %: far from the 60 min after which a
-    // condition counts as stale.
+    // 20 min jittered down by up to 10 %: with the 60 min refresh, far from
+    // the 120 min after which a condition counts as stale.
     assert!(hb >= secs(18 * 60) && hb <= secs(20 * 60), "{hb:?}");
     assert!(d.report.is_none());
     let d = w.step(hb.as_secs() + 1, &ok);
