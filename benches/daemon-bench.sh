@@ -9,6 +9,9 @@
 #     start_grace_secs = 0, start_stopped = true; REPAIRS cycles (default 20);
 #  3. idle, 60 s with nothing happening: RSS, CPU seconds, voluntary
 #     context switches of every thread of the daemon.
+# Baselines in the same run: detection by a 10 s poll of `systemctl
+# is-active` (POLL_CYCLES, 50), and systemd's own Restart= (RestartSec=10,
+# kubeadm's unit) after a SIGKILL (RESTART_CYCLES, 5).
 # Needs root, debootstrap, systemd-container, python3. Uses $TG_ROOTFS_CACHE
 # or target/tmp/rootfs-bookworm as the base rootfs.
 set -euo pipefail
@@ -16,6 +19,8 @@ cd "$(dirname "$0")/.."
 CYCLES=${CYCLES:-60}
 REPAIRS=${REPAIRS:-20}
 IDLE=${IDLE:-60}
+POLL_CYCLES=${POLL_CYCLES:-50}
+RESTART_CYCLES=${RESTART_CYCLES:-5}
 fixtures=tests/fixtures/node
 base=${TG_ROOTFS_CACHE:-target/tmp/rootfs-bookworm}
 [ -x "$base/usr/lib/systemd/systemd" ] || {
@@ -126,6 +131,69 @@ echo "repair: $REPAIRS cycles" >&2
 start_daemon "start_stopped = true\nstart_grace_secs = 0\nrepair_backoff_secs = 1\nmetrics_listen = \"127.0.0.1:$port\"" wait
 read -r r50 r99 rmin rmax rn < <(measure repair "$REPAIRS")
 
+# Baselines, measured here too, with the daemon stopped.
+[ -z "$dpid" ] || { kill "$dpid"; wait "$dpid" 2>/dev/null || true; dpid=; }
+in_node systemctl start kubelet.service
+echo "baseline, a 10 s poll (node-problem-detector's kubelet health check): $POLL_CYCLES cycles" >&2
+read -r p50 p99 pmin pmax pn < <(python3 - "$POLL_CYCLES" "$leader" "$addr" <<'EOF'
+import random, subprocess, sys, threading, time
+n, leader, addr = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def node(*cmd):
+    return subprocess.run(["nsenter", "-t", leader, "-a", *cmd], env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                          capture_output=True, text=True).stdout.strip()
+def ts(prop):
+    o = subprocess.run(["busctl", f"--address={addr}", "get-property", "org.freedesktop.systemd1",
+                        "/org/freedesktop/systemd1/unit/kubelet_2eservice", "org.freedesktop.systemd1.Unit", prop],
+                       check=True, capture_output=True, text=True).stdout
+    return int(o.split()[1]) / 1e6
+seen = []
+def poller():  # `systemctl is-active kubelet` every 10 s, as a poll-based checker does
+    while True:
+        t = time.time()
+        if node("systemctl", "is-active", "kubelet.service") != "active":
+            seen.append(time.time())
+        time.sleep(max(0.0, 10 - (time.time() - t)))
+threading.Thread(target=poller, daemon=True).start()
+out = []
+for i in range(n):
+    node("systemctl", "start", "kubelet.service")
+    time.sleep(random.uniform(0, 10))
+    node("systemctl", "stop", "kubelet.service")
+    down = ts("InactiveEnterTimestamp"); k = len(seen)
+    while len(seen) == k:
+        time.sleep(0.01)
+    out.append((seen[k] - down) * 1000)
+node("systemctl", "start", "kubelet.service")
+out.sort()
+pct = lambda p: out[min(len(out) - 1, int(round(p / 100 * (len(out) - 1))))]
+print(f"{pct(50):.0f} {pct(99):.0f} {out[0]:.0f} {out[-1]:.0f} {len(out)}")
+EOF
+)
+echo "baseline, systemd's own Restart= (kubeadm's unit: Restart=always, RestartSec=10): $RESTART_CYCLES crashes" >&2
+read -r b50 bmax bn < <(python3 - "$RESTART_CYCLES" "$leader" "$addr" <<'EOF'
+import subprocess, sys, time
+n, leader, addr = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def prop(p, iface="org.freedesktop.systemd1.Unit"):
+    o = subprocess.run(["busctl", f"--address={addr}", "get-property", "org.freedesktop.systemd1",
+                        "/org/freedesktop/systemd1/unit/kubelet_2eservice", iface, p],
+                       check=True, capture_output=True, text=True).stdout
+    return int(o.split()[1])
+out = []
+for i in range(n):
+    while prop("ActiveEnterTimestamp") <= prop("InactiveEnterTimestamp") or prop("MainPID", "org.freedesktop.systemd1.Service") == 0:
+        time.sleep(0.05)
+    subprocess.run(["nsenter", "-t", leader, "-a", "systemctl", "kill", "-s", "KILL", "kubelet.service"], check=True)
+    time.sleep(0.5)
+    t = time.time()
+    while prop("ActiveEnterTimestamp") <= prop("InactiveEnterTimestamp"):
+        if time.time() - t > 60: sys.exit("kubelet not restarted by systemd within 60 s")
+        time.sleep(0.05)
+    out.append((prop("ActiveEnterTimestamp") - prop("InactiveEnterTimestamp")) / 1000)
+out.sort()
+print(f"{out[len(out) // 2]:.0f} {out[-1]:.0f} {len(out)}")
+EOF
+)
+
 echo "idle: ${IDLE} s" >&2
 in_node systemctl start kubelet.service
 start_daemon "" ""
@@ -159,3 +227,13 @@ printf '| repair latency (stop -> active, grace 0), %s cycles | p50 %s ms, p99 %
 printf '| idle RSS (of which anonymous) | %s MiB (%s MiB) | <= 10 MiB |\n' "$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')" "$(awk -v k="$anon" 'BEGIN {printf "%.1f", k / 1024}')"
 printf '| idle CPU over %s s | %s s | - |\n' "$IDLE" "$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}')"
 printf '| voluntary context switches over %s s idle (threads: %s) | %s | 0 between timers |\n' "$IDLE" "$threads" "$((v1 - v0))"
+printf '| baseline: detection by a 10 s poll, %s cycles | p50 %s ms, p99 %s ms (min %s, max %s) | - |\n' "$pn" "$p50" "$p99" "$pmin" "$pmax"
+printf "| baseline: systemd's Restart= after a crash (RestartSec=10), %s crashes | median %s ms (max %s) | - |\n" "$bn" "$b50" "$bmax"
+
+# benches/run's table: one row per figure, `what|ours|baseline|ratio|goal`.
+row() { [ -z "${TG_BENCH_ROWS:-}" ] || printf '%s\n' "$*" >>"$TG_BENCH_ROWS"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f×", a / b}'; }
+row "daemon: detection, kubelet stop → finding in /metrics ($dn cycles)|p50 $d50 ms, p99 $d99 ms|10 s poll: p50 $p50 ms, p99 $p99 ms ($pn cycles)|p99 $(ratio "$d99" "$p99")|p99 ≤ 25 ms"
+row "daemon: repair, kubelet stop → active again, grace 0 ($rn cycles)|p50 $r50 ms, p99 $r99 ms|systemd Restart= (RestartSec=10): median $b50 ms ($bn crashes)|p50 $(ratio "$r50" "$b50")|—"
+row "daemon idle ${IDLE} s: RSS (anonymous)|$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}') MiB ($(awk -v k="$anon" 'BEGIN {printf "%.1f", k / 1024}') MiB)|—|—|≤ 10 MiB"
+row "daemon idle ${IDLE} s: CPU, voluntary context switches|$(awk -v t=$((c1 - c0)) -v hz="$hz" 'BEGIN {printf "%.2f", t / hz}') s, $((v1 - v0))|—|—|0 switches between timers"

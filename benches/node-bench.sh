@@ -78,6 +78,12 @@ for r in json.load(open(sys.argv[1]))["results"]:
     print("  median %-28s %6.1f ms" % (r["command"], r["median"] * 1000))' "$1"
 }
 medians "$work/h1.json"; medians "$work/h2.json"
+# benches/run's table: one row per figure, `what|ours|baseline|ratio|goal`.
+row() { [ -z "${TG_BENCH_ROWS:-}" ] || printf '%s\n' "$*" >>"$TG_BENCH_ROWS"; }
+read -r c_ms s_ms f_ms < <(python3 -c 'import json,sys
+r = {x["command"]: x["median"] * 1000 for x in json.load(open(sys.argv[1]))["results"]}
+print("%.2f %.2f %.2f" % (r["taint-guard check"], r["shell equivalent"], r["nsenter baseline"]))' "$work/h1.json")
+row "\`check\` whole process, inside the node (median of 300, 10 warm-up)|$c_ms ms|shell equivalent $s_ms ms|$(awk -v a="$c_ms" -v b="$s_ms" 'BEGIN {printf "%.2f", a / b}')×|≤ 0.22× (floor, nsenter of \`true\`: $f_ms ms = $(awk -v a="$f_ms" -v b="$s_ms" 'BEGIN {printf "%.2f", a / b}')×)"
 
 echo "== 3. check --fix on the seed incident: command start -> kubelet active ($RUNS runs, settle_secs=3)"
 to_active=(); wall=()
@@ -94,3 +100,19 @@ done
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "command start -> kubelet active (ms): ${to_active[*]}  median $(median "${to_active[@]}")"
 echo "whole process incl. 3 s settle (ms):  ${wall[*]}  median $(median "${wall[@]}")"
+
+# The baseline: the incident report's remedy typed as one shell line (what a
+# person pastes once they know what is wrong), timed the same way.
+echo "== 3b. the same by hand: swapoff; comment the fstab line; systemctl enable --now kubelet ($RUNS runs)"
+by_hand=()
+for i in $(seq "$RUNS"); do
+  seed
+  t0=$(date +%s%6N)
+  in_node sh -c "swapoff -a && sed -i '/^[^#].*[[:space:]]swap[[:space:]]/ s/^/#/' /etc/fstab && systemctl enable --now kubelet" >/dev/null 2>&1
+  ae=$(busctl --address="$addr" get-property org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/kubelet_2eservice \
+        org.freedesktop.systemd1.Unit ActiveEnterTimestamp | awk '{print $2}')
+  by_hand+=($(( (ae - t0) / 1000 )))
+done
+echo "by hand, command start -> kubelet active (ms): ${by_hand[*]}  median $(median "${by_hand[@]}")"
+m1=$(median "${to_active[@]}"); m2=$(median "${by_hand[@]}")
+row "\`check --fix\` on the seed incident: command start → kubelet active (median of $RUNS)|$m1 ms|the remedy typed by hand $m2 ms|$(awk -v a="$m1" -v b="$m2" 'BEGIN {printf "%.2f", a / b}')×|—"
