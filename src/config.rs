@@ -416,24 +416,6 @@ impl Config {
                         .into(),
                 });
             }
-            if c.report
-                .heartbeat_mins
-                .saturating_add(c.run.report_heartbeat_mins)
-                > crate::report::node::MAX_HEARTBEAT_AGE_MINS
-            {
-                return Err(ConfigError {
-                    path: path.display().to_string(),
-                    line: 0,
-                    column: 0,
-                    message: format!(
-                        "report.heartbeat_mins ({}) + run.report_heartbeat_mins ({}) must be at most {}: a KubeletHostProblem heartbeat older than {} minutes means taint-guard stopped reporting",
-                        c.report.heartbeat_mins,
-                        c.run.report_heartbeat_mins,
-                        crate::report::node::MAX_HEARTBEAT_AGE_MINS,
-                        crate::report::node::STALE_AFTER.as_mins()
-                    ),
-                });
-            }
             if c.fix.fstab_backups == 0 {
                 return Err(ConfigError {
                     path: path.display().to_string(),
@@ -453,9 +435,33 @@ impl Config {
         }
         c.run.report_initial_delay_ok_secs =
             ok_delay.unwrap_or(c.run.report_initial_delay_secs.saturating_mul(6));
+        // Checked on the merged config: fragments may set one each.
+        let (hb, every) = (c.report.heartbeat_mins, c.run.report_heartbeat_mins);
+        let last = frags
+            .last()
+            .map(|(p, _, _)| p.display().to_string())
+            .unwrap_or_default();
+        if hb.saturating_add(every) > crate::report::node::MAX_HEARTBEAT_AGE_MINS
+            || every > MAX_REPORT_EVERY_MINS
+        {
+            return Err(ConfigError {
+                path: last,
+                line: 0,
+                column: 0,
+                message: format!(
+                    "report.heartbeat_mins ({hb}) + run.report_heartbeat_mins ({every}) must be at most {}, and run.report_heartbeat_mins at most {MAX_REPORT_EVERY_MINS}: a KubeletHostProblem heartbeat older than {} minutes means taint-guard stopped reporting, and the TaintGuardReportStale alert fires after an hour without a report",
+                    crate::report::node::MAX_HEARTBEAT_AGE_MINS,
+                    crate::report::node::STALE_AFTER.as_mins()
+                ),
+            });
+        }
         Ok(c)
     }
 }
+
+/// The daemon reads the Node at least this often (minutes): the
+/// PrometheusRule's TaintGuardReportStale waits an hour for a report.
+pub const MAX_REPORT_EVERY_MINS: u64 = 50;
 
 /// Main files then drop-ins, as zincati does: for `config.toml` and each
 /// `config.d/NAME.toml`, the highest-precedence directory's copy wins;
@@ -570,6 +576,20 @@ mod tests {
             e.message.contains("must be at most 100") && e.message.contains("120 minutes"),
             "{e}"
         );
+        // On the merged config: one fragment may raise one and another
+        // lower the other.
+        let c = parse(&[
+            ("a.toml", "[report]\nheartbeat_mins = 90\n"),
+            ("b.toml", "[run]\nreport_heartbeat_mins = 10\n"),
+        ])
+        .unwrap();
+        assert_eq!(c.report.heartbeat_mins + c.run.report_heartbeat_mins, 100);
+        let e = parse(&[(
+            "c.toml",
+            "[run]\nreport_heartbeat_mins = 55\n[report]\nheartbeat_mins = 5\n",
+        )])
+        .unwrap_err();
+        assert!(e.message.contains("at most 50"), "{e}");
     }
 
     #[test]

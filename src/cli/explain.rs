@@ -282,7 +282,7 @@ pub fn human_node(e: &NodeExplanation) -> String {
             if r.stale {
                 let _ = writeln!(
                     s,
-                    "  the report is stale (over an hour without a heartbeat): taint-guard itself may be down"
+                    "  the report is stale (over two hours without a heartbeat): taint-guard itself may be down"
                 );
             }
             if let Some(u) = &r.unreadable {

@@ -98,10 +98,11 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
     /// The KubeletHostProblem condition's heartbeat: when taint-guard last
-    /// wrote (it refreshes it every 20 minutes).
+    /// wrote (it refreshes it hourly, at its first read of the Node past the
+    /// hour; it reads every 20 minutes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub written: Option<Timestamp>,
-    /// Older than an hour (3 missed heartbeats): taint-guard may be down.
+    /// Older than two hours (`STALE_AFTER`): taint-guard may be down.
     pub stale: bool,
 }
 

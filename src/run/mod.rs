@@ -320,7 +320,12 @@ async fn start(opts: Options, cfg: Config) -> u8 {
             ropts,
             crate::report::reporter_id(),
             Duration::from_secs(cfg.run.resync_secs),
-            Duration::from_secs(cfg.run.report_initial_delay_secs),
+            // Nothing kept from an earlier run: whether repairs are held is
+            // unknown until the first read, so the watch opens at once.
+            match kept_out_of_service(&opts.host) {
+                Some(_) => Duration::from_secs(cfg.run.report_initial_delay_secs),
+                None => Duration::ZERO,
+            },
             rx,
             msg_tx,
             metrics.clone(),
@@ -536,7 +541,8 @@ impl Shell {
         if !self.connected {
             self.connected = true;
             if let Some(tx) = &self.reports {
-                // Watch the Node's out-of-service taint from the start.
+                // Connect now; the Node's watch (the out-of-service taint)
+                // opens after the reporter's random first delay.
                 let _ = tx.try_send(reporter::Request::Connect(Box::new(obs.clone())));
             }
         }

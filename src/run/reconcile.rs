@@ -573,9 +573,15 @@ impl Reconciler {
         let dirty =
             self.report.written.as_deref() != Some(fp.as_str()) || !self.report.pending.is_empty();
         let heartbeat_due = self.report.next_heartbeat.is_some_and(|t| now >= t);
-        let mut not_before = match (self.report.written.is_some(), a.status) {
-            (false, evaluate::Status::Ok) => self.report.first_ok_at,
-            _ => self.report.first_at,
+        // The long delay only for a first report that is no news at all:
+        // a repair's Events are news even when all is well after it.
+        let quiet = self.report.written.is_none()
+            && a.status == evaluate::Status::Ok
+            && self.report.pending.is_empty();
+        let mut not_before = if quiet {
+            self.report.first_ok_at
+        } else {
+            self.report.first_at
         };
         if let Some(t) = self.report.last_attempt {
             not_before = not_before.max(t + Duration::from_secs(cfg.run.report_min_interval_secs));
