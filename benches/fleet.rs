@@ -21,7 +21,7 @@
 //!
 //! Scenario: a site-wide power loss of OUTAGE_MIN minutes (default 90: every
 //! condition's heartbeat is then older than `report.heartbeat_mins`); every
-//! node's daemon starts in the same second; then HOURS (1) of steady state
+//! node's daemon starts in the same second; then HOURS (6) of steady state
 //! in which FLAP_PERCENT (1) % of the nodes flap — kubelet fails for two
 //! minutes every ten (two real changes each time). The config is the
 //! shipped default unless CONFIG names a file.
@@ -277,7 +277,9 @@ impl Sim {
 
 fn main() {
     let n: usize = env("NODES", 5000);
-    let hours: f64 = env("HOURS", 1.0);
+    // Long enough for several hourly heartbeat refreshes per node (the
+    // steady-state figure is a rate over whole refresh cycles).
+    let hours: f64 = env("HOURS", 6.0);
     let flap_percent: f64 = env("FLAP_PERCENT", 1.0);
     let budget: f64 = env("BUDGET", 50.0);
     let outage_min: i64 = env("OUTAGE_MIN", 90);

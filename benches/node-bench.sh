@@ -90,9 +90,9 @@ to_active=(); wall=()
 for i in $(seq "$RUNS"); do
   seed
   t0=$(date +%s%6N)
-  code=0; in_node /usr/local/bin/taint-guard check --fix >/dev/null || code=$?
+  code=0; in_node /usr/local/bin/taint-guard check --fix >"$work/fix.out" 2>&1 || code=$?
   t1=$(date +%s%6N)
-  [ "$code" = 0 ] || { echo "run $i: exit $code" >&2; exit 1; }
+  [ "$code" = 0 ] || { echo "run $i: exit $code" >&2; cat "$work/fix.out" >&2; exit 1; }
   ae=$(busctl --address="$addr" get-property org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/kubelet_2eservice \
         org.freedesktop.systemd1.Unit ActiveEnterTimestamp | awk '{print $2}')
   to_active+=($(( (ae - t0) / 1000 ))); wall+=($(( (t1 - t0) / 1000 )))
