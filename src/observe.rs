@@ -45,10 +45,34 @@ pub async fn observe<S: UnitManager>(
     src: &Sources,
     cfg: &Config,
 ) -> Observation {
-    let mut units = Vec::new();
-    for required in &cfg.required_units {
-        units.push(observe_unit(systemd, required, cfg).await);
-    }
+    // Every question to systemd at once, over the one connection: their
+    // round trips overlap (systemd answers them in order).
+    let units_q = futures_util::future::join_all(
+        cfg.required_units
+            .iter()
+            .map(|required| observe_unit(systemd, required, cfg)),
+    );
+    let swap_units_q = async {
+        match systemd {
+            Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
+            Err(e) => Probe::Failed(e.to_string()),
+        }
+    };
+    let virtualization_q = async {
+        match (&src.assume_virtualization, systemd) {
+            (Some(id), _) => {
+                Probe::from_result(Virtualization::from_systemd(id).map_err(anyhow::Error::msg))
+            }
+            (None, Ok(sd)) => Probe::from_result(
+                sd.virtualization()
+                    .await
+                    .and_then(|id| Virtualization::from_systemd(&id).map_err(anyhow::Error::msg)),
+            ),
+            (None, Err(e)) => Probe::Failed(e.to_string()),
+        }
+    };
+    let (units, swap_units, virtualization) =
+        futures_util::future::join3(units_q, swap_units_q, virtualization_q).await;
     let kubelet_policy = units
         .iter()
         .find(|u| u.required == KUBELET_UNIT)
@@ -73,21 +97,6 @@ pub async fn observe<S: UnitManager>(
                 }
             }
         });
-    let swap_units = match systemd {
-        Ok(sd) => Probe::from_result(swap_units(sd, &src.host).await),
-        Err(e) => Probe::Failed(e.to_string()),
-    };
-    let virtualization = match (&src.assume_virtualization, systemd) {
-        (Some(id), _) => {
-            Probe::from_result(Virtualization::from_systemd(id).map_err(anyhow::Error::msg))
-        }
-        (None, Ok(sd)) => Probe::from_result(
-            sd.virtualization()
-                .await
-                .and_then(|id| Virtualization::from_systemd(&id).map_err(anyhow::Error::msg)),
-        ),
-        (None, Err(e)) => Probe::Failed(e.to_string()),
-    };
     let container = virtualization.ok().and_then(Virtualization::container);
     let swap_now = Probe::from_result(swap::observe_now(&src.proc_swaps));
     let swap_in_use = swap_now

@@ -365,10 +365,30 @@ impl UnitManager for Systemd {
             .load_unit(name)
             .await
             .with_context(|| format!("LoadUnit({name})"))?;
-        let mut u = self
-            .get_all(&path, "org.freedesktop.systemd1.Unit")
-            .await
-            .with_context(|| format!("reading properties of {name}"))?;
+        // The unit's, the service's and the manager's properties asked at
+        // once (one round trip's wait, not three); the service's are used
+        // only for a loaded service.
+        let service = name.ends_with(".service");
+        let (u, svc, manager_environment) = futures_util::future::join3(
+            self.get_all(&path, "org.freedesktop.systemd1.Unit"),
+            async {
+                match service {
+                    true => Some(
+                        self.get_all(&path, "org.freedesktop.systemd1.Service")
+                            .await,
+                    ),
+                    false => None,
+                }
+            },
+            async {
+                match service {
+                    true => self.manager.environment().await.ok(),
+                    false => None,
+                }
+            },
+        )
+        .await;
+        let mut u = u.with_context(|| format!("reading properties of {name}"))?;
         let mut st = UnitState {
             load_state: string(&mut u, "LoadState").as_str().into(),
             active_state: string(&mut u, "ActiveState").as_str().into(),
@@ -394,11 +414,8 @@ impl UnitManager for Systemd {
                 );
             }
         }
-        if name.ends_with(".service") && st.load_state == types::LoadState::Loaded {
-            let mut s = self
-                .get_all(&path, "org.freedesktop.systemd1.Service")
-                .await
-                .with_context(|| format!("reading service properties of {name}"))?;
+        if let (Some(svc), types::LoadState::Loaded) = (svc, &st.load_state) {
+            let mut s = svc.with_context(|| format!("reading service properties of {name}"))?;
             st.result = string(&mut s, "Result").as_str().into();
             st.n_restarts = take(&mut s, "NRestarts").unwrap_or(0);
             st.exec_main_status = take(&mut s, "ExecMainStatus").unwrap_or(0);
@@ -423,7 +440,7 @@ impl UnitManager for Systemd {
                 environment_files: take(&mut s, "EnvironmentFiles").unwrap_or_default(),
                 unset_environment: take(&mut s, "UnsetEnvironment").unwrap_or_default(),
                 pass_environment: take(&mut s, "PassEnvironment").unwrap_or_default(),
-                manager_environment: self.manager.environment().await.ok(),
+                manager_environment,
                 main_pid: take(&mut s, "MainPID").unwrap_or(0),
                 exec_main_start_usec: take(&mut s, "ExecMainStartTimestamp").unwrap_or(0),
                 exec_main_start_monotonic_usec: take(&mut s, "ExecMainStartTimestampMonotonic")
