@@ -12,6 +12,9 @@
 # $TG_ROOTFS_CACHE or target/tmp/rootfs-bookworm as the base rootfs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The node stands in for a VM or bare metal, as in the tests: in a container
+# taint-guard leaves swap to the host (tests/harness: VM_STAND_IN).
+export TAINT_GUARD_ASSUME_VIRTUALIZATION=none
 RUNS=${RUNS:-9}
 fixtures=tests/fixtures/node
 base=${TG_ROOTFS_CACHE:-target/tmp/rootfs-bookworm}
