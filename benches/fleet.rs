@@ -298,7 +298,11 @@ fn main() {
     let flap_down = 120_000u64;
     let mut rng = fastrand::Rng::with_seed(7);
 
-    let counts = Arc::new(Mutex::new(Counts::default()));
+    let counts = Arc::new(Mutex::new(Counts {
+        // Unknown until every node has reported once.
+        steady_from_ms: u64::MAX,
+        ..Counts::default()
+    }));
     let names: Vec<String> = (0..n).map(|i| format!("node-{i:05}")).collect();
     {
         let mut c = counts.lock().unwrap();
