@@ -441,23 +441,29 @@ impl Config {
             .last()
             .map(|(p, _, _)| p.display().to_string())
             .unwrap_or_default();
-        if hb.saturating_add(every) > crate::report::node::MAX_HEARTBEAT_AGE_MINS
-            || every > MAX_REPORT_EVERY_MINS
-        {
+        if hb.saturating_add(every) > MAX_HEARTBEAT_AGE_MINS || every > MAX_REPORT_EVERY_MINS {
             return Err(ConfigError {
                 path: last,
                 line: 0,
                 column: 0,
                 message: format!(
                     "report.heartbeat_mins ({hb}) + run.report_heartbeat_mins ({every}) must be at most {}, and run.report_heartbeat_mins at most {MAX_REPORT_EVERY_MINS}: a KubeletHostProblem heartbeat older than {} minutes means taint-guard stopped reporting, and the TaintGuardReportStale alert fires after an hour without a report",
-                    crate::report::node::MAX_HEARTBEAT_AGE_MINS,
-                    crate::report::node::STALE_AFTER.as_mins()
+                    MAX_HEARTBEAT_AGE_MINS,
+                    STALE_AFTER_MINS
                 ),
             });
         }
         Ok(c)
     }
 }
+
+/// A KubeletHostProblem heartbeat older than this (minutes) means its
+/// reporter stopped (`report::node::STALE_AFTER`).
+pub const STALE_AFTER_MINS: u64 = 120;
+
+/// `report.heartbeat_mins + run.report_heartbeat_mins` may not exceed this
+/// (a heartbeat then stays well inside [`STALE_AFTER_MINS`]).
+pub const MAX_HEARTBEAT_AGE_MINS: u64 = 100;
 
 /// The daemon reads the Node at least this often (minutes): the
 /// PrometheusRule's TaintGuardReportStale waits an hour for a report.

@@ -23,12 +23,9 @@ pub const CONDITION: &str = "KubeletHostProblem";
 /// stopped. The heartbeat is refreshed at the first report after it is
 /// `report.heartbeat_mins` (60) old, and the daemon reports at least every
 /// `run.report_heartbeat_mins` (20): at most 80 min by default, and the
-/// config refuses more than 100 (`MAX_HEARTBEAT_AGE_MINS`).
-pub const STALE_AFTER: jiff::SignedDuration = jiff::SignedDuration::from_mins(120);
-
-/// `report.heartbeat_mins + run.report_heartbeat_mins` may not exceed this
-/// (a heartbeat then stays well inside [`STALE_AFTER`]).
-pub const MAX_HEARTBEAT_AGE_MINS: u64 = 100;
+/// config refuses more than 100 (`config::MAX_HEARTBEAT_AGE_MINS`).
+pub const STALE_AFTER: jiff::SignedDuration =
+    jiff::SignedDuration::from_mins(crate::config::STALE_AFTER_MINS as i64);
 const OK_REASON: &str = "KubeletHostOK";
 
 /// One event to create.
