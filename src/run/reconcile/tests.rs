@@ -370,6 +370,57 @@ fn a_first_report_with_a_problem_goes_before_one_that_says_all_is_well() {
     assert_eq!(d.run.report_initial_delay_ok_secs, 180);
 }
 
+/// A repair's Events are news: a first report that carries them takes the
+/// short delay even though all is well after the repair.
+#[test]
+fn a_first_report_with_repair_events_takes_the_short_delay() {
+    let mut c = Config::default();
+    c.run.report_initial_delay_secs = 30;
+    c.run.report_initial_delay_ok_secs = 300;
+    c.run.start_grace_secs = 0;
+    let mut w = World::new(c);
+    let down = node(kubelet("inactive", "dead", "disabled", "success"));
+    let d = w.step(0, &down);
+    let (plan, _) = d.repair.clone().expect("seed incident repaired");
+    w.r.applied(&plan, &outcomes(&plan, Outcome::Done), &down, w.at(0).0);
+    let ok = node(kubelet("active", "running", "enabled", "success"));
+    let d = w.step(1, &ok);
+    assert!(d.report.is_none(), "not before the random delay");
+    let wake = d.wake_at.expect("the first report scheduled") - w.t0;
+    assert!(wake <= secs(30), "{wake:?}");
+    let d = w.step(30, &ok);
+    let job = d.report.expect("the first report, within the short delay");
+    assert!(!job.events.is_empty(), "{job:?}");
+}
+
+/// A later fragment that sets report_initial_delay_secs alone moves the
+/// all-is-well delay with it (6 ×); one that sets it keeps its own.
+#[test]
+fn the_all_is_well_delay_follows_the_merged_config() {
+    let parse = |texts: &[(&str, &str)]| {
+        Config::from_texts(
+            &texts
+                .iter()
+                .map(|(p, t)| (std::path::PathBuf::from(p), t.to_string()))
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
+    };
+    let c = parse(&[("a.toml", "[run]\nreport_initial_delay_secs = 10\n")]);
+    assert_eq!(c.run.report_initial_delay_ok_secs, 60);
+    let c = parse(&[
+        ("a.toml", "[run]\nreport_initial_delay_ok_secs = 500\n"),
+        ("b.toml", "[run]\nreport_initial_delay_secs = 0\n"),
+    ]);
+    assert_eq!(
+        (
+            c.run.report_initial_delay_secs,
+            c.run.report_initial_delay_ok_secs
+        ),
+        (0, 500)
+    );
+}
+
 #[test]
 fn the_heartbeat_is_well_inside_the_staleness_rule() {
     let mut w = World::new(cfg());
