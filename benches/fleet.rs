@@ -246,6 +246,7 @@ fn observation(up: bool, at_us: u64) -> Observation {
         swap_units: Probe::Ok(vec![]),
         kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
         virtualization: Probe::Ok(taint_guard::virt::Virtualization::None),
+        kernel: Default::default(),
     }
 }
 

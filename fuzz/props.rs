@@ -104,7 +104,7 @@ pub fn envfile(data: &[u8]) {
 pub fn kubelet_yaml(data: &[u8]) {
     if let Err(e) = taint_guard::kubelet::config::parse(data, "/var/lib/kubelet/config.yaml", false)
     {
-        assert!(e.starts_with("/var/lib/kubelet/config.yaml"), "{e}");
+        assert!(e.message.starts_with("/var/lib/kubelet/config.yaml"), "{e}");
     }
 }
 

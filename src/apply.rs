@@ -166,6 +166,20 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
                     format!("{unit} will not be started now: left as it is"),
                 )
             }
+            (Step::PersistModule { module }, _) => persist_line(
+                host,
+                crate::readiness::modules::OURS,
+                |old| crate::readiness::modules::persist_text(old, module),
+                now,
+                &format!("{module} listed"),
+            ),
+            (Step::PersistSysctl { key, value }, _) => persist_line(
+                host,
+                crate::readiness::sysctl::OURS,
+                |old| crate::readiness::sysctl::persist_text(old, key, value),
+                now,
+                &format!("`{key} = {value}` written"),
+            ),
             (Step::ClearPause { path }, _) => {
                 match crate::pause::clear_expired(host, path, now, pause_cap) {
                     Ok(true) => (Outcome::Done, format!("removed the expired pause {path}")),
@@ -212,7 +226,9 @@ pub async fn apply_with<S: UnitManager, K: Swapoff>(
                     Step::Swapoff { .. }
                     | Step::CommentFstab { .. }
                     | Step::Start { .. }
-                    | Step::ClearPause { .. } => {
+                    | Step::ClearPause { .. }
+                    | Step::PersistModule { .. }
+                    | Step::PersistSysctl { .. } => {
                         unreachable!("handled above")
                     }
                 };
@@ -277,6 +293,52 @@ async fn swapoff_bounded<K: Swapoff>(
                 bound.as_millis()
             ),
         ),
+    }
+}
+
+/// Write taint-guard's own file `node_path` (modules-load.d, sysctl.d) as
+/// `edit` makes it from its current text: created atomically when new; an
+/// existing one rewritten atomically with a backup beside it, only the line
+/// meant changing.
+fn persist_line(
+    host: &HostRoot,
+    node_path: &str,
+    edit: impl Fn(&str) -> String,
+    now: Timestamp,
+    what: &str,
+) -> (Outcome, String) {
+    let target = match host.resolve(node_path) {
+        Ok(t) => t,
+        Err(e) => return (Outcome::Failed, format!("resolving {node_path}: {e}")),
+    };
+    let old = match std::fs::read_to_string(&target) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return (Outcome::Failed, format!("reading {node_path}: {e}")),
+    };
+    let new = edit(old.as_deref().unwrap_or(""));
+    if old.as_deref() == Some(new.as_str()) {
+        return (Outcome::Skipped, format!("{node_path} already says so"));
+    }
+    let r = match &old {
+        None => target
+            .parent()
+            .map(std::fs::create_dir_all)
+            .transpose()
+            .map_err(anyhow::Error::from)
+            .and_then(|_| crate::files::write_atomic(&target, new.as_bytes(), None))
+            .map(|()| format!("{what}: created {node_path}")),
+        Some(_) => crate::files::rewrite(&target, new.as_bytes(), &stamp(now)).map(|bak| {
+            let bak = bak
+                .strip_prefix(host.root())
+                .map(|p| format!("/{}", p.display()))
+                .unwrap_or_else(|_| bak.display().to_string());
+            format!("{what} in {node_path}; previous version saved as {bak}")
+        }),
+    };
+    match r {
+        Ok(d) => (Outcome::Done, d),
+        Err(e) => (Outcome::Failed, format!("{e:#}")),
     }
 }
 

@@ -47,6 +47,7 @@ pub struct Config {
     pub report: ReportSettings,
     pub pause: PauseSettings,
     pub run: RunSettings,
+    pub readiness: Readiness,
     /// Files merged, in order (for `--verbose` and errors).
     pub sources: Vec<PathBuf>,
 }
@@ -77,6 +78,23 @@ pub struct FixPolicy {
     /// (a person asked for the repair); the daemon will not by default.
     /// Not a config key yet: set by the caller.
     pub start_stopped: bool,
+    /// List a module that is in the kernel now in
+    /// /etc/modules-load.d/taint-guard.conf, so the next boot loads it too.
+    pub persist_modules: bool,
+    /// Write a sysctl that has the required value now to
+    /// /etc/sysctl.d/99-taint-guard.conf, so the next boot sets it too.
+    pub persist_sysctls: bool,
+}
+
+/// Reboot readiness beyond kubelet and swap: what the node needs in the
+/// kernel now and at the next boot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Readiness {
+    /// Kernel modules kubelet networking needs (empty: not checked).
+    pub modules: Vec<String>,
+    /// Sysctls and the value they need (empty: not checked). A
+    /// `net.bridge.*` key is checked only while br_netfilter is in.
+    pub sysctls: BTreeMap<String, String>,
 }
 
 /// The daemon (`taint-guard run`): event handling, repair rules, reporting
@@ -161,6 +179,15 @@ struct Fragment {
     pause: PauseFragment,
     #[serde(default)]
     run: RunFragment,
+    #[serde(default)]
+    readiness: ReadinessFragment,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReadinessFragment {
+    modules: Option<Vec<String>>,
+    sysctls: Option<BTreeMap<String, toml::Spanned<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -206,6 +233,8 @@ struct FixFragment {
     wait_for_start: Option<bool>,
     swapoff_timeout_secs: Option<u64>,
     fstab_backups: Option<usize>,
+    persist_modules: Option<bool>,
+    persist_sysctls: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -287,6 +316,20 @@ impl Config {
                 swapoff_timeout_secs: 120,
                 fstab_backups: 5,
                 start_stopped: true,
+                persist_modules: true,
+                persist_sysctls: true,
+            },
+            // kubeadm's install guide: overlay and br_netfilter loaded, IPv4
+            // forwarding on, bridged traffic through iptables.
+            readiness: Readiness {
+                modules: vec!["overlay".into(), "br_netfilter".into()],
+                sysctls: [
+                    ("net.ipv4.ip_forward", "1"),
+                    ("net.bridge.bridge-nf-call-iptables", "1"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             },
             report: ReportSettings {
                 api_timeout_secs: 10,
@@ -338,6 +381,54 @@ impl Config {
             set!(c.fix.wait_for_start, f.fix.wait_for_start);
             set!(c.fix.swapoff_timeout_secs, f.fix.swapoff_timeout_secs);
             set!(c.fix.fstab_backups, f.fix.fstab_backups);
+            set!(c.fix.persist_modules, f.fix.persist_modules);
+            set!(c.fix.persist_sysctls, f.fix.persist_sysctls);
+            set!(c.readiness.modules, f.readiness.modules);
+            if let Some(m) = &f.readiness.sysctls {
+                let mut out = BTreeMap::new();
+                for (k, v) in m {
+                    let bad = |message: String| {
+                        let (line, column) = line_col(text, v.span().start);
+                        ConfigError {
+                            path: path.display().to_string(),
+                            line,
+                            column,
+                            message,
+                        }
+                    };
+                    let key = crate::readiness::sysctl::normalize(k);
+                    if key.is_empty()
+                        || key.contains(['*', '?', '[', ' ', '='])
+                        || key.split('.').any(|c| c.is_empty() || c == "..")
+                    {
+                        return Err(bad(format!(
+                            "readiness.sysctls: `{k}` is not a sysctl name (net.ipv4.ip_forward)"
+                        )));
+                    }
+                    if v.get_ref().trim().is_empty() || v.get_ref().contains('\n') {
+                        return Err(bad(format!(
+                            "readiness.sysctls: the value of `{k}` must be one line, not empty"
+                        )));
+                    }
+                    out.insert(key, v.get_ref().trim().to_string());
+                }
+                c.readiness.sysctls = out;
+            }
+            if let Some(bad) = c.readiness.modules.iter().find(|m| {
+                m.is_empty()
+                    || !m
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            }) {
+                return Err(ConfigError {
+                    path: path.display().to_string(),
+                    line: 0,
+                    column: 0,
+                    message: format!(
+                        "readiness.modules: `{bad}` is not a module name (br_netfilter)"
+                    ),
+                });
+            }
             set!(c.pause.max_hours, f.pause.max_hours);
             set!(c.run.remediate, f.run.remediate);
             set!(c.run.enforce, f.run.enforce);

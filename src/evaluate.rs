@@ -10,6 +10,8 @@ use crate::systemd::types::{ActiveState, JobType, LoadState, ServiceResult, Unit
 
 pub use crate::finding::{Severity, FINDING_IDS};
 
+mod readiness;
+
 /// Overall status, with the monitoring-plugins exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -81,6 +83,7 @@ pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
         }
     }
     swap_findings(obs, cfg, &mut f);
+    readiness::findings(obs, cfg, &mut f);
     assess(f, cfg)
 }
 
@@ -110,9 +113,12 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
         Some(Severity::Unknown) => Status::Unknown,
         Some(Severity::Critical) => Status::Critical,
     };
-    let unsafe_ = findings
-        .iter()
-        .any(|x| x.severity == Severity::Critical && x.kind.breaks_boot());
+    // kubelet will not come back by itself, or something in effect now is
+    // lost at the reboot.
+    let unsafe_ = findings.iter().any(|x| {
+        (x.severity == Severity::Critical && x.kind.breaks_boot())
+            || (x.severity >= Severity::Warning && x.kind.lost_at_reboot() && !x.reboot_unknown)
+    });
     let unknown = findings
         .iter()
         .any(|x| matches!(x.kind, FindingKind::ProbeFailed { .. }) || x.reboot_unknown);
@@ -613,6 +619,7 @@ mod tests {
             swap_units: Probe::Ok(vec![]),
             kubelet_policy: policy(true),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
+            kernel: Default::default(),
         }
     }
 

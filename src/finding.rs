@@ -20,7 +20,7 @@ use crate::remedy::Remedy;
 pub const KUBELET_UNIT: &str = "kubelet.service";
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 15] = [
+pub const FINDING_IDS: [&str; 20] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
@@ -36,6 +36,11 @@ pub const FINDING_IDS: [&str; 15] = [
     "swapoff-unsafe",
     "probe-failed",
     "config-invalid",
+    "kubelet-config-invalid",
+    "module-not-loaded",
+    "module-not-persisted",
+    "sysctl-wrong",
+    "sysctl-not-persisted",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -86,6 +91,9 @@ pub enum ProbeTarget {
     SwapUnits,
     /// What systemd runs in (a container activates no swap).
     Virtualization,
+    /// A kernel state or boot configuration source of the readiness checks
+    /// (`/proc/modules`, `modules-load.d`, `sysctl.d`, `/proc/sys/…`).
+    Kernel(String),
 }
 
 impl ProbeTarget {
@@ -97,6 +105,7 @@ impl ProbeTarget {
             ProbeTarget::Fstab(p) => p.clone(),
             ProbeTarget::SwapUnits => "swap-units".into(),
             ProbeTarget::Virtualization => "virtualization".into(),
+            ProbeTarget::Kernel(s) => s.clone(),
         }
     }
 }
@@ -159,6 +168,27 @@ pub enum FindingKind {
     ConfigInvalid {
         path: String,
     },
+    /// kubelet will refuse its next start (its config file, or the unit's
+    /// EnvironmentFile): a reboot hazard even while it runs today.
+    KubeletConfigInvalid {
+        unit: String,
+    },
+    /// A module kubelet networking needs is not in the kernel.
+    ModuleNotLoaded {
+        module: String,
+    },
+    /// In the kernel now, not loaded again at the next boot.
+    ModuleNotPersisted {
+        module: String,
+    },
+    /// A sysctl has another value than the one required.
+    SysctlWrong {
+        key: String,
+    },
+    /// Right now, not what the next boot sets.
+    SysctlNotPersisted {
+        key: String,
+    },
 }
 
 impl FindingKind {
@@ -180,6 +210,11 @@ impl FindingKind {
             FindingKind::SwapoffUnsafe { .. } => "swapoff-unsafe",
             FindingKind::ProbeFailed { .. } => "probe-failed",
             FindingKind::ConfigInvalid { .. } => "config-invalid",
+            FindingKind::KubeletConfigInvalid { .. } => "kubelet-config-invalid",
+            FindingKind::ModuleNotLoaded { .. } => "module-not-loaded",
+            FindingKind::ModuleNotPersisted { .. } => "module-not-persisted",
+            FindingKind::SysctlWrong { .. } => "sysctl-wrong",
+            FindingKind::SysctlNotPersisted { .. } => "sysctl-not-persisted",
         }
     }
 
@@ -201,6 +236,12 @@ impl FindingKind {
             FindingKind::SwapoffUnsafe { devices } => devices.join(","),
             FindingKind::ProbeFailed { target } => target.subject(),
             FindingKind::ConfigInvalid { path } => path.clone(),
+            FindingKind::KubeletConfigInvalid { unit } => unit.clone(),
+            FindingKind::ModuleNotLoaded { module }
+            | FindingKind::ModuleNotPersisted { module } => module.clone(),
+            FindingKind::SysctlWrong { key } | FindingKind::SysctlNotPersisted { key } => {
+                key.clone()
+            }
         }
     }
 
@@ -231,6 +272,17 @@ impl FindingKind {
                 | FindingKind::UnitFailed { .. }
                 | FindingKind::SwapInFstab { .. }
                 | FindingKind::SwapUnitEnabled { .. }
+                | FindingKind::KubeletConfigInvalid { .. }
+        )
+    }
+
+    /// Something in effect now that the next boot does not bring back: the
+    /// node is not reboot-safe while such a finding stands (at warning or
+    /// above, and unless the finding says the boot value is unknown).
+    pub fn lost_at_reboot(&self) -> bool {
+        matches!(
+            self,
+            FindingKind::ModuleNotPersisted { .. } | FindingKind::SysctlNotPersisted { .. }
         )
     }
 
@@ -277,11 +329,19 @@ impl FindingKind {
                     "/proc/swaps" => ProbeTarget::ProcSwaps,
                     "swap-units" => ProbeTarget::SwapUnits,
                     "virtualization" => ProbeTarget::Virtualization,
+                    s if s.starts_with("/proc/") || s == "modules-load.d" || s == "sysctl.d" => {
+                        ProbeTarget::Kernel(s.into())
+                    }
                     s if s.starts_with('/') => ProbeTarget::Fstab(s.into()),
                     s => ProbeTarget::Unit(s.into()),
                 },
             },
             "config-invalid" => FindingKind::ConfigInvalid { path: unit() },
+            "kubelet-config-invalid" => FindingKind::KubeletConfigInvalid { unit: unit() },
+            "module-not-loaded" => FindingKind::ModuleNotLoaded { module: unit() },
+            "module-not-persisted" => FindingKind::ModuleNotPersisted { module: unit() },
+            "sysctl-wrong" => FindingKind::SysctlWrong { key: unit() },
+            "sysctl-not-persisted" => FindingKind::SysctlNotPersisted { key: unit() },
             _ => return None,
         })
     }
@@ -398,6 +458,27 @@ mod tests {
             FindingKind::PauseExpired,
             FindingKind::ConfigInvalid {
                 path: "/etc/taint-guard/config.toml".into(),
+            },
+            FindingKind::KubeletConfigInvalid {
+                unit: "kubelet.service".into(),
+            },
+            FindingKind::ModuleNotLoaded {
+                module: "overlay".into(),
+            },
+            FindingKind::ModuleNotPersisted {
+                module: "br_netfilter".into(),
+            },
+            FindingKind::SysctlWrong {
+                key: "net.ipv4.ip_forward".into(),
+            },
+            FindingKind::SysctlNotPersisted {
+                key: "net.bridge.bridge-nf-call-iptables".into(),
+            },
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Kernel("/proc/modules".into()),
+            },
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Kernel("sysctl.d".into()),
             },
         ];
         for k in kinds {

@@ -23,6 +23,7 @@ pub mod output;
 pub mod paths;
 pub mod pause;
 pub mod plan;
+pub mod readiness;
 pub mod remedy;
 pub mod report;
 pub mod run;

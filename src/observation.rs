@@ -145,6 +145,9 @@ pub struct Observation {
     /// swap, and the swap /proc/swaps shows is the host's.
     #[serde(default = "bare_metal")]
     pub virtualization: Probe<crate::virt::Virtualization>,
+    /// The required kernel modules and sysctls, now and at the next boot.
+    #[serde(default)]
+    pub kernel: KernelObservation,
 }
 
 fn bare_metal() -> Probe<crate::virt::Virtualization> {
@@ -158,4 +161,32 @@ impl Observation {
             .iter()
             .find(|u| u.required == crate::finding::KUBELET_UNIT)
     }
+}
+
+/// One module the config requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleObservation {
+    pub name: String,
+    pub now: Probe<crate::readiness::ModuleNow>,
+    pub at_boot: Probe<crate::readiness::ModuleBoot>,
+}
+
+/// One sysctl the config requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SysctlObservation {
+    /// Dotted (`net.ipv4.ip_forward`).
+    pub key: String,
+    /// The value the config wants.
+    pub want: String,
+    /// The value now; `None` when this kernel has no such sysctl.
+    pub now: Probe<Option<String>>,
+    pub at_boot: Probe<crate::readiness::BootValue>,
+}
+
+/// The kernel's state and its boot configuration, for the required
+/// modules and sysctls.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelObservation {
+    pub modules: Vec<ModuleObservation>,
+    pub sysctls: Vec<SysctlObservation>,
 }

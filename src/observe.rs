@@ -12,6 +12,7 @@ use crate::fstab;
 use crate::hostroot::HostRoot;
 use crate::kubelet::{self, DirEntry, KubeletPolicy, NodeFiles};
 use crate::observation::{FstabSwap, Observation, Probe, UnitObservation};
+use crate::observation::{KernelObservation, ModuleObservation, SysctlObservation};
 use crate::swap::{self, SwapUnit};
 use crate::systemd::UnitManager;
 use crate::virt::Virtualization;
@@ -118,7 +119,138 @@ pub async fn observe<S: UnitManager>(
         swap_units,
         kubelet_policy,
         virtualization,
+        kernel: observe_kernel(src, cfg),
     }
+}
+
+/// The required modules and sysctls: the kernel now (this process's /proc,
+/// beside `src.proc_swaps`: the host's kernel; sysctls of this process's
+/// network namespace), and what the node's files make of the next boot.
+pub fn observe_kernel(src: &Sources, cfg: &Config) -> KernelObservation {
+    use crate::readiness::{modules, sysctl};
+    let proc = src.proc_swaps.parent().unwrap_or(Path::new("/proc"));
+    let cmdline = std::fs::read(src.proc_cmdline())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|e| format!("reading {}: {e}", src.proc_cmdline().display()));
+    let mut out = KernelObservation::default();
+    if !cfg.readiness.modules.is_empty() {
+        // No /proc/modules: a kernel without module support, everything
+        // it has is built in.
+        let loaded = match std::fs::read_to_string(proc.join("modules")) {
+            Ok(t) => Ok(Some(modules::proc_modules(&t))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("reading {}: {e}", proc.join("modules").display())),
+        };
+        let release = std::fs::read_to_string(proc.join("sys/kernel/osrelease"))
+            .map(|r| r.trim().to_string())
+            .unwrap_or_default();
+        let kdir = format!("/lib/modules/{release}");
+        let builtin = read_optional(&src.host, &format!("{kdir}/modules.builtin"))
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let dep = read_optional(&src.host, &format!("{kdir}/modules.dep"))
+            .ok()
+            .flatten();
+        let files = conf_files(&src.host, &modules::MODULES_LOAD_DIRS);
+        let filesystems = std::fs::read_to_string(proc.join("filesystems")).unwrap_or_default();
+        for name in &cfg.readiness.modules {
+            let canon = modules::canonical(name);
+            let now = match &loaded {
+                Err(e) => Probe::Failed(e.clone()),
+                Ok(Some(l)) if l.contains(&canon) => Probe::Ok(modules::ModuleNow::Loaded),
+                Ok(_) => {
+                    // Built in: listed in modules.builtin, or what it
+                    // provides is there without it being loaded.
+                    let provides = match canon.as_str() {
+                        "overlay" => filesystems
+                            .lines()
+                            .any(|l| l.split_whitespace().last() == Some("overlay")),
+                        "br_netfilter" => proc.join("sys/net/bridge").is_dir(),
+                        _ => false,
+                    };
+                    let in_builtin = builtin
+                        .lines()
+                        .any(|l| modules::installed(&format!("{l}:"), &canon));
+                    if provides || in_builtin || Path::new("/sys/module").join(&canon).is_dir() {
+                        Probe::Ok(modules::ModuleNow::BuiltIn)
+                    } else {
+                        Probe::Ok(modules::ModuleNow::Absent)
+                    }
+                }
+            };
+            let at_boot = match (&now, &files, &cmdline) {
+                (Probe::Failed(e), _, _) => Probe::Failed(e.clone()),
+                (_, Err(e), _) | (_, _, Err(e)) => Probe::Failed(e.clone()),
+                (Probe::Ok(n), Ok(f), Ok(c)) => {
+                    Probe::Ok(modules::boot(name, *n, f, c, dep.as_deref()))
+                }
+            };
+            out.modules.push(ModuleObservation {
+                name: name.clone(),
+                now,
+                at_boot,
+            });
+        }
+    }
+    if !cfg.readiness.sysctls.is_empty() {
+        let files = conf_files(&src.host, &sysctl::SYSCTL_DIRS);
+        for (key, want) in &cfg.readiness.sysctls {
+            let p = proc.join(sysctl::proc_path(key).trim_start_matches("/proc/"));
+            let now = match std::fs::read_to_string(&p) {
+                Ok(v) => Probe::Ok(Some(v.trim().to_string())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Probe::Ok(None),
+                Err(e) => Probe::Failed(format!("reading {}: {e}", p.display())),
+            };
+            let at_boot = match (&files, &cmdline) {
+                (Err(e), _) | (_, Err(e)) => Probe::Failed(e.clone()),
+                (Ok(f), Ok(c)) => Probe::Ok(sysctl::boot_value(key, f, c)),
+            };
+            out.sysctls.push(SysctlObservation {
+                key: key.clone(),
+                want: want.clone(),
+                now,
+                at_boot,
+            });
+        }
+    }
+    out
+}
+
+/// The `*.conf` files systemd-sysctl / systemd-modules-load run from
+/// `dirs` (highest precedence first), in order, with their bytes; a link to
+/// /dev/null masks its name.
+fn conf_files(
+    host: &HostRoot,
+    dirs: &[&str],
+) -> std::result::Result<Vec<crate::readiness::sysctl::ConfFile>, String> {
+    use crate::readiness::sysctl::{effective_files, ConfFile};
+    let mut found = Vec::new();
+    for dir in dirs {
+        let entries = match NodeFiles::list_dir(host, dir) {
+            Ok(Some(e)) => e,
+            Ok(None) => continue,
+            Err(e) => return Err(format!("listing {dir}: {e}")),
+        };
+        for e in entries
+            .into_iter()
+            .filter(|e| e.name.ends_with(".conf") && !e.is_dir)
+        {
+            let path = format!("{dir}/{}", e.name);
+            let masked =
+                std::fs::read_link(host.path(&path)).is_ok_and(|t| t == Path::new("/dev/null"));
+            let bytes = if masked {
+                None
+            } else {
+                match NodeFiles::read(host, &path) {
+                    Ok(b) => Some(b.unwrap_or_default()),
+                    Err(e) => return Err(format!("reading {path}: {e}")),
+                }
+            };
+            found.push(ConfFile { path, bytes });
+        }
+    }
+    Ok(effective_files(found))
 }
 
 async fn observe_unit<S: UnitManager>(

@@ -50,10 +50,21 @@ pub enum Step {
     ClearPause {
         path: String,
     },
+    /// List a module that is in the kernel now in taint-guard's
+    /// modules-load.d file, for the next boot.
+    PersistModule {
+        module: String,
+    },
+    /// Write a sysctl that has the required value now to taint-guard's
+    /// sysctl.d file, for the next boot.
+    PersistSysctl {
+        key: String,
+        value: String,
+    },
 }
 
 /// Every action id, for `--only` and docs.
-pub const ACTION_IDS: [&str; 10] = [
+pub const ACTION_IDS: [&str; 12] = [
     "swapoff",
     "fstab-comment",
     "swap-unit-disable",
@@ -64,6 +75,8 @@ pub const ACTION_IDS: [&str; 10] = [
     "daemon-reload",
     "start",
     "pause-clear",
+    "module-persist",
+    "sysctl-persist",
 ];
 
 impl Step {
@@ -80,6 +93,8 @@ impl Step {
             Step::Reload => "daemon-reload",
             Step::Start { .. } => "start",
             Step::ClearPause { .. } => "pause-clear",
+            Step::PersistModule { .. } => "module-persist",
+            Step::PersistSysctl { .. } => "sysctl-persist",
         }
     }
 
@@ -95,7 +110,9 @@ impl Step {
             Step::Swapoff { .. }
             | Step::CommentFstab { .. }
             | Step::Reload
-            | Step::ClearPause { .. } => None,
+            | Step::ClearPause { .. }
+            | Step::PersistModule { .. }
+            | Step::PersistSysctl { .. } => None,
         }
     }
 
@@ -132,6 +149,8 @@ impl Step {
             | Step::Start { unit } => unit.clone(),
             Step::Reload => "systemd".into(),
             Step::ClearPause { path } => path.clone(),
+            Step::PersistModule { module } => module.clone(),
+            Step::PersistSysctl { key, .. } => key.clone(),
         }
     }
 }
@@ -274,12 +293,69 @@ pub fn plan(a: &Assessment, obs: &Observation, policy: &FixPolicy, pause: Option
     swap_stays_on |= swap_left_on(a, obs, &p);
     comment_fstab(a, obs, policy, &mut p);
     swap_units(a, obs, policy, &mut p);
+    persist(a, obs, policy, &mut p);
     let run = units(a, obs, policy, swap_stays_on, &mut p);
     if p.actions.iter().any(|a| a.step.changes_files()) {
         p.actions.push(reload_action());
     }
     p.actions.extend(run);
     p
+}
+
+/// Persist what is in effect now and would be lost at the next boot: a
+/// module in the kernel, a sysctl at its required value. Nothing else of
+/// the kernel is changed (no modprobe, no sysctl -w).
+fn persist(a: &Assessment, obs: &Observation, policy: &FixPolicy, p: &mut Plan) {
+    for k in fixable(a) {
+        match k {
+            FindingKind::ModuleNotPersisted { module } if policy.persist_modules => {
+                p.actions.push(Action {
+                    step: Step::PersistModule {
+                        module: module.clone(),
+                    },
+                    reason: format!(
+                        "{module} is in the kernel now and nothing loads it at the next boot: list it in {}",
+                        crate::readiness::modules::OURS
+                    ),
+                });
+            }
+            FindingKind::ModuleNotPersisted { module } => p.skipped.push(Skip {
+                id: "module-persist",
+                subject: module.clone(),
+                reason: "fix.persist_modules is off in config".into(),
+            }),
+            FindingKind::SysctlNotPersisted { key } => {
+                let Some(want) = obs
+                    .kernel
+                    .sysctls
+                    .iter()
+                    .find(|s| &s.key == key)
+                    .map(|s| s.want.clone())
+                else {
+                    continue;
+                };
+                if !policy.persist_sysctls {
+                    p.skipped.push(Skip {
+                        id: "sysctl-persist",
+                        subject: key.clone(),
+                        reason: "fix.persist_sysctls is off in config".into(),
+                    });
+                    continue;
+                }
+                p.actions.push(Action {
+                    step: Step::PersistSysctl {
+                        key: key.clone(),
+                        value: want.clone(),
+                    },
+                    reason: format!(
+                        "{key} is {want} now and the next boot would not set it: write `{key} = {want}` to {}",
+                        crate::readiness::sysctl::OURS
+                    ),
+                });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A maintenance pause: nothing is done; every fixable finding says why.
@@ -764,6 +840,7 @@ mod tests {
             swap_units: Probe::Ok(vec![]),
             kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
+            kernel: Default::default(),
         }
     }
 

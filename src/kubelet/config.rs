@@ -23,8 +23,6 @@ pub struct ConfigFacts {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct Typed {
-    kind: Option<String>,
-    api_version: Option<String>,
     fail_swap_on: Option<bool>,
     memory_swap: Option<TypedMemorySwap>,
 }
@@ -35,32 +33,72 @@ struct TypedMemorySwap {
     swap_behavior: Option<String>,
 }
 
-/// Parse one KubeletConfiguration (`dropin`: from `--config-dir`). Errors
-/// name the file, and line:column where the YAML parser gives one.
-pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, String> {
-    if bytes.is_empty() {
-        return Err(format!(
-            "{path} is empty (kubelet refuses an empty config file)"
-        ));
+/// Why a config file could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    pub message: String,
+    /// kubelet is certain to refuse the file too (empty, not YAML, not a
+    /// v1beta1 KubeletConfiguration); otherwise only taint-guard cannot
+    /// reproduce how kubelet reads it.
+    pub kubelet_refuses: bool,
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
     }
-    let typed: Typed = serde_norway::from_slice(bytes).map_err(|e| match e.location() {
+}
+
+impl From<String> for ParseError {
+    fn from(message: String) -> Self {
+        ParseError {
+            message,
+            kubelet_refuses: false,
+        }
+    }
+}
+
+fn refused(message: String) -> ParseError {
+    ParseError {
+        message,
+        kubelet_refuses: true,
+    }
+}
+
+fn located(path: &str, e: &serde_norway::Error) -> String {
+    match e.location() {
         Some(l) => format!("{path}:{}:{}: {e}", l.line(), l.column()),
         None => format!("{path}: {e}"),
-    })?;
-    if typed.kind.as_deref() != Some("KubeletConfiguration")
-        || typed.api_version.as_deref() != Some("kubelet.config.k8s.io/v1beta1")
-    {
-        return Err(format!(
-            "{path}: not a kubelet.config.k8s.io/v1beta1 KubeletConfiguration (kind {:?}, apiVersion {:?}); kubelet refuses it",
-            typed.kind.unwrap_or_default(),
-            typed.api_version.unwrap_or_default()
-        ));
     }
+}
+
+/// Parse one KubeletConfiguration (`dropin`: from `--config-dir`). Errors
+/// name the file, and line:column where the YAML parser gives one.
+pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, ParseError> {
+    if bytes.is_empty() {
+        return Err(refused(format!(
+            "{path} is empty (kubelet refuses an empty config file)"
+        )));
+    }
+    // Not YAML at all: kubelet's YAML reader (a libyaml port, as this one)
+    // refuses it too. A field of the wrong type is only "not reproduced":
+    // kubelet's YAML 1.1 reads `yes` as a bool where YAML 1.2 reads a string.
+    let value: serde_norway::Value =
+        serde_norway::from_slice(bytes).map_err(|e| refused(located(path, &e)))?;
+    let kind = value.get("kind").and_then(|v| v.as_str());
+    let api_version = value.get("apiVersion").and_then(|v| v.as_str());
+    if kind != Some("KubeletConfiguration") || api_version != Some("kubelet.config.k8s.io/v1beta1")
+    {
+        return Err(refused(format!(
+            "{path}: not a kubelet.config.k8s.io/v1beta1 KubeletConfiguration (kind {:?}, apiVersion {:?}); kubelet refuses it",
+            kind.unwrap_or_default(),
+            api_version.unwrap_or_default()
+        )));
+    }
+    let typed: Typed = serde_norway::from_slice(bytes).map_err(|e| located(path, &e))?;
     // null values: for --config they mean "unset" (the default applies); in
     // a drop-in, a JSON merge patch null deletes a key, and how that plays
     // with kubelet's internal field names is not reproduced here.
-    let value: serde_norway::Value =
-        serde_norway::from_slice(bytes).map_err(|e| format!("{path}: {e}"))?;
     let null_at = |k: &str| value.get(k).is_some_and(|v| v.is_null());
     let swap_null = value
         .get("memorySwap")
@@ -77,7 +115,8 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Stri
                 {
                     return Err(format!(
                         "{path}: key {k:?} differs from failSwapOn/memorySwap only in case; how kubelet merges it is not reproduced"
-                    ));
+                    )
+                    .into());
                 }
             }
         }
@@ -85,7 +124,8 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Stri
     if dropin && (null_at("failSwapOn") || swap_null) {
         return Err(format!(
             "{path}: a null failSwapOn/memorySwap in a --config-dir drop-in (merge-patch deletion) is not reproduced"
-        ));
+        )
+        .into());
     }
     Ok(ConfigFacts {
         fail_swap_on: typed.fail_swap_on,
@@ -118,18 +158,21 @@ mod tests {
             false,
         )
         .unwrap_err();
-        assert!(e.starts_with("/c.yaml:3:"), "{e}");
-        assert!(parse(b"", "/c", false).unwrap_err().contains("empty"));
-        assert!(parse(b"failSwapOn: false\n", "/c", true)
-            .unwrap_err()
-            .contains("not a kubelet"));
-        assert!(parse(b"a: [\n", "/c", false)
-            .unwrap_err()
-            .starts_with("/c:"));
+        assert!(e.message.starts_with("/c.yaml:3:"), "{e}");
+        // A wrongly typed field: not reproduced (YAML 1.1 vs 1.2), not a
+        // certain refusal.
+        assert!(!e.kubelet_refuses);
+        let e = parse(b"", "/c", false).unwrap_err();
+        assert!(e.message.contains("empty") && e.kubelet_refuses);
+        let e = parse(b"failSwapOn: false\n", "/c", true).unwrap_err();
+        assert!(e.message.contains("not a kubelet") && e.kubelet_refuses);
+        let e = parse(b"a: [\n", "/c", false).unwrap_err();
+        assert!(e.message.starts_with("/c:") && e.kubelet_refuses, "{e}");
         assert!(parse(format!("{HEAD}failSwapOn: null\n").as_bytes(), "/c", true).is_err());
         assert!(
             parse(format!("{HEAD}failswapon: false\n").as_bytes(), "/c", true)
                 .unwrap_err()
+                .message
                 .contains("only in case")
         );
         // In --config a wrong-case key is an unknown field: ignored.

@@ -157,6 +157,10 @@ pub struct UnknownPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flavour: Option<Flavour>,
     pub sources: Vec<Source>,
+    /// Set when the next start of kubelet is certain to fail (not merely
+    /// unknown): a reboot hazard even while today's kubelet runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet_refuses: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,6 +183,7 @@ impl KubeletPolicy {
             reason: reason.into(),
             flavour: None,
             sources: Vec::new(),
+            kubelet_refuses: None,
         })
     }
 }
@@ -202,6 +207,10 @@ pub trait NodeFiles {
 pub(crate) struct Cx<'a> {
     pub files: &'a dyn NodeFiles,
     pub sources: Vec<Source>,
+    /// Set where the next start of kubelet (or of its unit) is certain to
+    /// fail: a config file missing, empty, not YAML or not a
+    /// KubeletConfiguration, an EnvironmentFile systemd refuses.
+    pub refusal: Option<String>,
 }
 
 impl Cx<'_> {
@@ -250,6 +259,13 @@ impl Cx<'_> {
     }
 
     /// Mark the last source as invalid.
+    /// Record that kubelet (or systemd) will refuse the next start; returns
+    /// the reason, for `?`.
+    pub fn refuse(&mut self, reason: String) -> String {
+        self.refusal.get_or_insert_with(|| reason.clone());
+        reason
+    }
+
     pub fn invalid(&mut self, detail: &str) {
         if let Some(s) = self.sources.last_mut() {
             s.state = SourceState::Invalid;
@@ -414,10 +430,10 @@ pub(crate) fn unit_env(cx: &mut Cx, spec: &ServiceSpec) -> Result<UnitEnv, Strin
                     }
                     Err(e) => {
                         cx.invalid(&e.0);
-                        return Err(format!(
+                        return Err(cx.refuse(format!(
                             "EnvironmentFile {p}: {}: systemd refuses to start the unit",
                             e.0
-                        ));
+                        )));
                     }
                 }
             }
@@ -430,9 +446,9 @@ pub(crate) fn unit_env(cx: &mut Cx, spec: &ServiceSpec) -> Result<UnitEnv, Strin
                     }
                 }
             } else {
-                return Err(format!(
+                return Err(cx.refuse(format!(
                     "EnvironmentFile={path} (without \"-\") does not exist: systemd refuses to start the unit"
-                ));
+                )));
             }
         }
     }
@@ -477,6 +493,7 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
     let mut cx = Cx {
         files,
         sources: Vec::new(),
+        refusal: None,
     };
     let flavour = match basename(&spec.exec_path) {
         "kubelet" => Some(Flavour::Kubelet),
@@ -538,6 +555,7 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
             reason,
             flavour,
             sources: cx.sources,
+            kubelet_refuses: cx.refusal,
         }),
     }
 }
@@ -575,22 +593,23 @@ pub(crate) fn apply_config(
                 Ok(())
             }
             Err(e) => {
-                cx.invalid(&e);
-                Err(format!("{e}: kubelet would not start"))
+                cx.invalid(&e.message);
+                let why = format!("{}: kubelet would not start", e.message);
+                Err(if e.kubelet_refuses { cx.refuse(why) } else { why })
             }
         },
-        None => Err(format!(
+        None => Err(cx.refuse(format!(
             "{role} {path} does not exist: kubelet fails to start (\"failed to load kubelet config file\")"
-        )),
+        ))),
     }
 }
 
 /// filepath.WalkDir over a `--config-dir`: lexical, recursive, `*.conf`.
 pub(crate) fn walk_config_dir(cx: &mut Cx, m: &mut Merge, dir: &str) -> Result<(), String> {
     let Some(entries) = cx.list("--config-dir", dir)? else {
-        return Err(format!(
+        return Err(cx.refuse(format!(
             "--config-dir {dir} does not exist: kubelet fails to start (\"failed to walk through kubelet dropin directory\")"
-        ));
+        )));
     };
     let mut entries = entries;
     entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -88,6 +88,7 @@ pub fn check(
         ),
         flavour: Some(p.flavour),
         sources: p.sources,
+        kubelet_refuses: None,
     })
 }
 

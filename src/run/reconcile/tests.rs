@@ -68,6 +68,7 @@ fn node(st: UnitState) -> Observation {
         swap_units: Probe::Ok(vec![]),
         kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
         virtualization: Probe::Ok(crate::virt::Virtualization::None),
+        kernel: Default::default(),
     }
 }
 
