@@ -48,7 +48,10 @@ fn install_taint_guard(w: &Worker, config: &str, units: &[&str], now: bool) {
         )
         .unwrap();
     }
-    node.write("/etc/taint-guard/config.toml", config);
+    node.write(
+        "/etc/taint-guard/config.toml",
+        &format!("{config}\n{}", harness::HOST_KERNEL),
+    );
     node.exec(&format!(
         "systemctl daemon-reload && systemctl enable {}{} 2>&1",
         if now { "--now " } else { "" },

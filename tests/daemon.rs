@@ -102,7 +102,8 @@ fn write_config(node: &Node, port: u16, run: &str, extra: &str) {
     std::fs::write(
         &node.config,
         format!(
-            "{extra}\n[fix]\nsettle_secs = 1\n{fix}\n[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = false\n{run}\n"
+            "{extra}\n[fix]\nsettle_secs = 1\n{fix}\n[run]\nmetrics_listen = \"127.0.0.1:{port}\"\nreport = false\n{run}\n{}",
+            harness::HOST_KERNEL
         ),
     )
     .unwrap();

@@ -517,6 +517,10 @@ fn with_run_settings(mut cm: ConfigMap, extra: &[(&str, toml::Value)]) -> Config
     for (k, v) in extra {
         run.insert(k.to_string(), v.clone());
     }
+    // The pod sees the host's kernel: its modules and sysctls are not the
+    // node's (harness::HOST_KERNEL).
+    let host_kernel: toml::Table = harness::HOST_KERNEL.parse().unwrap();
+    t.extend(host_kernel);
     data.insert("config.toml".into(), toml::to_string(&t).unwrap());
     cm
 }

@@ -146,7 +146,10 @@ fn seed_incident_reported_with_node_credentials(api: &mut KubeApi) {
     let c1 = c.clone();
     std::fs::write(
         &node.config,
-        "[fix]\nsettle_secs = 1\n[report]\nheartbeat_mins = 0\n",
+        format!(
+            "[fix]\nsettle_secs = 1\n[report]\nheartbeat_mins = 0\n{}",
+            harness::HOST_KERNEL
+        ),
     )
     .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1100));

@@ -107,6 +107,10 @@ fn no_import_cycle_among_modules() {
 fn judgement_is_pure() {
     let pure = [
         src().join("evaluate.rs"),
+        src().join("evaluate/readiness.rs"),
+        src().join("readiness/mod.rs"),
+        src().join("readiness/modules.rs"),
+        src().join("readiness/sysctl.rs"),
         src().join("plan.rs"),
         src().join("finding.rs"),
         src().join("run/reconcile.rs"),

@@ -261,6 +261,96 @@ fn config_file_false_keeps_swap() {
     argv_matches_process(&node, "kubelet.service", &v);
 }
 
+/// Start the real kubelet (swap off): `Ok(())` once it is past loading its
+/// config (it says "Attempting to register node", or its Node is there),
+/// `Err(journal)` when it exits instead.
+fn real_starts(node: &RealNode) -> Result<(), String> {
+    node.exec(&format!("systemctl start {KUBELET}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let journal = || node.exec(&format!("journalctl -b -u {KUBELET} --no-pager"));
+    loop {
+        let restarts: u32 = node.prop(KUBELET, "NRestarts").parse().unwrap_or(0);
+        let sub = node.prop(KUBELET, "SubState");
+        if restarts > 0 || sub == "auto-restart" || sub == "failed" {
+            return Err(journal());
+        }
+        if sub == "running" && journal().contains("Attempting to register node") {
+            return Ok(());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the real kubelet neither registered nor exited within 60s ({sub}):\n{}",
+            journal()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// A KubeletConfiguration the next start refuses is a reboot hazard:
+/// taint-guard says `kubelet-config-invalid` (critical, not reboot-safe)
+/// while the old kubelet still runs, and the real kubelet v1.20.2, started
+/// again, refuses it. A config kubelet only warns about (an unknown field:
+/// v1beta1 falls back to lenient decoding) or that taint-guard cannot read
+/// as kubelet does (`failSwapOn: yes`, a YAML 1.1 bool) is not called a
+/// refusal, and the real kubelet runs with each.
+fn real_kubelet_refuses_exactly_the_config_taint_guard_said() {
+    let node = boot_real("pol-badcfg", |_| {});
+    node.exec(&format!("systemctl enable {KUBELET} >/dev/null 2>&1"));
+    real_starts(&node).expect("the real kubelet with the good config");
+    let cases = [
+        ("not YAML", "failSwapOn: [\n", true),
+        ("no kind", "", true),
+        ("unknown field", "notAKubeletField: 1\n", false),
+        ("YAML 1.1 bool", "failSwapOn: yes\n", false),
+    ];
+    for (what, extra, refused) in cases {
+        let text = if what == "no kind" {
+            cluster::KUBELET_CONFIG.replace("kind: KubeletConfiguration\n", "")
+        } else {
+            real_config(extra)
+        };
+        node.write("/var/lib/kubelet/config.yaml", &text);
+        // Today's kubelet still runs with the config it started with.
+        assert_eq!(node.prop(KUBELET, "SubState"), "running", "{what}");
+        let (code, v) = node.check_json(&[]);
+        let said = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "kubelet-config-invalid");
+        assert_eq!(said, refused, "{what}: taint-guard said {v:#}");
+        if refused {
+            assert_eq!(code, 2, "{what}: {v:#}");
+            assert_eq!(v["reboot_safe"], false, "{what}");
+        }
+        node.exec(&format!(
+            "systemctl stop {KUBELET}; systemctl reset-failed {KUBELET}"
+        ));
+        let started = real_starts(&node);
+        assert_eq!(
+            started.is_err(),
+            refused,
+            "{what}: the real kubelet {}",
+            match &started {
+                Ok(()) => "ran".to_string(),
+                Err(j) => format!("refused:\n{j}"),
+            }
+        );
+        if let Err(j) = &started {
+            assert!(
+                j.contains("failed to load Kubelet config file"),
+                "{what}:\n{j}"
+            );
+            // Back to the good config for the next case.
+            node.write("/var/lib/kubelet/config.yaml", cluster::KUBELET_CONFIG);
+            node.exec(&format!(
+                "systemctl reset-failed {KUBELET}; systemctl stop {KUBELET}"
+            ));
+            real_starts(&node).expect("the real kubelet with the good config again");
+        }
+    }
+}
+
 /// `--config-dir` is kubelet 1.28's: 1.20.2 refuses the flag.
 fn stand_in_config_dir_dropin_turns_it_back_on() {
     let (_node, runs, v) = scenario("pol-dropin", Kubelet::Kubeadm, "kubelet.service", |root| {
@@ -581,6 +671,13 @@ fn main() -> std::process::ExitCode {
         vec![
             (
                 t("config_file_false_keeps_swap", config_file_false_keeps_swap),
+                real(),
+            ),
+            (
+                t(
+                    "real_kubelet_refuses_exactly_the_config_taint_guard_said",
+                    real_kubelet_refuses_exactly_the_config_taint_guard_said,
+                ),
                 real(),
             ),
             (

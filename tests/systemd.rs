@@ -506,7 +506,14 @@ fn fix_leaves_masked_kubelet_alone() {
 fn fix_unmasks_when_config_allows() {
     let node = Node::boot("fixunmask", Kubelet::Kubeadm, |_| {});
     node.exec("systemctl enable kubelet.service && systemctl mask kubelet.service");
-    std::fs::write(&node.config, "[fix]\nsettle_secs = 1\nunmask = true\n").unwrap();
+    std::fs::write(
+        &node.config,
+        format!(
+            "[fix]\nsettle_secs = 1\nunmask = true\n{}",
+            harness::HOST_KERNEL
+        ),
+    )
+    .unwrap();
     let (code, v) = node.check_json(&["--fix"]);
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(
@@ -1178,7 +1185,11 @@ fn swapoff_refused_when_a_cgroup_cannot_take_its_pages_back() {
 fn kill_9_during_fix_never_tears_fstab_and_a_rerun_converges() {
     use std::time::{Duration, Instant};
     let node = Node::boot("kill9", Kubelet::Kubeadm, harness::install_fstab);
-    std::fs::write(&node.config, "[fix]\nsettle_secs = 0\n").unwrap();
+    std::fs::write(
+        &node.config,
+        format!("[fix]\nsettle_secs = 0\n{}", harness::HOST_KERNEL),
+    )
+    .unwrap();
     node.exec("dd if=/dev/zero of=/swapfile bs=1M count=16 status=none && chmod 600 /swapfile && mkswap /swapfile >/dev/null");
     let original = node.read("/etc/fstab");
     let old: Vec<&str> = original.split_inclusive('\n').collect();
@@ -1337,8 +1348,141 @@ fn kill_9_during_fix_never_tears_fstab_and_a_rerun_converges() {
     );
 }
 
+// ---------------------------------------------------------- readiness
+
+/// A sysctl set by hand only (`sysctl -w`), on a kubeadm node whose
+/// sysctl.d does not set it: reported as lost at the next boot, persisted
+/// by `--fix`, and at each step the node's own systemd-sysctl, run as at
+/// boot, sets exactly the value taint-guard predicted — also when a file
+/// that runs after taint-guard's sets it back, which `--fix` does not
+/// fight. The sysctl lives in a network namespace of the test's own: the
+/// host's is never touched.
+fn sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees() {
+    let key = "net.ipv4.ip_forward";
+    let node = Node::boot("sysctl", Kubelet::Kubeadm, |root| {
+        // kubeadm's guide, minus ip_forward.
+        std::fs::write(
+            root.join("etc/sysctl.d/k8s.conf"),
+            "net.bridge.bridge-nf-call-iptables = 1\n",
+        )
+        .unwrap();
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("kubelet active", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active"
+    });
+    // Sysctls checked (the modules are the host's kernel's).
+    std::fs::write(
+        &node.config,
+        "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\n",
+    )
+    .unwrap();
+    let by_hand = format!("echo 1 > /proc/sys/{}", key.replace('.', "/"));
+    let check = |setup: &str, extra: &[&str]| {
+        let mut args = vec!["check", "--output", "json"];
+        args.extend_from_slice(extra);
+        let (code, out, err) = node.tg_in_netns(setup, &args);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        (code, v)
+    };
+
+    let (code, v) = check(&by_hand, &[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![f("sysctl-not-persisted", "warning", key)],
+        "{v:#}"
+    );
+    assert_eq!(v["reboot_safe"], false);
+    assert!(
+        msg(&v, 0).contains("the next boot sets 0 (kernel default)"),
+        "{}",
+        msg(&v, 0)
+    );
+    assert_eq!(
+        v["findings"][0]["remedy"],
+        r#"sh -c "printf '%s\\n' 'net.ipv4.ip_forward = 1' >> /etc/sysctl.d/99-taint-guard.conf""#
+    );
+    // What taint-guard predicted for the next boot is what systemd-sysctl
+    // sets.
+    let predicted = v["observations"]["kernel"]["sysctls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == key)
+        .unwrap()["at_boot"]["ok"]["value"]
+        .clone();
+    assert_eq!(predicted, "0");
+    assert_eq!(node.sysctl_after_boot(key, "0"), "0");
+    // The remedy, pasted on the node, persists it: the next boot sets 1.
+    node.exec(v["findings"][0]["remedy"].as_str().unwrap());
+    assert_eq!(
+        node.read("/etc/sysctl.d/99-taint-guard.conf"),
+        "net.ipv4.ip_forward = 1\n"
+    );
+    assert_eq!(node.sysctl_after_boot(key, "0"), "1");
+    let (code, v) = check(&by_hand, &[]);
+    assert_eq!(code, 0, "after the remedy: {v:#}");
+    node.exec("rm /etc/sysctl.d/99-taint-guard.conf");
+
+    // --dry-run shows the plan, changes nothing.
+    let (_, v) = check(&by_hand, &["--fix", "--dry-run"]);
+    assert_eq!(
+        actions(&v),
+        vec![a("sysctl-persist", key, "planned")],
+        "{v:#}"
+    );
+    assert!(!node.root.join("etc/sysctl.d/99-taint-guard.conf").exists());
+
+    let (code, v) = check(&by_hand, &["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(actions(&v), vec![a("sysctl-persist", key, "done")], "{v:#}");
+    let ours = node.read("/etc/sysctl.d/99-taint-guard.conf");
+    assert!(ours.ends_with("\nnet.ipv4.ip_forward = 1\n"), "{ours}");
+    assert_eq!(node.sysctl_after_boot(key, "0"), "1");
+    let (code, v) = check(&by_hand, &[]);
+    assert_eq!(
+        (code, v["reboot_safe"].clone()),
+        (0, Value::Bool(true)),
+        "{v:#}"
+    );
+
+    // A file that runs after ours sets it back: reported, not fought.
+    node.write("/etc/sysctl.d/zz-local.conf", "net.ipv4.ip_forward = 0\n");
+    let (code, v) = check(&by_hand, &["--fix"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(ids(&v), vec![f("sysctl-not-persisted", "warning", key)]);
+    assert_eq!(v["findings"][0]["fixable"], false);
+    assert_eq!(v["findings"][0]["remedy"], Value::Null);
+    assert!(
+        msg(&v, 0).contains("/etc/sysctl.d/zz-local.conf:1"),
+        "{}",
+        msg(&v, 0)
+    );
+    assert_eq!(actions(&v), vec![]);
+    assert_eq!(node.sysctl_after_boot(key, "0"), "0");
+
+    // Not set now at all: the remedy sets it and persists nothing that a
+    // later file would undo.
+    node.exec("rm /etc/sysctl.d/zz-local.conf /etc/sysctl.d/99-taint-guard.conf");
+    let (code, v) = check("echo 0 > /proc/sys/net/ipv4/ip_forward", &["--fix"]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(ids(&v), vec![f("sysctl-wrong", "warning", key)]);
+    let remedy = v["findings"][0]["remedy"].as_str().unwrap();
+    assert!(
+        remedy.starts_with("sysctl -w 'net.ipv4.ip_forward=1' && sh -c "),
+        "{remedy}"
+    );
+    // Changing the kernel's value is not a repair taint-guard makes.
+    assert_eq!(actions(&v), vec![]);
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
+        harness::trial(
+            "sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees",
+            sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees,
+        ),
         harness::trial(
             "pause_survives_reboot_and_expires",
             pause_survives_reboot_and_expires,

@@ -562,6 +562,60 @@ fn seed_incident_and_power_cuts() {
     assert_clean(&vm, 1);
     eprintln!("boot 1 clean at {:?}", vm.started.elapsed());
 
+    // 1b. Reboot readiness on a real kernel: the image persists kubeadm's
+    // modules and sysctls (harness::install_kubeadm_kubelet), so boot 1 was
+    // clean with them in effect. Now br_netfilter and ip_forward are left
+    // in effect but no longer persisted, as after a `modprobe` and a
+    // `sysctl -w` by hand: taint-guard says the node is not reboot-safe;
+    // overlay, which the kernel loads itself at the first overlay mount
+    // (installed: modules.dep), is not a finding. `check --fix` persists
+    // both, and the next boot (the first power cut below) must bring them
+    // back by itself: assert_clean's `taint-guard check` exits 0 only then.
+    vm.ok("systemctl stop taint-guard.service && rm /etc/modules-load.d/k8s.conf && sed -i /ip_forward/d /etc/sysctl.d/k8s.conf");
+    let (code, out) = vm.exec("taint-guard check --output json 2>/dev/null");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let found: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().into(),
+                f["subject"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (
+                "module-not-persisted".to_string(),
+                "br_netfilter".to_string()
+            ),
+            (
+                "sysctl-not-persisted".to_string(),
+                "net.ipv4.ip_forward".to_string()
+            ),
+        ],
+        "{v:#}"
+    );
+    assert_eq!((code, &v["reboot_safe"]), (1, &json!(false)), "{v:#}");
+    let (code, out) = vm.exec("taint-guard check --fix --output json 2>/dev/null");
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        vm.ok("cat /etc/modules-load.d/taint-guard.conf")
+            .lines()
+            .last(),
+        Some("br_netfilter")
+    );
+    assert_eq!(
+        vm.ok("cat /etc/sysctl.d/99-taint-guard.conf")
+            .lines()
+            .last(),
+        Some("net.ipv4.ip_forward = 1")
+    );
+    vm.ok("systemctl start taint-guard.service");
+
     // 2. Power cuts while `check --fix` is held at each point.
     let points = [
         // swap still on, fstab untouched
@@ -603,6 +657,18 @@ fn seed_incident_and_power_cuts() {
         );
         vm.marker("READY", n, boot);
         assert_clean(&vm, n);
+        // Persisted by taint-guard in 1b, brought back by the boot alone.
+        assert!(
+            vm.ok("cat /proc/modules")
+                .lines()
+                .any(|l| l.starts_with("br_netfilter ")),
+            "boot {n}: br_netfilter not loaded"
+        );
+        assert_eq!(
+            vm.ok("cat /proc/sys/net/ipv4/ip_forward").trim(),
+            "1",
+            "boot {n}"
+        );
         let strays = vm.ok("ls -a /etc | grep '^\\.fstab\\.tg-' || true");
         // A rewrite at this boot sweeps the temp files a cut left behind.
         assert!(

@@ -407,7 +407,7 @@ impl Node {
         let bus = dir.join("bus");
         fs::create_dir_all(&bus).unwrap();
         let config = dir.join("config.toml");
-        fs::write(&config, "[fix]\nsettle_secs = 1\n").unwrap();
+        fs::write(&config, format!("[fix]\nsettle_secs = 1\n{HOST_KERNEL}")).unwrap();
 
         let child = spawn_nspawn(&dir, &root, &bus, name);
         let mut node = Node {
@@ -622,6 +622,60 @@ impl Node {
         c
     }
 
+    /// Run taint-guard in a network namespace of its own (`unshare -n`),
+    /// after `setup` (sh) ran there: the per-namespace sysctls (`net.*`)
+    /// are then this run's alone, set without touching the host's.
+    /// Returns (exit code, stdout, stderr).
+    pub fn tg_in_netns(&self, setup: &str, args: &[&str]) -> (i32, String, String) {
+        let inner = self.tg_command(args);
+        let mut c = Command::new("unshare");
+        c.args(["-n", "sh", "-c", &format!("{setup} && exec \"$@\""), "sh"])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+        for (k, v) in inner.get_envs() {
+            match v {
+                Some(v) => c.env(k, v),
+                None => c.env_remove(k),
+            };
+        }
+        let o = c.output().expect("running taint-guard under unshare");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// The value of sysctl `key` (dotted) after the node's next boot, as
+    /// the node's own systemd-sysctl sets it: run from the node's root in a
+    /// fresh network namespace where the key starts from `start` (a boot's
+    /// kernel default), limited to the key (`--prefix`) so nothing of the
+    /// host's changes. For per-namespace (`net.*`) keys only.
+    pub fn sysctl_after_boot(&self, key: &str, start: &str) -> String {
+        assert!(
+            key.starts_with("net."),
+            "{key} is not per network namespace"
+        );
+        let rel = key.replace('.', "/");
+        let path = format!("/proc/sys/{rel}");
+        let o = Command::new("unshare")
+            .args(["-n", "-m", "sh", "-c"])
+            .arg(format!(
+                "echo {start} > {path} && mount --bind /proc \"$0/proc\" && chroot \"$0\" /lib/systemd/systemd-sysctl --prefix=/{rel} && cat {path}"
+            ))
+            .arg(&self.root)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "systemd-sysctl of node {}: {}{}",
+            self.name,
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    }
+
     /// Run taint-guard; returns (exit code, stdout, stderr).
     pub fn tg(&self, args: &[&str]) -> (i32, String, String) {
         let o = self.tg_command(args).output().expect("running taint-guard");
@@ -708,9 +762,31 @@ fn children(pid: u32) -> Vec<u32> {
     vec![]
 }
 
+/// Config lines for a node that shares the host's kernel (every nspawn
+/// node): its modules and sysctls are the host's (and of the host's network
+/// namespace), not this node's, so the readiness checks of the kernel are
+/// off. The kernel scenarios turn them on, in a network namespace of their
+/// own; the VM test has a kernel of its own and keeps them on.
+pub const HOST_KERNEL: &str = "[readiness]\nmodules = []\nsysctls = {}\n";
+
+/// kubeadm's install guide's prerequisites, persisted as it says: the
+/// modules for the next boot, and the sysctls.
+pub const K8S_MODULES: &str = "overlay\nbr_netfilter\n";
+pub const K8S_SYSCTLS: &str =
+    "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n";
+
 /// Install kubeadm's kubelet unit, drop-in, env file, config and a stand-in
-/// kubelet binary (not enabled, as after `apt-get install kubelet`).
+/// kubelet binary (not enabled, as after `apt-get install kubelet`), with
+/// the install guide's modules-load.d and sysctl.d files.
 pub fn install_kubeadm_kubelet(root: &Path) {
+    for (rel, text) in [
+        ("etc/modules-load.d/k8s.conf", K8S_MODULES),
+        ("etc/sysctl.d/k8s.conf", K8S_SYSCTLS),
+    ] {
+        let p = root.join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
     let put = |rel: &str, fixture: &str, mode: u32| {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
