@@ -247,6 +247,10 @@ fn observation(up: bool, at_us: u64) -> Observation {
         kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
         virtualization: Probe::Ok(taint_guard::virt::Virtualization::None),
         kernel: Default::default(),
+        kubelet_cert: None,
+        clock: None,
+        runtime: None,
+        cgroup_driver: None,
     }
 }
 

@@ -95,6 +95,14 @@ pub struct Readiness {
     /// Sysctls and the value they need (empty: not checked). A
     /// `net.bridge.*` key is checked only while br_netfilter is in.
     pub sysctls: BTreeMap<String, String>,
+    /// Check kubelet's client certificate (expired: critical).
+    pub kubelet_cert: bool,
+    /// Warn this many days before it expires (0: no warning).
+    pub cert_warn_days: u64,
+    /// Check that the clock is NTP-synchronised (systemd-timedated).
+    pub clock: bool,
+    /// Check kubelet's container runtime unit and socket.
+    pub runtime: bool,
 }
 
 /// The daemon (`taint-guard run`): event handling, repair rules, reporting
@@ -188,6 +196,10 @@ struct Fragment {
 struct ReadinessFragment {
     modules: Option<Vec<String>>,
     sysctls: Option<BTreeMap<String, toml::Spanned<String>>>,
+    kubelet_cert: Option<bool>,
+    cert_warn_days: Option<u64>,
+    clock: Option<bool>,
+    runtime: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -330,6 +342,10 @@ impl Config {
                 .into_iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+                kubelet_cert: true,
+                cert_warn_days: 30,
+                clock: true,
+                runtime: true,
             },
             report: ReportSettings {
                 api_timeout_secs: 10,
@@ -384,6 +400,10 @@ impl Config {
             set!(c.fix.persist_modules, f.fix.persist_modules);
             set!(c.fix.persist_sysctls, f.fix.persist_sysctls);
             set!(c.readiness.modules, f.readiness.modules);
+            set!(c.readiness.kubelet_cert, f.readiness.kubelet_cert);
+            set!(c.readiness.cert_warn_days, f.readiness.cert_warn_days);
+            set!(c.readiness.clock, f.readiness.clock);
+            set!(c.readiness.runtime, f.readiness.runtime);
             if let Some(m) = &f.readiness.sysctls {
                 let mut out = BTreeMap::new();
                 for (k, v) in m {

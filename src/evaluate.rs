@@ -620,6 +620,10 @@ mod tests {
             kubelet_policy: policy(true),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
             kernel: Default::default(),
+            kubelet_cert: None,
+            clock: None,
+            runtime: None,
+            cgroup_driver: None,
         }
     }
 

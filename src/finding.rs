@@ -20,7 +20,7 @@ use crate::remedy::Remedy;
 pub const KUBELET_UNIT: &str = "kubelet.service";
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 20] = [
+pub const FINDING_IDS: [&str; 27] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
@@ -41,6 +41,13 @@ pub const FINDING_IDS: [&str; 20] = [
     "module-not-persisted",
     "sysctl-wrong",
     "sysctl-not-persisted",
+    "kubelet-cert-expired",
+    "kubelet-cert-expiring",
+    "kubelet-credentials-unreadable",
+    "clock-unsynchronised",
+    "runtime-missing",
+    "runtime-unreachable",
+    "cgroup-driver-mismatch",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -94,6 +101,10 @@ pub enum ProbeTarget {
     /// A kernel state or boot configuration source of the readiness checks
     /// (`/proc/modules`, `modules-load.d`, `sysctl.d`, `/proc/sys/…`).
     Kernel(String),
+    /// systemd-timedated (`org.freedesktop.timedate1`).
+    Clock,
+    /// kubelet's container runtime socket (node path).
+    Runtime(String),
 }
 
 impl ProbeTarget {
@@ -106,6 +117,8 @@ impl ProbeTarget {
             ProbeTarget::SwapUnits => "swap-units".into(),
             ProbeTarget::Virtualization => "virtualization".into(),
             ProbeTarget::Kernel(s) => s.clone(),
+            ProbeTarget::Clock => "timedate1".into(),
+            ProbeTarget::Runtime(s) => format!("runtime:{s}"),
         }
     }
 }
@@ -189,6 +202,36 @@ pub enum FindingKind {
     SysctlNotPersisted {
         key: String,
     },
+    /// kubelet's client certificate is past its notAfter (or before its
+    /// notBefore): the API server refuses kubelet.
+    KubeletCertExpired {
+        cert: String,
+    },
+    /// It expires within `readiness.cert_warn_days`.
+    KubeletCertExpiring {
+        cert: String,
+    },
+    /// kubelet's kubeconfig, client certificate or CA cannot be read or
+    /// parsed.
+    KubeletCredentialsUnreadable {
+        path: String,
+    },
+    /// The clock is not NTP-synchronised: certificates and leases are
+    /// judged by it.
+    ClockUnsynchronised,
+    /// No unit serves kubelet's container runtime endpoint.
+    RuntimeMissing {
+        endpoint: String,
+    },
+    /// The runtime's unit runs but its socket refuses kubelet.
+    RuntimeUnreachable {
+        endpoint: String,
+    },
+    /// kubelet's cgroup driver differs from its runtime's (subject: the
+    /// runtime's unit).
+    CgroupDriverMismatch {
+        unit: String,
+    },
 }
 
 impl FindingKind {
@@ -215,6 +258,13 @@ impl FindingKind {
             FindingKind::ModuleNotPersisted { .. } => "module-not-persisted",
             FindingKind::SysctlWrong { .. } => "sysctl-wrong",
             FindingKind::SysctlNotPersisted { .. } => "sysctl-not-persisted",
+            FindingKind::KubeletCertExpired { .. } => "kubelet-cert-expired",
+            FindingKind::KubeletCertExpiring { .. } => "kubelet-cert-expiring",
+            FindingKind::KubeletCredentialsUnreadable { .. } => "kubelet-credentials-unreadable",
+            FindingKind::ClockUnsynchronised => "clock-unsynchronised",
+            FindingKind::RuntimeMissing { .. } => "runtime-missing",
+            FindingKind::RuntimeUnreachable { .. } => "runtime-unreachable",
+            FindingKind::CgroupDriverMismatch { .. } => "cgroup-driver-mismatch",
         }
     }
 
@@ -242,6 +292,13 @@ impl FindingKind {
             FindingKind::SysctlWrong { key } | FindingKind::SysctlNotPersisted { key } => {
                 key.clone()
             }
+            FindingKind::KubeletCertExpired { cert }
+            | FindingKind::KubeletCertExpiring { cert } => cert.clone(),
+            FindingKind::KubeletCredentialsUnreadable { path } => path.clone(),
+            FindingKind::ClockUnsynchronised => "clock".into(),
+            FindingKind::RuntimeMissing { endpoint }
+            | FindingKind::RuntimeUnreachable { endpoint } => endpoint.clone(),
+            FindingKind::CgroupDriverMismatch { unit } => unit.clone(),
         }
     }
 
@@ -273,6 +330,9 @@ impl FindingKind {
                 | FindingKind::SwapInFstab { .. }
                 | FindingKind::SwapUnitEnabled { .. }
                 | FindingKind::KubeletConfigInvalid { .. }
+                | FindingKind::KubeletCertExpired { .. }
+                | FindingKind::KubeletCredentialsUnreadable { .. }
+                | FindingKind::RuntimeMissing { .. }
         )
     }
 
@@ -329,6 +389,10 @@ impl FindingKind {
                     "/proc/swaps" => ProbeTarget::ProcSwaps,
                     "swap-units" => ProbeTarget::SwapUnits,
                     "virtualization" => ProbeTarget::Virtualization,
+                    "timedate1" => ProbeTarget::Clock,
+                    s if s.starts_with("runtime:") => {
+                        ProbeTarget::Runtime(s["runtime:".len()..].into())
+                    }
                     s if s.starts_with("/proc/") || s == "modules-load.d" || s == "sysctl.d" => {
                         ProbeTarget::Kernel(s.into())
                     }
@@ -342,6 +406,15 @@ impl FindingKind {
             "module-not-persisted" => FindingKind::ModuleNotPersisted { module: unit() },
             "sysctl-wrong" => FindingKind::SysctlWrong { key: unit() },
             "sysctl-not-persisted" => FindingKind::SysctlNotPersisted { key: unit() },
+            "kubelet-cert-expired" => FindingKind::KubeletCertExpired { cert: unit() },
+            "kubelet-cert-expiring" => FindingKind::KubeletCertExpiring { cert: unit() },
+            "clock-unsynchronised" if subject == "clock" => FindingKind::ClockUnsynchronised,
+            "runtime-missing" => FindingKind::RuntimeMissing { endpoint: unit() },
+            "runtime-unreachable" => FindingKind::RuntimeUnreachable { endpoint: unit() },
+            "cgroup-driver-mismatch" => FindingKind::CgroupDriverMismatch { unit: unit() },
+            "kubelet-credentials-unreadable" => {
+                FindingKind::KubeletCredentialsUnreadable { path: unit() }
+            }
             _ => return None,
         })
     }
@@ -479,6 +552,31 @@ mod tests {
             },
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Kernel("sysctl.d".into()),
+            },
+            FindingKind::KubeletCertExpired {
+                cert: "/var/lib/kubelet/pki/kubelet-client-current.pem".into(),
+            },
+            FindingKind::KubeletCertExpiring {
+                cert: "client-certificate-data in /etc/kubernetes/kubelet.conf".into(),
+            },
+            FindingKind::KubeletCredentialsUnreadable {
+                path: "/etc/kubernetes/pki/ca.crt".into(),
+            },
+            FindingKind::ClockUnsynchronised,
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Clock,
+            },
+            FindingKind::RuntimeMissing {
+                endpoint: "/run/containerd/containerd.sock".into(),
+            },
+            FindingKind::RuntimeUnreachable {
+                endpoint: "/run/crio/crio.sock".into(),
+            },
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Runtime("/run/containerd/containerd.sock".into()),
+            },
+            FindingKind::CgroupDriverMismatch {
+                unit: "containerd.service".into(),
             },
         ];
         for k in kinds {

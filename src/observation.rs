@@ -148,6 +148,21 @@ pub struct Observation {
     /// The required kernel modules and sysctls, now and at the next boot.
     #[serde(default)]
     pub kernel: KernelObservation,
+    /// kubelet's client certificate, when its `--kubeconfig` exists and
+    /// authenticates with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubelet_cert: Option<KubeletCertObservation>,
+    /// systemd-timedated's view of the clock, when asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<Probe<crate::systemd::types::ClockState>>,
+    /// kubelet's container runtime (upstream kubelet, policy known); its
+    /// unit's state is among `units`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeObservation>,
+    /// kubelet's cgroup driver against containerd's (when containerd is
+    /// kubelet's runtime).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_driver: Option<CgroupDriverObservation>,
 }
 
 fn bare_metal() -> Probe<crate::virt::Virtualization> {
@@ -189,4 +204,52 @@ pub struct SysctlObservation {
 pub struct KernelObservation {
     pub modules: Vec<ModuleObservation>,
     pub sysctls: Vec<SysctlObservation>,
+}
+
+/// kubelet's client credentials, as its `--kubeconfig` names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KubeletCertObservation {
+    /// Node path of the kubeconfig.
+    pub kubeconfig: String,
+    /// The certificate's file (node path), or `client-certificate-data`.
+    pub cert_from: String,
+    pub cert: Probe<crate::readiness::cert::CertValidity>,
+    /// The CA bundle the kubeconfig names (how many certificates), when it
+    /// names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<Probe<usize>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_from: Option<String>,
+    pub rotate_certificates: bool,
+    pub rotate_certificates_from: String,
+    /// When the certificate was looked at (its "now").
+    pub checked_at: jiff::Timestamp,
+}
+
+/// kubelet's container runtime: the socket it dials and the unit serving it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeObservation {
+    /// The socket (node path) kubelet dials; `None` when kubelet's config
+    /// names none (its version's default then applies).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub endpoint_from: String,
+    /// The unit that serves it, and how it was found; `None`: none found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    pub unit_from: String,
+    /// Whether the socket accepts a connection now (`None`: no unix socket
+    /// to try).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<Probe<bool>>,
+}
+
+/// kubelet's cgroup driver and its runtime's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupDriverObservation {
+    pub kubelet: String,
+    pub kubelet_from: String,
+    /// The runtime's unit (`containerd.service`).
+    pub runtime_unit: String,
+    pub runtime: crate::readiness::cgroup_driver::RuntimeDriver,
 }

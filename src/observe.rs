@@ -72,8 +72,21 @@ pub async fn observe<S: UnitManager>(
             (None, Err(e)) => Probe::Failed(e.to_string()),
         }
     };
-    let (units, swap_units, virtualization) =
-        futures_util::future::join3(units_q, swap_units_q, virtualization_q).await;
+    let clock_q = async {
+        match (cfg.readiness.clock, systemd) {
+            (false, _) | (_, Err(_)) => None,
+            (true, Ok(sd)) => match sd.clock().await {
+                Ok(Some(c)) => Some(Probe::Ok(c)),
+                Ok(None) => None,
+                Err(e) => Some(Probe::Failed(format!("{e:#}"))),
+            },
+        }
+    };
+    let ((units, swap_units, virtualization), clock) = futures_util::future::join(
+        futures_util::future::join3(units_q, swap_units_q, virtualization_q),
+        clock_q,
+    )
+    .await;
     let kubelet_policy = units
         .iter()
         .find(|u| u.required == KUBELET_UNIT)
@@ -98,6 +111,55 @@ pub async fn observe<S: UnitManager>(
                 }
             }
         });
+    let upstream = kubelet_policy
+        .as_ref()
+        .and_then(|p| p.known())
+        .filter(|p| p.flavour == kubelet::Flavour::Kubelet);
+    let mut units = units;
+    let runtime = match (upstream, systemd) {
+        (Some(p), Ok(sd)) if cfg.readiness.runtime => {
+            let (r, unit) = observe_runtime(sd, src, p.runtime_endpoint.as_ref()).await;
+            if let Some(u) = unit {
+                units.push(u);
+            }
+            Some(r)
+        }
+        _ => None,
+    };
+    let cgroup_driver = match (upstream.and_then(|p| p.cgroup_driver.as_ref()), &runtime) {
+        (Some((driver, from)), Some(r)) if r.unit.as_deref() == Some("containerd.service") => {
+            // containerd's `--config`/`-c`, else its default path.
+            let spec = units
+                .iter()
+                .find(|u| u.name == "containerd.service")
+                .and_then(|u| u.state.ok())
+                .and_then(|s| s.service.as_ref());
+            let path = spec
+                .and_then(|s| {
+                    s.exec_start.windows(2).find_map(|w| {
+                        matches!(w[0].as_str(), "--config" | "-c").then(|| w[1].clone())
+                    })
+                })
+                .unwrap_or_else(|| "/etc/containerd/config.toml".into());
+            let text = read_optional(&src.host, &path);
+            Some(crate::observation::CgroupDriverObservation {
+                kubelet: driver.clone(),
+                kubelet_from: from.clone(),
+                runtime_unit: "containerd.service".into(),
+                runtime: match text {
+                    Ok(t) => crate::readiness::cgroup_driver::containerd(&path, t.as_deref()),
+                    Err(e) => crate::readiness::cgroup_driver::RuntimeDriver::Unknown {
+                        why: format!("{e:#}"),
+                    },
+                },
+            })
+        }
+        _ => None,
+    };
+    let kubelet_cert = upstream
+        .and_then(|p| p.credentials.as_ref())
+        .filter(|_| cfg.readiness.kubelet_cert)
+        .and_then(|c| observe_kubelet_cert(&src.host, c));
     let container = virtualization.ok().and_then(Virtualization::container);
     let swap_now = Probe::from_result(swap::observe_now(&src.proc_swaps));
     let swap_in_use = swap_now
@@ -120,7 +182,277 @@ pub async fn observe<S: UnitManager>(
         kubelet_policy,
         virtualization,
         kernel: observe_kernel(src, cfg),
+        kubelet_cert,
+        clock,
+        runtime,
+        cgroup_driver,
     }
+}
+
+/// The well-known runtime units, by the socket they serve.
+const RUNTIME_UNITS: [(&str, &str); 4] = [
+    ("containerd.sock", "containerd.service"),
+    ("crio.sock", "crio.service"),
+    ("cri-dockerd.sock", "cri-docker.service"),
+    ("dockershim.sock", "docker.service"),
+];
+
+/// kubelet's container runtime: the socket from its config, the unit of the
+/// process listening on it (its cgroup names it), else the well-known unit
+/// for that socket, else the first well-known unit installed; with the
+/// unit's state (as a unit observation of its own) and whether the socket
+/// accepts a connection.
+async fn observe_runtime<S: UnitManager>(
+    sd: &S,
+    src: &Sources,
+    endpoint: Option<&(String, String)>,
+) -> (
+    crate::observation::RuntimeObservation,
+    Option<UnitObservation>,
+) {
+    let proc = src.proc_swaps.parent().unwrap_or(Path::new("/proc"));
+    let socket = endpoint.and_then(|(e, _)| {
+        e.strip_prefix("unix://")
+            .or_else(|| e.starts_with('/').then_some(e.as_str()))
+            .map(String::from)
+    });
+    let mut r = crate::observation::RuntimeObservation {
+        endpoint: socket.clone(),
+        endpoint_from: endpoint
+            .map(|(e, from)| format!("{e} ({from})"))
+            .unwrap_or_else(|| "not set: kubelet's version-dependent default".into()),
+        unit: None,
+        unit_from: String::new(),
+        answers: None,
+    };
+    if let Some(sock) = &socket {
+        if let Some((pid, unit)) = socket_listener(proc, &src.host, sock) {
+            r.unit_from = format!("the process listening on {sock} (PID {pid}) runs in it");
+            r.unit = Some(unit);
+        }
+        let path = src
+            .host
+            .resolve(sock)
+            .unwrap_or_else(|_| src.host.path(sock));
+        r.answers = Some(match std::os::unix::net::UnixStream::connect(&path) {
+            Ok(_) => Probe::Ok(true),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNREFUSED) | Some(libc::ENOENT) | Some(libc::ENOTSOCK)
+                ) =>
+            {
+                Probe::Ok(false)
+            }
+            Err(e) => Probe::Failed(format!("connecting to {sock}: {e}")),
+        });
+    }
+    let mut candidates: Vec<&str> = match &socket {
+        Some(sock) => RUNTIME_UNITS
+            .iter()
+            .filter(|(name, _)| sock.ends_with(&format!("/{name}")))
+            .map(|(_, u)| *u)
+            .collect(),
+        None => RUNTIME_UNITS.iter().map(|(_, u)| *u).collect(),
+    };
+    candidates.dedup();
+    if r.unit.is_none() {
+        for c in candidates {
+            if let Ok(st) = sd.unit_state(c).await {
+                if st.load_state != crate::systemd::types::LoadState::NotFound {
+                    r.unit_from = match &socket {
+                        Some(sock) => {
+                            format!("the well-known unit for {sock} (nothing listens on it now)")
+                        }
+                        None => "the first well-known runtime unit installed".into(),
+                    };
+                    r.unit = Some(c.to_string());
+                    break;
+                }
+            }
+        }
+    }
+    let unit = match &r.unit {
+        Some(u) => Some(UnitObservation {
+            required: u.clone(),
+            name: u.clone(),
+            state: Probe::from_result(sd.unit_state(u).await),
+        }),
+        None => None,
+    };
+    (r, unit)
+}
+
+/// The PID listening on unix socket `sock` (a node path) and the systemd
+/// unit its cgroup names: /proc/net/unix gives the listening socket's
+/// inode, /proc/PID/fd the process holding it. `None` when no process
+/// listens on it, or the holder is PID 1 (socket activation) or not in a
+/// unit.
+fn socket_listener(proc: &Path, host: &HostRoot, sock: &str) -> Option<(u32, String)> {
+    let want = host.resolve(sock).ok()?;
+    let table = std::fs::read_to_string(proc.join("net/unix")).ok()?;
+    // Num RefCount Protocol Flags Type St Inode Path; Flags 00010000:
+    // listening.
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let path = f.get(7)?;
+            let listening = f.get(3)? == &"00010000";
+            let same = host.resolve(path).ok().is_some_and(|p| p == want);
+            (listening && same).then(|| format!("socket:[{}]", f[6]))
+        })
+        .collect();
+    if inodes.is_empty() {
+        return None;
+    }
+    for e in std::fs::read_dir(proc).ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(e.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .is_ok_and(|t| inodes.iter().any(|i| t.as_os_str() == i.as_str()))
+        });
+        // The same path in another root (the host's own runtime, seen while
+        // checking a container's root) is another socket.
+        use std::os::unix::fs::MetadataExt;
+        let same_root = match (
+            std::fs::metadata(e.path().join("root")),
+            std::fs::metadata(host.root()),
+        ) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if !holds || !same_root {
+            continue;
+        }
+        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+        let unit = cgroup
+            .lines()
+            .filter_map(|l| l.rsplit(':').next())
+            .filter_map(|p| p.rsplit('/').next())
+            .find(|u| u.ends_with(".service"))?
+            .to_string();
+        return Some((pid, unit));
+    }
+    None
+}
+
+/// kubelet's client certificate and CA, from the kubeconfig its
+/// `--kubeconfig` names (read under the host root, its file paths too).
+/// `None` when kubelet has no `--kubeconfig`, the file does not exist (the
+/// node has not joined), or its user authenticates without a certificate.
+fn observe_kubelet_cert(
+    host: &HostRoot,
+    creds: &kubelet::Credentials,
+) -> Option<crate::observation::KubeletCertObservation> {
+    use crate::readiness::cert;
+    use crate::report::identity;
+    let path = std::path::PathBuf::from(&creds.kubeconfig);
+    let exists = host.resolve(&path).map(|p| p.exists()).unwrap_or(false);
+    if !exists {
+        return None;
+    }
+    let mut out = crate::observation::KubeletCertObservation {
+        kubeconfig: creds.kubeconfig.clone(),
+        cert_from: creds.kubeconfig.clone(),
+        cert: Probe::Failed(String::new()),
+        ca: None,
+        ca_from: None,
+        rotate_certificates: creds.rotate_certificates,
+        rotate_certificates_from: creds.rotate_certificates_from.clone(),
+        checked_at: jiff::Timestamp::now(),
+    };
+    let kc = match identity::load(&identity::Source::Kubelet(path), host) {
+        Ok(Some(kc)) => kc,
+        Ok(None) => return None,
+        Err(e) => {
+            out.cert = Probe::Failed(e);
+            return Some(out);
+        }
+    };
+    let ctx = kc
+        .current_context
+        .as_deref()
+        .and_then(|c| kc.contexts.iter().find(|x| x.name == c))
+        .and_then(|c| c.context.clone());
+    let Some(ctx) = ctx else {
+        out.cert = Probe::Failed(format!(
+            "{}: no current context: kubelet cannot use it",
+            creds.kubeconfig
+        ));
+        return Some(out);
+    };
+    let auth = ctx
+        .user
+        .as_deref()
+        .and_then(|u| kc.auth_infos.iter().find(|a| a.name == u))
+        .and_then(|a| a.auth_info.clone())?;
+    let shown = |p: &str| {
+        std::path::Path::new(p)
+            .strip_prefix(host.root())
+            .map(|r| format!("/{}", r.display()))
+            .unwrap_or_else(|_| p.to_string())
+    };
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.trim())
+            .map_err(|e| format!("not base64: {e}"))
+    };
+    let pem: Result<Vec<u8>, String> =
+        match (&auth.client_certificate_data, &auth.client_certificate) {
+            (Some(d), _) => {
+                out.cert_from = format!("client-certificate-data in {}", creds.kubeconfig);
+                b64(d)
+            }
+            (None, Some(p)) => {
+                out.cert_from = shown(p);
+                std::fs::read(p).map_err(|e| format!("{}: {e}", shown(p)))
+            }
+            // A token or an exec plugin: no certificate to expire.
+            (None, None) => return None,
+        };
+    out.cert = Probe::from_result(
+        pem.and_then(|b| {
+            cert::first_certificate(&b).map_err(|e| format!("{}: {e}", out.cert_from))
+        })
+        .map_err(anyhow::Error::msg),
+    );
+    let cluster = ctx.cluster.as_str().to_string();
+    let cl = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == cluster)
+        .and_then(|c| c.cluster.clone());
+    if let Some(cl) = cl {
+        let ca = match (&cl.certificate_authority_data, &cl.certificate_authority) {
+            (Some(d), _) => {
+                out.ca_from = Some(format!(
+                    "certificate-authority-data in {}",
+                    creds.kubeconfig
+                ));
+                Some(b64(d))
+            }
+            (None, Some(p)) => {
+                out.ca_from = Some(shown(p));
+                Some(std::fs::read(p).map_err(|e| format!("{}: {e}", shown(p))))
+            }
+            (None, None) => None,
+        };
+        out.ca = ca.map(|r| {
+            Probe::from_result(
+                r.and_then(|b| cert::ca_bundle(&b))
+                    .map_err(anyhow::Error::msg),
+            )
+        });
+    }
+    Some(out)
 }
 
 /// The required modules and sysctls: the kernel now (this process's /proc,

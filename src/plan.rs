@@ -670,7 +670,10 @@ fn units(
         let name = u.name.as_str();
         let Probe::Ok(st) = &u.state else { continue };
         let f = UnitFindings::of(a, name);
-        if f.masked && !unmask(name, policy, p) {
+        // kubelet's container runtime: never unmasked here, whatever
+        // fix.unmask says (its findings say what stays a repair).
+        let runtime = obs.runtime.as_ref().and_then(|r| r.unit.as_deref()) == Some(name);
+        if f.masked && (runtime || !unmask(name, policy, p)) {
             continue;
         }
         let disabled = f.masked || f.disabled;
@@ -841,6 +844,10 @@ mod tests {
             kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
             kernel: Default::default(),
+            kubelet_cert: None,
+            clock: None,
+            runtime: None,
+            cgroup_driver: None,
         }
     }
 

@@ -24,6 +24,30 @@ fn append_line(line: &str, file: &str) -> Vec<String> {
 
 pub(super) fn findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) {
     kubelet_refuses(obs, out);
+    if let Some(c) = &obs.kubelet_cert {
+        kubelet_cert(c, cfg, out);
+    }
+    if let Some(r) = &obs.runtime {
+        runtime(r, obs, out);
+    }
+    if let Some(c) = &obs.cgroup_driver {
+        cgroup_driver(c, out);
+    }
+    match &obs.clock {
+        Some(Probe::Failed(e)) => out.push(finding(
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Clock,
+            },
+            Severity::Unknown,
+            format!("cannot tell whether the clock is synchronised: {e}"),
+            None,
+            false,
+        )),
+        // In a container the clock is the host's, and timedated there may
+        // not even be allowed to read its state (nspawn filters adjtimex).
+        Some(Probe::Ok(c)) if !c.ntp_synchronized && !in_container(obs) => clock(c, out),
+        _ => {}
+    }
     for m in &obs.kernel.modules {
         module(m, cfg, out);
     }
@@ -54,6 +78,203 @@ fn kubelet_refuses(obs: &Observation, out: &mut Vec<Finding>) {
             k.name
         ),
         None,
+        false,
+    ));
+}
+
+fn kubelet_cert(
+    c: &crate::observation::KubeletCertObservation,
+    cfg: &Config,
+    out: &mut Vec<Finding>,
+) {
+    let unreadable = |path: &str, e: &str, out: &mut Vec<Finding>| {
+        out.push(finding(
+            FindingKind::KubeletCredentialsUnreadable { path: path.into() },
+            Severity::Critical,
+            format!("kubelet's credentials ({}) cannot be used: {e}: kubelet cannot talk to the API server with them", c.kubeconfig),
+            None,
+            false,
+        ))
+    };
+    if let Some(Probe::Failed(e)) = &c.ca {
+        unreadable(c.ca_from.as_deref().unwrap_or(&c.kubeconfig), e, out);
+    }
+    let v = match &c.cert {
+        Probe::Ok(v) => v,
+        Probe::Failed(e) => {
+            let at = if c.cert_from.starts_with('/') {
+                &c.cert_from
+            } else {
+                &c.kubeconfig
+            };
+            unreadable(at, e, out);
+            return;
+        }
+    };
+    let rotation = if c.rotate_certificates {
+        format!("rotation is on ({})", c.rotate_certificates_from)
+    } else {
+        format!("rotation is off ({})", c.rotate_certificates_from)
+    };
+    let who = v
+        .subject
+        .as_deref()
+        .map(|s| format!(" ({s})"))
+        .unwrap_or_default();
+    let now = c.checked_at;
+    if now >= v.not_after || now < v.not_before {
+        let when = if now < v.not_before {
+            format!(
+                "is not valid before {} (this machine's clock says {now}: is it wrong?)",
+                v.not_before
+            )
+        } else {
+            format!("expired at {}", v.not_after)
+        };
+        out.push(finding(
+            FindingKind::KubeletCertExpired { cert: c.cert_from.clone() },
+            Severity::Critical,
+            format!(
+                "kubelet's client certificate{who} {when}: the API server refuses it, so kubelet cannot renew its lease or post the Node's status; {rotation}, and kubelet does not renew an expired certificate by itself: issue a new one (kubeadm's documentation: \"Certificate Management with kubeadm\", \"Kubelet client certificate rotation fails\"), or join the node again"
+            ),
+            None,
+            false,
+        ));
+        return;
+    }
+    let left = v.not_after.duration_since(now);
+    let warn =
+        jiff::SignedDuration::from_hours(cfg.readiness.cert_warn_days.min(1 << 30) as i64 * 24);
+    if cfg.readiness.cert_warn_days > 0 && left < warn {
+        let days = left.as_secs() / 86_400;
+        out.push(finding(
+            FindingKind::KubeletCertExpiring { cert: c.cert_from.clone() },
+            Severity::Warning,
+            format!(
+                "kubelet's client certificate{who} expires at {} (in {days} days, under readiness.cert_warn_days = {}); {rotation}{}",
+                v.not_after,
+                cfg.readiness.cert_warn_days,
+                if c.rotate_certificates {
+                    ": kubelet asks for a new one at 70-90 % of its lifetime, so it should have by now: is its CertificateSigningRequest approved?"
+                } else {
+                    ": nothing renews it; renew it before then"
+                }
+            ),
+            None,
+            false,
+        ));
+    }
+}
+
+/// kubelet's container runtime. Its unit's own findings (disabled,
+/// inactive, failed…) came from the unit checks; here they learn whose unit
+/// it is, and only enabling a runtime that runs stays a repair: starting,
+/// restarting or unmasking a runtime is left to a person, with the remedy.
+fn runtime(r: &crate::observation::RuntimeObservation, obs: &Observation, out: &mut Vec<Finding>) {
+    let endpoint = r
+        .endpoint
+        .clone()
+        .unwrap_or_else(|| "container-runtime".into());
+    let Some(unit) = &r.unit else {
+        out.push(finding(
+            FindingKind::RuntimeMissing { endpoint },
+            Severity::Critical,
+            format!(
+                "kubelet's container runtime endpoint is {}: nothing listens on it and none of containerd.service, crio.service, cri-docker.service, docker.service is installed; kubelet cannot run pods",
+                r.endpoint_from
+            ),
+            None,
+            false,
+        ));
+        return;
+    };
+    let state = obs
+        .units
+        .iter()
+        .find(|u| &u.name == unit)
+        .and_then(|u| u.state.ok());
+    let active =
+        state.is_some_and(|s| s.active_state == crate::systemd::types::ActiveState::Active);
+    for f in out
+        .iter_mut()
+        .filter(|f| f.kind.unit() == Some(unit.as_str()))
+    {
+        f.fixable = f.id() == "unit-disabled" && active;
+        f.message += &format!(" ({unit} is kubelet's container runtime: {})", r.unit_from);
+    }
+    match &r.answers {
+        Some(Probe::Ok(false)) if active => out.push(finding(
+            FindingKind::RuntimeUnreachable { endpoint },
+            Severity::Critical,
+            format!(
+                "{unit} is active but its socket {} does not accept a connection: kubelet cannot reach its container runtime",
+                r.endpoint.as_deref().unwrap_or_default()
+            ),
+            None,
+            false,
+        )),
+        Some(Probe::Failed(e)) => out.push(finding(
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Runtime(endpoint),
+            },
+            Severity::Unknown,
+            format!("cannot tell whether kubelet's container runtime answers: {e}"),
+            None,
+            false,
+        )),
+        _ => {}
+    }
+}
+
+fn cgroup_driver(c: &crate::observation::CgroupDriverObservation, out: &mut Vec<Finding>) {
+    use crate::readiness::cgroup_driver::RuntimeDriver;
+    let RuntimeDriver::Known { driver, from } = &c.runtime else {
+        return;
+    };
+    if driver == &c.kubelet {
+        return;
+    }
+    out.push(finding(
+        FindingKind::CgroupDriverMismatch {
+            unit: c.runtime_unit.clone(),
+        },
+        Severity::Warning,
+        format!(
+            "kubelet's cgroup driver is {} ({}) but {}'s is {driver} ({from}): two managers of the same cgroups; pods are unstable under resource pressure (kubelet ≥ 1.28 with KubeletCgroupDriverFromCRI takes the runtime's instead). Make them agree (kubeadm's guide: systemd in both), then restart the runtime and kubelet",
+            c.kubelet, c.kubelet_from, c.runtime_unit
+        ),
+        None,
+        false,
+    ));
+}
+
+fn in_container(obs: &Observation) -> bool {
+    obs.virtualization
+        .ok()
+        .and_then(crate::virt::Virtualization::container)
+        .is_some()
+}
+
+fn clock(c: &crate::systemd::types::ClockState, out: &mut Vec<Finding>) {
+    let (why, remedy) = match (c.ntp, c.can_ntp) {
+        (true, _) => (
+            "an NTP service is enabled but has not synchronised it (timedatectl timesync-status, or the service's own status, says why); chrony without `rtcsync` also leaves the kernel's flag off while in sync".to_string(),
+            None,
+        ),
+        (false, true) => (
+            "no NTP service is enabled; the remedy enables the one systemd-timedated knows".to_string(),
+            Some(Remedy::cmd(&["timedatectl", "set-ntp", "true"])),
+        ),
+        (false, false) => (
+            "no NTP service is installed (systemd-timesyncd, chrony, ntpsec)".to_string(),
+            None,
+        ),
+    };
+    out.push(finding(
+        FindingKind::ClockUnsynchronised,
+        Severity::Warning,
+        format!("the clock is not NTP-synchronised (the kernel's flag, as timedatectl shows it): {why}; a skewed clock makes certificates look expired or not yet valid and leases look stale"),
+        remedy,
         false,
     ));
 }
@@ -282,6 +503,10 @@ mod tests {
             kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
             kernel,
+            kubelet_cert: None,
+            clock: None,
+            runtime: None,
+            cgroup_driver: None,
         }
     }
 
@@ -469,5 +694,85 @@ mod tests {
             u.kubelet_refuses = None;
         }
         assert!(ids(&o).is_empty());
+    }
+
+    fn cert_obs(
+        not_after: &str,
+        now: &str,
+        rotate: bool,
+    ) -> crate::observation::KubeletCertObservation {
+        crate::observation::KubeletCertObservation {
+            kubeconfig: "/etc/kubernetes/kubelet.conf".into(),
+            cert_from: "/var/lib/kubelet/pki/kubelet-client-current.pem".into(),
+            cert: Probe::Ok(crate::readiness::cert::CertValidity {
+                not_before: "2025-01-01T00:00:00Z".parse().unwrap(),
+                not_after: not_after.parse().unwrap(),
+                subject: Some("system:node:w1".into()),
+            }),
+            ca: Some(Probe::Ok(1)),
+            ca_from: Some("/etc/kubernetes/pki/ca.crt".into()),
+            rotate_certificates: rotate,
+            rotate_certificates_from: "default (v1beta1: false)".into(),
+            checked_at: now.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn kubelet_certificate_expired_expiring_and_unreadable() {
+        let at = |not_after: &str, now: &str, rotate: bool| {
+            let mut o = node(KernelObservation::default());
+            o.kubelet_cert = Some(cert_obs(not_after, now, rotate));
+            evaluate(&o, &Config::default())
+        };
+        let a = at("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z", false);
+        assert_eq!(a.findings[0].id(), "kubelet-cert-expired");
+        assert_eq!((a.status, a.reboot_safe), (Status::Critical, Some(false)));
+        assert!(
+            a.findings[0]
+                .message
+                .contains("expired at 2026-01-01T00:00:00Z"),
+            "{}",
+            a.findings[0].message
+        );
+        // Before notBefore: the clock is suspect, the API server refuses it.
+        let a = at("2027-01-01T00:00:00Z", "2024-06-01T00:00:00Z", false);
+        assert!(
+            a.findings[0].message.contains("is not valid before"),
+            "{}",
+            a.findings[0].message
+        );
+        let a = at("2026-01-20T00:00:00Z", "2026-01-01T00:00:00Z", true);
+        assert_eq!(a.findings[0].id(), "kubelet-cert-expiring");
+        assert_eq!((a.status, a.reboot_safe), (Status::Warning, Some(true)));
+        assert!(
+            a.findings[0].message.contains("in 19 days")
+                && a.findings[0].message.contains("CertificateSigningRequest")
+        );
+        // 31 days left: nothing; a warning window of 0 days: nothing either.
+        assert!(at("2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z", false)
+            .findings
+            .is_empty());
+        let mut cfg = Config::default();
+        cfg.readiness.cert_warn_days = 0;
+        let mut o = node(KernelObservation::default());
+        o.kubelet_cert = Some(cert_obs(
+            "2026-01-02T00:00:00Z",
+            "2026-01-01T00:00:00Z",
+            false,
+        ));
+        assert!(evaluate(&o, &cfg).findings.is_empty());
+        let mut c = cert_obs("2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z", false);
+        c.ca = Some(Probe::Failed(
+            "/etc/kubernetes/pki/ca.crt: No such file or directory".into(),
+        ));
+        o.kubelet_cert = Some(c);
+        assert_eq!(
+            ids(&o),
+            vec![(
+                "kubelet-credentials-unreadable",
+                "/etc/kubernetes/pki/ca.crt".into(),
+                false
+            )]
+        );
     }
 }

@@ -18,6 +18,10 @@ use serde::Deserialize;
 pub struct ConfigFacts {
     pub fail_swap_on: Option<bool>,
     pub swap_behavior: Option<String>,
+    pub rotate_certificates: Option<bool>,
+    /// `containerRuntimeEndpoint` (kubelet ≥ 1.27).
+    pub container_runtime_endpoint: Option<String>,
+    pub cgroup_driver: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -128,6 +132,18 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Pars
         .into());
     }
     Ok(ConfigFacts {
+        // Read apart from the typed fields: a value of another shape here
+        // must not make the swap policy unknown (rotation is then taken
+        // as not set).
+        rotate_certificates: value.get("rotateCertificates").and_then(|v| v.as_bool()),
+        cgroup_driver: value
+            .get("cgroupDriver")
+            .and_then(|v| v.as_str())
+            .map(String::from),
+        container_runtime_endpoint: value
+            .get("containerRuntimeEndpoint")
+            .and_then(|v| v.as_str())
+            .map(String::from),
         fail_swap_on: typed.fail_swap_on,
         swap_behavior: typed.memory_swap.and_then(|m| m.swap_behavior),
     })

@@ -15,6 +15,14 @@ pub struct KubeletFlags {
     /// The value and the argument that set it (as written).
     pub fail_swap_on: Option<(bool, String)>,
     pub hostname_override: Option<String>,
+    /// `--kubeconfig`: the credentials kubelet talks to the API server with.
+    pub kubeconfig: Option<String>,
+    /// `--rotate-certificates` and the argument that set it.
+    pub rotate_certificates: Option<(bool, String)>,
+    /// `--container-runtime-endpoint`.
+    pub container_runtime_endpoint: Option<String>,
+    /// `--cgroup-driver`.
+    pub cgroup_driver: Option<String>,
 }
 
 /// kubelet bool flags (kubelet ≥ 1.2x: KubeletFlags, KubeletConfiguration
@@ -61,11 +69,23 @@ const BOOL_FLAGS: &[&str] = &[
 ];
 
 /// Flags we read, all of which take a value.
-const VALUE_FLAGS: &[&str] = &["config", "config-dir", "hostname-override"];
+const VALUE_FLAGS: &[&str] = &[
+    "config",
+    "config-dir",
+    "hostname-override",
+    "kubeconfig",
+    "container-runtime-endpoint",
+    "cgroup-driver",
+];
 
 /// The flags whose position matters to us.
+/// (`--kubeconfig` only names the credentials the certificate check reads:
+/// misreading it cannot change what is done about swap.)
 fn relevant(name: &str) -> bool {
-    name == "fail-swap-on" || VALUE_FLAGS.contains(&name)
+    matches!(
+        name,
+        "fail-swap-on" | "config" | "config-dir" | "hostname-override"
+    )
 }
 
 /// WordSepNormalizeFunc.
@@ -185,6 +205,20 @@ pub fn parse(args: &[String]) -> Result<KubeletFlags, String> {
                 };
                 f.fail_swap_on = Some((v, word.clone()));
             }
+            "rotate-certificates" => {
+                let v = match value.as_deref() {
+                    None => true,
+                    Some(v) => parse_go_bool(v).ok_or_else(|| {
+                        format!(
+                            "kubelet refuses to start: invalid boolean {v:?} for --rotate-certificates"
+                        )
+                    })?,
+                };
+                f.rotate_certificates = Some((v, word.clone()));
+            }
+            "kubeconfig" => f.kubeconfig = value,
+            "container-runtime-endpoint" => f.container_runtime_endpoint = value,
+            "cgroup-driver" => f.cgroup_driver = value,
             "config" => f.config = value,
             "config-dir" => f.config_dir = value,
             "hostname-override" => f.hostname_override = value,
@@ -219,6 +253,19 @@ mod tests {
         assert_eq!(f.config.as_deref(), Some("/c.yaml"));
         assert_eq!(f.config_dir.as_deref(), Some("/d"));
         assert_eq!(f.hostname_override.as_deref(), Some("h"));
+        let f = p(&[
+            "--kubeconfig=/etc/kubernetes/kubelet.conf",
+            "--rotate-certificates",
+        ])
+        .unwrap();
+        assert_eq!(
+            f.kubeconfig.as_deref(),
+            Some("/etc/kubernetes/kubelet.conf")
+        );
+        assert_eq!(
+            f.rotate_certificates,
+            Some((true, "--rotate-certificates".into()))
+        );
         // Bare bool is true.
         assert!(p(&["--fail-swap-on"]).unwrap().fail_swap_on.unwrap().0);
         // --config takes the next word whatever it looks like.

@@ -259,6 +259,11 @@ fn modern(cx: &mut Cx, program: &str, user: &[String], data_dir: &str) -> Result
         swap_behavior: m.swap_behavior,
         config_file: user_config,
         hostname_override: f.hostname_override,
+        // k3s and rke2 keep their own certificates and run their own
+        // containerd.
+        credentials: None,
+        runtime_endpoint: None,
+        cgroup_driver: None,
     })
 }
 

@@ -130,6 +130,16 @@ pub struct SwapPolicy {
     /// `argv` against the running kubelet's command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub argv_check: Option<running::ArgvCheck>,
+    /// `--kubeconfig` and certificate rotation (upstream kubelet only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<Credentials>,
+    /// The container runtime endpoint kubelet dials, and what set it
+    /// (upstream kubelet only; `None`: its version's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_endpoint: Option<(String, String)>,
+    /// kubelet's cgroup driver and what set it (upstream kubelet only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_driver: Option<(String, String)>,
 }
 
 impl SwapPolicy {
@@ -146,6 +156,9 @@ impl SwapPolicy {
             argv: Vec::new(),
             sources: Vec::new(),
             argv_check: None,
+            credentials: None,
+            runtime_endpoint: None,
+            cgroup_driver: None,
         }
     }
 }
@@ -163,6 +176,8 @@ pub struct UnknownPolicy {
     pub kubelet_refuses: Option<String>,
 }
 
+// Made once per check: the size of the variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KubeletPolicy {
@@ -282,6 +297,20 @@ pub(crate) struct Verdict {
     pub swap_behavior: Option<(String, String)>,
     pub config_file: Option<String>,
     pub hostname_override: Option<String>,
+    pub credentials: Option<Credentials>,
+    pub runtime_endpoint: Option<(String, String)>,
+    pub cgroup_driver: Option<(String, String)>,
+}
+
+/// How kubelet talks to the API server: its `--kubeconfig`, and whether it
+/// rotates its client certificate (`--rotate-certificates`, config
+/// `rotateCertificates`; v1beta1's default is false).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// Node path of the kubeconfig.
+    pub kubeconfig: String,
+    pub rotate_certificates: bool,
+    pub rotate_certificates_from: String,
 }
 
 /// Names systemd sets itself when it starts a process (execute.c
@@ -550,6 +579,9 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
             argv,
             sources: cx.sources,
             argv_check: None,
+            credentials: v.credentials,
+            runtime_endpoint: v.runtime_endpoint,
+            cgroup_driver: v.cgroup_driver,
         }),
         Err(reason) => KubeletPolicy::Unknown(UnknownPolicy {
             reason,
@@ -565,6 +597,9 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
 pub(crate) struct Merge {
     pub fail_swap_on: Option<(bool, String)>,
     pub swap_behavior: Option<(String, String)>,
+    pub rotate_certificates: Option<(bool, String)>,
+    pub runtime_endpoint: Option<(String, String)>,
+    pub cgroup_driver: Option<(String, String)>,
 }
 
 impl Merge {
@@ -574,6 +609,15 @@ impl Merge {
         }
         if let Some(b) = c.swap_behavior {
             self.swap_behavior = Some((b, format!("memorySwap.swapBehavior in {from}")));
+        }
+        if let Some(d) = c.cgroup_driver {
+            self.cgroup_driver = Some((d, format!("cgroupDriver in {from}")));
+        }
+        if let Some(e) = c.container_runtime_endpoint {
+            self.runtime_endpoint = Some((e, format!("containerRuntimeEndpoint in {from}")));
+        }
+        if let Some(v) = c.rotate_certificates {
+            self.rotate_certificates = Some((v, format!("rotateCertificates: {v} in {from}")));
         }
     }
 }
@@ -630,6 +674,9 @@ pub(crate) fn kubelet(cx: &mut Cx, args: &[String]) -> Result<Verdict, String> {
     let mut m = Merge {
         fail_swap_on: Some((true, "default".into())),
         swap_behavior: None,
+        rotate_certificates: None,
+        runtime_endpoint: None,
+        cgroup_driver: None,
     };
     if let Some(c) = &f.config {
         apply_config(cx, &mut m, "--config", c, false)?;
@@ -641,12 +688,33 @@ pub(crate) fn kubelet(cx: &mut Cx, args: &[String]) -> Result<Verdict, String> {
         m.fail_swap_on = Some((*v, format!("flag {arg}")));
     }
     let (fail_swap_on, from) = m.fail_swap_on.unwrap_or((true, "default".into()));
+    if let Some((v, arg)) = &f.rotate_certificates {
+        m.rotate_certificates = Some((*v, format!("flag {arg}")));
+    }
+    let (rotate, rotate_from) = m
+        .rotate_certificates
+        .unwrap_or((false, "default (v1beta1: false)".into()));
     Ok(Verdict {
         fail_swap_on,
         fail_swap_on_from: from,
         swap_behavior: m.swap_behavior,
         config_file: f.config,
         hostname_override: f.hostname_override,
+        credentials: f.kubeconfig.map(|k| Credentials {
+            kubeconfig: k,
+            rotate_certificates: rotate,
+            rotate_certificates_from: rotate_from,
+        }),
+        runtime_endpoint: f
+            .container_runtime_endpoint
+            .map(|e| (e, "flag --container-runtime-endpoint".to_string()))
+            .or(m.runtime_endpoint),
+        cgroup_driver: Some(
+            f.cgroup_driver
+                .map(|d| (d, "flag --cgroup-driver".to_string()))
+                .or(m.cgroup_driver)
+                .unwrap_or(("cgroupfs".into(), "default (v1beta1)".into())),
+        ),
     })
 }
 

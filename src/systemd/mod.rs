@@ -116,6 +116,12 @@ pub trait UnitManager {
     async fn start(&self, unit: &str, mode: JobMode, timeout: Duration) -> Result<String>;
     /// StartUnit(mode=fail) without waiting for the job (`--no-block`).
     async fn queue_start(&self, unit: &str, mode: JobMode) -> Result<()>;
+    /// systemd-timedated's view of the clock (`org.freedesktop.timedate1`,
+    /// activated on demand); `Ok(None)` where nothing answers for it here
+    /// (test fakes).
+    async fn clock(&self) -> Result<Option<types::ClockState>> {
+        Ok(None)
+    }
 }
 
 /// Something changed in systemd that may change a finding.
@@ -449,6 +455,28 @@ impl UnitManager for Systemd {
             });
         }
         Ok(st)
+    }
+
+    async fn clock(&self) -> Result<Option<types::ClockState>> {
+        let props = zbus::fdo::PropertiesProxy::builder(&self.conn)
+            .destination("org.freedesktop.timedate1")?
+            .path("/org/freedesktop/timedate1")?
+            .cache_properties(zbus::proxy::CacheProperties::No)
+            .build()
+            .await?;
+        let iface = zbus::names::InterfaceName::try_from("org.freedesktop.timedate1")?;
+        let mut all = props
+            .get_all(iface)
+            .await
+            .context("asking systemd-timedated (org.freedesktop.timedate1)")?;
+        let mut flag = |k: &str| -> Result<bool> {
+            take::<bool>(&mut all, k).ok_or_else(|| anyhow!("timedate1 has no {k} property"))
+        };
+        Ok(Some(types::ClockState {
+            ntp_synchronized: flag("NTPSynchronized")?,
+            ntp: flag("NTP")?,
+            can_ntp: flag("CanNTP")?,
+        }))
     }
 
     async fn virtualization(&self) -> Result<String> {

@@ -226,3 +226,16 @@ mod tests {
         assert_eq!(UnitState::default().load_state.as_str(), "");
     }
 }
+
+/// systemd-timedated's view of the clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockState {
+    /// The kernel says the clock is synchronised (adjtimex: STA_UNSYNC
+    /// clear, maximum error under 16 s), as an NTP daemon keeps it.
+    pub ntp_synchronized: bool,
+    /// An NTP service timedated knows (systemd-timesyncd, or one named in
+    /// timesyncd's unit lists) is enabled.
+    pub ntp: bool,
+    /// One is installed.
+    pub can_ntp: bool,
+}

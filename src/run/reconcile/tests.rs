@@ -69,6 +69,10 @@ fn node(st: UnitState) -> Observation {
         kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
         virtualization: Probe::Ok(crate::virt::Virtualization::None),
         kernel: Default::default(),
+        kubelet_cert: None,
+        clock: None,
+        runtime: None,
+        cgroup_driver: None,
     }
 }
 

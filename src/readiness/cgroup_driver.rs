@@ -1,0 +1,130 @@
+//! The cgroup driver kubelet uses against the one its container runtime
+//! uses. kubelet's comes from `--cgroup-driver` or `cgroupDriver`
+//! (v1beta1's default: `cgroupfs`; kubeadm writes `systemd`). containerd's
+//! is the `SystemdCgroup` option of the runc runtime it runs pods with, in
+//! its config file:
+//!
+//! - `version = 2`: `[plugins."io.containerd.grpc.v1.cri".containerd]`'s
+//!   `default_runtime_name` (default `runc`), then that runtime's
+//!   `options.SystemdCgroup`;
+//! - `version = 3` (containerd 2): the same under
+//!   `[plugins."io.containerd.cri.v1.runtime".containerd]`.
+//!
+//! Only an explicit `SystemdCgroup` is taken as known: its default differs
+//! between containerd releases, and a config with `imports` merges files
+//! not read here. Anything else is unknown, and nothing is claimed.
+//!
+//! Pure: the config's text comes in.
+
+use serde::{Deserialize, Serialize};
+
+/// What containerd's config says of its cgroup driver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeDriver {
+    /// `systemd` or `cgroupfs`, and the line that said so.
+    Known {
+        driver: String,
+        from: String,
+    },
+    Unknown {
+        why: String,
+    },
+}
+
+/// containerd's driver from its config file `path` (`text`; `None`: the
+/// file does not exist).
+pub fn containerd(path: &str, text: Option<&str>) -> RuntimeDriver {
+    let unknown = |why: String| RuntimeDriver::Unknown { why };
+    let Some(text) = text else {
+        return unknown(format!(
+            "{path} does not exist: containerd's built-in default, which differs between releases"
+        ));
+    };
+    let t: toml::Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => return unknown(format!("{path} is not TOML: {}", e.message())),
+    };
+    if t.contains_key("imports") {
+        return unknown(format!(
+            "{path} imports other files, which are not read here"
+        ));
+    }
+    let version = t.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
+    let plugin = match version {
+        2 => "io.containerd.grpc.v1.cri",
+        3 => "io.containerd.cri.v1.runtime",
+        v => return unknown(format!("{path}: config version {v} is not read here")),
+    };
+    let cri = t
+        .get("plugins")
+        .and_then(|p| p.get(plugin))
+        .and_then(|c| c.get("containerd"));
+    let name = cri
+        .and_then(|c| c.get("default_runtime_name"))
+        .and_then(|n| n.as_str())
+        .unwrap_or("runc");
+    let opt = cri
+        .and_then(|c| c.get("runtimes"))
+        .and_then(|r| r.get(name))
+        .and_then(|r| r.get("options"))
+        .and_then(|o| o.get("SystemdCgroup"));
+    match opt.and_then(|v| v.as_bool()) {
+        Some(b) => {
+            // The line, for the message.
+            let line = text
+                .lines()
+                .position(|l| l.trim_start().starts_with("SystemdCgroup"))
+                .map(|i| format!("{path}:{}", i + 1))
+                .unwrap_or_else(|| path.to_string());
+            RuntimeDriver::Known {
+                driver: if b { "systemd" } else { "cgroupfs" }.into(),
+                from: format!("SystemdCgroup = {b} ({line})"),
+            }
+        }
+        None => unknown(format!(
+            "{path} does not set SystemdCgroup for runtime {name:?}: containerd's default, which differs between releases"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V2: &str = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n";
+
+    #[test]
+    fn explicit_settings_only() {
+        assert_eq!(
+            containerd("/etc/containerd/config.toml", Some(V2)),
+            RuntimeDriver::Known {
+                driver: "systemd".into(),
+                from: "SystemdCgroup = true (/etc/containerd/config.toml:5)".into()
+            }
+        );
+        let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\nSystemdCgroup = false\n";
+        assert!(matches!(
+            containerd("/c", Some(v3)),
+            RuntimeDriver::Known { driver, .. } if driver == "cgroupfs"
+        ));
+        // Another default runtime without the option: unknown.
+        let other = format!("{V2}[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"kata\"\n");
+        assert!(matches!(
+            containerd("/c", Some(&other)),
+            RuntimeDriver::Unknown { .. }
+        ));
+        for t in [
+            None,
+            Some("imports = [\"/etc/containerd/conf.d/*.toml\"]\nversion = 2\n"),
+            Some("version = 2\n"),
+            Some("[[x"),
+            Some("version = 1\n"),
+        ] {
+            assert!(
+                matches!(containerd("/c", t), RuntimeDriver::Unknown { .. }),
+                "{t:?}"
+            );
+        }
+    }
+}
