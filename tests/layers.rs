@@ -111,6 +111,8 @@ fn judgement_is_pure() {
         src().join("readiness/mod.rs"),
         src().join("readiness/modules.rs"),
         src().join("readiness/sysctl.rs"),
+        src().join("readiness/cert.rs"),
+        src().join("readiness/cgroup_driver.rs"),
         src().join("plan.rs"),
         src().join("finding.rs"),
         src().join("run/reconcile.rs"),

@@ -267,7 +267,13 @@ fn config_file_false_keeps_swap() {
 fn real_starts(node: &RealNode) -> Result<(), String> {
     node.exec(&format!("systemctl start {KUBELET}"));
     let deadline = Instant::now() + Duration::from_secs(60);
-    let journal = || node.exec(&format!("journalctl -b -u {KUBELET} --no-pager"));
+    // This start's lines only (the unit's earlier runs said other things).
+    let invocation = node.prop(KUBELET, "InvocationID");
+    let journal = || {
+        node.exec(&format!(
+            "journalctl -b _SYSTEMD_INVOCATION_ID={invocation} --no-pager"
+        ))
+    };
     loop {
         let restarts: u32 = node.prop(KUBELET, "NRestarts").parse().unwrap_or(0);
         let sub = node.prop(KUBELET, "SubState");
@@ -348,6 +354,79 @@ fn real_kubelet_refuses_exactly_the_config_taint_guard_said() {
             ));
             real_starts(&node).expect("the real kubelet with the good config again");
         }
+    }
+}
+
+/// kubelet's client certificate, signed by the cluster's CA: an expired
+/// one is `kubelet-cert-expired` (critical, not reboot-safe), and the real
+/// kubelet v1.20.2 with it never gets its Node registered; one that
+/// expires within `readiness.cert_warn_days` is `kubelet-cert-expiring`
+/// (a warning), and the real kubelet registers with it.
+fn real_kubelet_client_certificate_expired_and_expiring() {
+    for (name, from, to, expired) in [
+        ("pol-certold", -30 * 86_400, -86_400, true),
+        ("pol-certsoon", -86_400, 10 * 86_400, false),
+    ] {
+        let creds = API
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| KubeApi::start(&cluster::binaries().unwrap()))
+            .node_creds_valid(name, from, to);
+        let node = boot_real(name, |root| {
+            put(
+                root,
+                "/var/lib/kubelet/pki/kubelet-client-current.pem",
+                &format!("{}{}", creds.cert, creds.key),
+                0o600,
+            );
+        });
+        let (code, v) = node.check_json(&[]);
+        let id = if expired {
+            "kubelet-cert-expired"
+        } else {
+            "kubelet-cert-expiring"
+        };
+        let f = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .unwrap_or_else(|| panic!("{name}: no {id}: {v:#}"));
+        assert_eq!(
+            f["subject"],
+            "/var/lib/kubelet/pki/kubelet-client-current.pem"
+        );
+        assert_eq!(f["severity"], if expired { "critical" } else { "warning" });
+        assert_eq!(
+            code, 2,
+            "{name}: the kubelet unit is disabled and inactive too"
+        );
+        node.exec(&format!(
+            "systemctl enable {KUBELET} >/dev/null 2>&1; systemctl start {KUBELET}"
+        ));
+        let registered = || {
+            API.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .map(|api| {
+                    api.handle()
+                        .admin("GET", &format!("/api/v1/nodes/{name}"), None)
+                        .0
+                        == 200
+                })
+                .unwrap_or(false)
+        };
+        let deadline = Instant::now() + Duration::from_secs(if expired { 40 } else { 60 });
+        while !registered() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let journal = node.exec(&format!("journalctl -b -u {KUBELET} --no-pager | tail -20"));
+        assert_eq!(
+            registered(),
+            !expired,
+            "{name}: the real kubelet's Node registered: {}\n{journal}",
+            registered()
+        );
     }
 }
 
@@ -671,6 +750,13 @@ fn main() -> std::process::ExitCode {
         vec![
             (
                 t("config_file_false_keeps_swap", config_file_false_keeps_swap),
+                real(),
+            ),
+            (
+                t(
+                    "real_kubelet_client_certificate_expired_and_expiring",
+                    real_kubelet_client_certificate_expired_and_expiring,
+                ),
                 real(),
             ),
             (

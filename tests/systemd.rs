@@ -1374,7 +1374,7 @@ fn sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees() {
     // Sysctls checked (the modules are the host's kernel's).
     std::fs::write(
         &node.config,
-        "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\n",
+        "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\nclock = false\n",
     )
     .unwrap();
     let by_hand = format!("echo 1 > /proc/sys/{}", key.replace('.', "/"));
@@ -1477,8 +1477,236 @@ fn sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees() {
     assert_eq!(actions(&v), vec![]);
 }
 
+/// The kernel's clock-synchronised flag (adjtimex STA_UNSYNC and the
+/// maximum error): machine-wide, so set only under the nspawn lock and put
+/// back as it was on every exit path (Drop).
+struct KernelClockFlag {
+    status: i32,
+    maxerror: libc::c_long,
+}
+
+impl KernelClockFlag {
+    fn read() -> libc::timex {
+        // SAFETY: a zeroed timex with modes 0 only reads.
+        let mut t: libc::timex = unsafe { std::mem::zeroed() };
+        assert!(unsafe { libc::adjtimex(&mut t) } >= 0, "adjtimex");
+        t
+    }
+
+    fn save() -> KernelClockFlag {
+        let t = Self::read();
+        KernelClockFlag {
+            status: t.status,
+            maxerror: t.maxerror,
+        }
+    }
+
+    fn set(status: i32, maxerror: libc::c_long) {
+        // SAFETY: only the status and maximum error are set.
+        let mut t: libc::timex = unsafe { std::mem::zeroed() };
+        t.modes = libc::ADJ_STATUS | libc::ADJ_MAXERROR;
+        t.status = status;
+        t.maxerror = maxerror;
+        assert!(unsafe { libc::adjtimex(&mut t) } >= 0, "adjtimex set");
+    }
+
+    /// As an NTP daemon leaves it: synchronised, or not.
+    fn synced(yes: bool) {
+        let status = Self::read().status;
+        if yes {
+            Self::set(status & !libc::STA_UNSYNC, 1_000);
+        } else {
+            Self::set(status | libc::STA_UNSYNC, 16_000_000);
+        }
+    }
+}
+
+impl Drop for KernelClockFlag {
+    fn drop(&mut self) {
+        Self::set(self.status, self.maxerror);
+    }
+}
+
+/// The clock as the node's own systemd-timedated sees it (the kernel's
+/// flag, which an NTP daemon maintains): unsynchronised is a warning that
+/// names what the node has (no NTP service installed in this image), and
+/// synchronised is nothing — each time equal to what `timedatectl` says.
+fn clock_unsynchronised_is_what_timedated_says() {
+    let node = Node::boot("clock", Kubelet::Kubeadm, |root| {
+        std::fs::write(root.join(harness::CLOCK_READABLE), "").unwrap();
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("kubelet active", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active"
+    });
+    std::fs::write(
+        &node.config,
+        "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\nsysctls = {}\nclock = true\n",
+    )
+    .unwrap();
+    let _restore = KernelClockFlag::save();
+    let timedatectl = |p: &str| {
+        node.exec(&format!("timedatectl show -p {p} --value"))
+            .trim()
+            .to_string()
+    };
+
+    KernelClockFlag::synced(false);
+    assert_eq!(timedatectl("NTPSynchronized"), "no");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(ids(&v), vec![f("clock-unsynchronised", "warning", "clock")]);
+    assert_eq!(v["reboot_safe"], true);
+    assert_eq!(
+        v["observations"]["clock"]["ok"]["can_ntp"],
+        timedatectl("CanNTP") == "yes"
+    );
+    if timedatectl("CanNTP") == "no" {
+        assert!(
+            msg(&v, 0).contains("no NTP service is installed"),
+            "{}",
+            msg(&v, 0)
+        );
+        assert_eq!(v["findings"][0]["remedy"], Value::Null);
+    }
+
+    KernelClockFlag::synced(true);
+    assert_eq!(timedatectl("NTPSynchronized"), "yes");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(
+        (code, v["findings"].clone()),
+        (0, serde_json::json!([])),
+        "{v:#}"
+    );
+}
+
+/// kubelet's container runtime, found from the process listening on the
+/// socket kubelet's flags name (its cgroup names the unit): disabled while
+/// it runs is not reboot-safe, and `--fix` enables it and does nothing
+/// else; stopped, it is reported with its remedy and left stopped (a
+/// person's stop); a socket nothing serves is `runtime-missing`. Its cgroup
+/// driver is compared with kubelet's only when containerd's config says it.
+fn runtime_unit_from_its_socket_only_enabled_and_cgroup_driver() {
+    let node = Node::boot("runtime", Kubelet::Kubeadm, |_| {});
+    node.exec("systemctl enable --now kubelet.service");
+    node.wait_for("kubelet and containerd active", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active"
+            && n.prop("containerd.service", "ActiveState") == "active"
+    });
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
+    let r = &v["observations"]["runtime"];
+    assert_eq!(r["unit"], "containerd.service", "{r:#}");
+    assert!(
+        r["unit_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("the process listening on /var/run/containerd/containerd.sock"),
+        "{r:#}"
+    );
+    assert_eq!(r["answers"]["ok"], true);
+    assert_eq!(
+        v["observations"]["cgroup_driver"]["runtime"]["known"]["driver"],
+        "systemd"
+    );
+
+    node.exec("systemctl disable containerd.service 2>/dev/null");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![f("unit-disabled", "critical", "containerd.service")]
+    );
+    assert_eq!(v["findings"][0]["fixable"], true);
+    assert_eq!(v["reboot_safe"], false);
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        actions(&v),
+        vec![
+            a("enable", "containerd.service", "done"),
+            a("daemon-reload", "systemd", "done")
+        ]
+    );
+    assert_eq!(node.prop("containerd.service", "UnitFileState"), "enabled");
+
+    // Stopped by a person: reported, never started by --fix.
+    node.exec("systemctl stop containerd.service");
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    let runtime: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["subject"] == "containerd.service")
+        .collect();
+    assert!(!runtime.is_empty(), "{v:#}");
+    assert!(runtime.iter().all(|f| f["fixable"] == false), "{v:#}");
+    assert_eq!(actions(&v), vec![], "{v:#}");
+    assert_eq!(node.prop("containerd.service", "ActiveState"), "inactive");
+    assert_eq!(
+        v["observations"]["runtime"]["unit_from"],
+        "the well-known unit for /var/run/containerd/containerd.sock (nothing listens on it now)"
+    );
+    // Its remedy, pasted, starts it.
+    let remedy = runtime
+        .iter()
+        .find_map(|f| f["remedy"].as_str())
+        .expect("a remedy")
+        .to_string();
+    node.exec(&remedy);
+    node.wait_for("containerd active", |n| {
+        n.prop("containerd.service", "ActiveState") == "active"
+    });
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
+
+    // containerd set to cgroupfs while kubelet uses systemd.
+    node.write(
+        "/etc/containerd/config.toml",
+        &harness::CONTAINERD_CONFIG.replace("SystemdCgroup = true", "SystemdCgroup = false"),
+    );
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![f("cgroup-driver-mismatch", "warning", "containerd.service")]
+    );
+    assert!(
+        msg(&v, 0).contains("/etc/containerd/config.toml:5"),
+        "{}",
+        msg(&v, 0)
+    );
+    // Not set at all: containerd's default differs between releases: no claim.
+    node.write("/etc/containerd/config.toml", "version = 2\n");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(v["observations"]["cgroup_driver"]["runtime"]["unknown"].is_object());
+
+    // kubelet pointed at a socket nothing serves.
+    node.write(
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/nothing/here.sock\"\n",
+    );
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    assert!(
+        has(&v, "runtime-missing", "critical", "/run/nothing/here.sock"),
+        "{v:#}"
+    );
+    assert_eq!(v["reboot_safe"], false);
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
+        harness::trial(
+            "runtime_unit_from_its_socket_only_enabled_and_cgroup_driver",
+            runtime_unit_from_its_socket_only_enabled_and_cgroup_driver,
+        ),
+        harness::trial(
+            "clock_unsynchronised_is_what_timedated_says",
+            clock_unsynchronised_is_what_timedated_says,
+        ),
         harness::trial(
             "sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees",
             sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees,

@@ -160,6 +160,14 @@ fn make_disk(base: &Path, work: &Path, deb: &Path) -> PathBuf {
     harness::install_kubeadm_kubelet(&root);
     std::fs::write(root.join("etc/fstab"), SEED_FSTAB).unwrap();
     std::fs::write(root.join("root/fstab.seed"), SEED_FSTAB).unwrap();
+    // No network in the VM, so no NTP: its clock is honestly unsynchronised,
+    // which is not what this test is about.
+    std::fs::create_dir_all(root.join("etc/taint-guard/config.d")).unwrap();
+    std::fs::write(
+        root.join("etc/taint-guard/config.d/50-vm-has-no-network.toml"),
+        "[readiness]\nclock = false\n",
+    )
+    .unwrap();
     // Random bytes: zeros would turn sparse in mkfs -d, and swapon refuses
     // a file with holes.
     let swap = root.join("swapfile");

@@ -275,6 +275,23 @@ impl KubeApi {
         )
     }
 
+    /// [`KubeApi::node_creds`], valid from `from` to `to` (seconds from
+    /// now; negative: in the past), signed by the cluster CA.
+    pub fn node_creds_valid(&self, node: &str, from: i64, to: i64) -> Creds {
+        let now = time::OffsetDateTime::now_utc();
+        leaf_valid(
+            &self.ca,
+            &format!("system:node:{node}"),
+            Some("system:nodes"),
+            &[],
+            ExtendedKeyUsagePurpose::ClientAuth,
+            Some((
+                now + time::Duration::seconds(from),
+                now + time::Duration::seconds(to),
+            )),
+        )
+    }
+
     /// A kubeconfig like kubeadm's kubelet.conf, with the certificate and
     /// key in files (`cert`, `key`: paths written into it as given).
     pub fn kubeconfig(&self, ca: &str, cert: &str, key: &str) -> String {
@@ -625,9 +642,24 @@ fn leaf(
     sans: &[&str],
     usage: ExtendedKeyUsagePurpose,
 ) -> Creds {
+    leaf_valid(ca, cn, org, sans, usage, None)
+}
+
+fn leaf_valid(
+    ca: &CertifiedIssuer<'static, KeyPair>,
+    cn: &str,
+    org: Option<&str>,
+    sans: &[&str],
+    usage: ExtendedKeyUsagePurpose,
+    validity: Option<(time::OffsetDateTime, time::OffsetDateTime)>,
+) -> Creds {
     let key = KeyPair::generate().unwrap();
     let mut p =
         CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    if let Some((from, to)) = validity {
+        p.not_before = from;
+        p.not_after = to;
+    }
     p.distinguished_name.push(DnType::CommonName, cn);
     if let Some(o) = org {
         p.distinguished_name.push(DnType::OrganizationName, o);

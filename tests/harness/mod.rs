@@ -403,6 +403,11 @@ impl Node {
             install_kubeadm_kubelet(&root);
         }
         stand_in_for_a_vm(&root);
+        // Every taint-guard inside the node (the boot unit, the daemon, the
+        // .deb's) reads this too.
+        let dropin = root.join("etc/taint-guard/config.d/50-host-kernel.toml");
+        fs::create_dir_all(dropin.parent().unwrap()).unwrap();
+        fs::write(&dropin, HOST_KERNEL).unwrap();
         prepare(&root);
         let bus = dir.join("bus");
         fs::create_dir_all(&bus).unwrap();
@@ -483,7 +488,38 @@ impl Node {
     }
 }
 
+/// The node's runtime socket directories. The node's /run is a tmpfs that
+/// the host-side binary cannot see into (nspawn mounts it over the root's
+/// /run), so each is bound from a directory under the root's
+/// /var/lib/tg-run, emptied at every boot as a tmpfs would be, and the
+/// root's own /run/NAME (hidden from the node by its tmpfs) is a link to
+/// it: a socket the node's runtime makes is then at the same path under
+/// --host-root, as the host's /run is on a real host.
+const RUN_SOCKET_DIRS: [&str; 2] = ["containerd", "fake-cri"];
+
+/// A node whose root holds this file boots with CAP_SYS_TIME, so its
+/// systemd-timedated can read the kernel's clock state (nspawn's system call
+/// filter refuses adjtimex(2) otherwise, and timedated then says
+/// "unsynchronised" whatever the kernel says), as on a VM.
+pub const CLOCK_READABLE: &str = "etc/tg-test-clock-readable";
+
 fn spawn_nspawn(dir: &Path, root: &Path, bus: &Path, name: &str) -> Child {
+    let mut binds = Vec::new();
+    if root.join(CLOCK_READABLE).exists() {
+        binds.push("--capability=CAP_SYS_TIME".to_string());
+    }
+    for d in RUN_SOCKET_DIRS {
+        let src = root.join("var/lib/tg-run").join(d);
+        let _ = fs::remove_dir_all(&src);
+        fs::create_dir_all(&src).unwrap();
+        let link = root.join("run").join(d);
+        if fs::symlink_metadata(&link).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&link).unwrap();
+        }
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(format!("/var/lib/tg-run/{d}"), &link).unwrap();
+        binds.push(format!("--bind={}:/run/{d}", src.display()));
+    }
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -504,6 +540,7 @@ fn spawn_nspawn(dir: &Path, root: &Path, bus: &Path, name: &str) -> Child {
         .arg("-D")
         .arg(root)
         .arg(format!("--bind={}:/run/dbus", bus.display()))
+        .args(&binds)
         .arg("--system-call-filter=@swap")
         .arg(format!("--machine=tg-{name}"))
         .stdin(Stdio::null())
@@ -763,17 +800,27 @@ fn children(pid: u32) -> Vec<u32> {
 }
 
 /// Config lines for a node that shares the host's kernel (every nspawn
-/// node): its modules and sysctls are the host's (and of the host's network
-/// namespace), not this node's, so the readiness checks of the kernel are
-/// off. The kernel scenarios turn them on, in a network namespace of their
+/// node): its modules, sysctls (of the host's network namespace) and clock
+/// synchronisation are the host's, not this node's, so those readiness
+/// checks are off. The kernel scenarios turn them on, in a network namespace of their
 /// own; the VM test has a kernel of its own and keeps them on.
-pub const HOST_KERNEL: &str = "[readiness]\nmodules = []\nsysctls = {}\n";
+pub const HOST_KERNEL: &str = "[readiness]\nmodules = []\nsysctls = {}\nclock = false\n";
 
 /// kubeadm's install guide's prerequisites, persisted as it says: the
 /// modules for the next boot, and the sysctls.
 pub const K8S_MODULES: &str = "overlay\nbr_netfilter\n";
 pub const K8S_SYSCTLS: &str =
     "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\nnet.ipv4.ip_forward = 1\n";
+
+/// A stand-in for containerd, enabled: a process in containerd.service
+/// listening on containerd's socket (systemd's own socket-activate tool,
+/// accepting each connection), so kubelet's runtime is there and answers;
+/// no container ever runs.
+pub const STAND_IN_CONTAINERD: &str = "[Unit]\nDescription=stand-in for containerd (tests): its socket answers\n[Service]\nRuntimeDirectory=containerd\nRuntimeDirectoryPreserve=yes\nExecStart=/usr/bin/systemd-socket-activate --listen=/run/containerd/containerd.sock --accept /bin/true\n[Install]\nWantedBy=multi-user.target\n";
+
+/// containerd's config as kubeadm's install guide has it: the systemd
+/// cgroup driver for runc.
+pub const CONTAINERD_CONFIG: &str = "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n  [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n    SystemdCgroup = true\n";
 
 /// Install kubeadm's kubelet unit, drop-in, env file, config and a stand-in
 /// kubelet binary (not enabled, as after `apt-get install kubelet`), with
@@ -782,11 +829,18 @@ pub fn install_kubeadm_kubelet(root: &Path) {
     for (rel, text) in [
         ("etc/modules-load.d/k8s.conf", K8S_MODULES),
         ("etc/sysctl.d/k8s.conf", K8S_SYSCTLS),
+        ("etc/systemd/system/containerd.service", STAND_IN_CONTAINERD),
+        ("etc/containerd/config.toml", CONTAINERD_CONFIG),
     ] {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(p, text).unwrap();
     }
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    fs::create_dir_all(&wants).unwrap();
+    let link = wants.join("containerd.service");
+    let _ = fs::remove_file(&link);
+    std::os::unix::fs::symlink("/etc/systemd/system/containerd.service", link).unwrap();
     let put = |rel: &str, fixture: &str, mode: u32| {
         let p = root.join(rel);
         fs::create_dir_all(p.parent().unwrap()).unwrap();
