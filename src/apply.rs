@@ -307,10 +307,30 @@ fn persist_line(
     now: Timestamp,
     what: &str,
 ) -> (Outcome, String) {
-    let target = match host.resolve(node_path) {
-        Ok(t) => t,
-        Err(e) => return (Outcome::Failed, format!("resolving {node_path}: {e}")),
-    };
+    // Ours is a plain file, or nothing yet: a link (to /dev/null: masked)
+    // or anything else there is a person's, never written through.
+    let target = host.path(node_path);
+    match std::fs::symlink_metadata(&target) {
+        Ok(m) if !m.is_file() => {
+            return (
+                Outcome::Skipped,
+                format!("{node_path} is not a plain file (masked?): left as it is"),
+            )
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return (Outcome::Failed, format!("{node_path}: {e}"))
+        }
+        _ => {}
+    }
+    use std::path::Path;
+    if let Ok(dir) = host.resolve(Path::new(node_path).parent().unwrap_or(Path::new("/"))) {
+        if dir != target.parent().unwrap_or(Path::new("/")) {
+            return (
+                Outcome::Skipped,
+                format!("the directory of {node_path} is a link: left as it is"),
+            );
+        }
+    }
     let old = match std::fs::read_to_string(&target) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

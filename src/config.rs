@@ -417,9 +417,13 @@ impl Config {
                         }
                     };
                     let key = crate::readiness::sysctl::normalize(k);
+                    // Every path component of /proc/sys/… a plain name: no
+                    // glob, no `.`/`..`, nothing that leaves /proc/sys.
                     if key.is_empty()
-                        || key.contains(['*', '?', '[', ' ', '='])
-                        || key.split('.').any(|c| c.is_empty() || c == "..")
+                        || key.contains(['*', '?', '[', ' ', '=', '\\'])
+                        || key
+                            .split(['.', '/'])
+                            .any(|c| c.is_empty() || c == "." || c == "..")
                     {
                         return Err(bad(format!(
                             "readiness.sysctls: `{k}` is not a sysctl name (net.ipv4.ip_forward)"

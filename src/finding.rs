@@ -20,7 +20,7 @@ use crate::remedy::Remedy;
 pub const KUBELET_UNIT: &str = "kubelet.service";
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 27] = [
+pub const FINDING_IDS: [&str; 26] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
@@ -45,7 +45,6 @@ pub const FINDING_IDS: [&str; 27] = [
     "kubelet-cert-expiring",
     "kubelet-credentials-unreadable",
     "clock-unsynchronised",
-    "runtime-missing",
     "runtime-unreachable",
     "cgroup-driver-mismatch",
 ];
@@ -219,11 +218,8 @@ pub enum FindingKind {
     /// The clock is not NTP-synchronised: certificates and leases are
     /// judged by it.
     ClockUnsynchronised,
-    /// No unit serves kubelet's container runtime endpoint.
-    RuntimeMissing {
-        endpoint: String,
-    },
-    /// The runtime's unit runs but its socket refuses kubelet.
+    /// Nothing accepts a connection on kubelet's container runtime socket
+    /// now (while its unit, when one is known, is active).
     RuntimeUnreachable {
         endpoint: String,
     },
@@ -262,7 +258,6 @@ impl FindingKind {
             FindingKind::KubeletCertExpiring { .. } => "kubelet-cert-expiring",
             FindingKind::KubeletCredentialsUnreadable { .. } => "kubelet-credentials-unreadable",
             FindingKind::ClockUnsynchronised => "clock-unsynchronised",
-            FindingKind::RuntimeMissing { .. } => "runtime-missing",
             FindingKind::RuntimeUnreachable { .. } => "runtime-unreachable",
             FindingKind::CgroupDriverMismatch { .. } => "cgroup-driver-mismatch",
         }
@@ -296,8 +291,7 @@ impl FindingKind {
             | FindingKind::KubeletCertExpiring { cert } => cert.clone(),
             FindingKind::KubeletCredentialsUnreadable { path } => path.clone(),
             FindingKind::ClockUnsynchronised => "clock".into(),
-            FindingKind::RuntimeMissing { endpoint }
-            | FindingKind::RuntimeUnreachable { endpoint } => endpoint.clone(),
+            FindingKind::RuntimeUnreachable { endpoint } => endpoint.clone(),
             FindingKind::CgroupDriverMismatch { unit } => unit.clone(),
         }
     }
@@ -332,7 +326,6 @@ impl FindingKind {
                 | FindingKind::KubeletConfigInvalid { .. }
                 | FindingKind::KubeletCertExpired { .. }
                 | FindingKind::KubeletCredentialsUnreadable { .. }
-                | FindingKind::RuntimeMissing { .. }
         )
     }
 
@@ -409,7 +402,6 @@ impl FindingKind {
             "kubelet-cert-expired" => FindingKind::KubeletCertExpired { cert: unit() },
             "kubelet-cert-expiring" => FindingKind::KubeletCertExpiring { cert: unit() },
             "clock-unsynchronised" if subject == "clock" => FindingKind::ClockUnsynchronised,
-            "runtime-missing" => FindingKind::RuntimeMissing { endpoint: unit() },
             "runtime-unreachable" => FindingKind::RuntimeUnreachable { endpoint: unit() },
             "cgroup-driver-mismatch" => FindingKind::CgroupDriverMismatch { unit: unit() },
             "kubelet-credentials-unreadable" => {
@@ -565,9 +557,6 @@ mod tests {
             FindingKind::ClockUnsynchronised,
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Clock,
-            },
-            FindingKind::RuntimeMissing {
-                endpoint: "/run/containerd/containerd.sock".into(),
             },
             FindingKind::RuntimeUnreachable {
                 endpoint: "/run/crio/crio.sock".into(),

@@ -202,8 +202,22 @@ pub struct SysctlObservation {
 /// modules and sysctls.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KernelObservation {
+    /// Why the kernel checks were not made here, when they were not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     pub modules: Vec<ModuleObservation>,
     pub sysctls: Vec<SysctlObservation>,
+    /// taint-guard's own modules-load.d / sysctl.d file is a link (masked
+    /// by a person): never written, no remedy into it.
+    #[serde(default)]
+    pub ours_masked: OursMasked,
+}
+
+/// See [`KernelObservation::ours_masked`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OursMasked {
+    pub modules: bool,
+    pub sysctls: bool,
 }
 
 /// kubelet's client credentials, as its `--kubeconfig` names them.
@@ -222,6 +236,9 @@ pub struct KubeletCertObservation {
     pub ca_from: Option<String>,
     pub rotate_certificates: bool,
     pub rotate_certificates_from: String,
+    /// kubelet's `--bootstrap-kubeconfig`, when it names a file that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_kubeconfig: Option<String>,
     /// When the certificate was looked at (its "now").
     pub checked_at: jiff::Timestamp,
 }

@@ -119,7 +119,8 @@ pub async fn observe<S: UnitManager>(
     let runtime = match (upstream, systemd) {
         (Some(p), Ok(sd)) if cfg.readiness.runtime => {
             let (r, unit) = observe_runtime(sd, src, p.runtime_endpoint.as_ref()).await;
-            if let Some(u) = unit {
+            // A runtime already among the required units is observed once.
+            if let Some(u) = unit.filter(|u| !units.iter().any(|x| x.name == u.name)) {
                 units.push(u);
             }
             Some(r)
@@ -134,14 +135,26 @@ pub async fn observe<S: UnitManager>(
                 .find(|u| u.name == "containerd.service")
                 .and_then(|u| u.state.ok())
                 .and_then(|s| s.service.as_ref());
-            let path = spec
-                .and_then(|s| {
-                    s.exec_start.windows(2).find_map(|w| {
-                        matches!(w[0].as_str(), "--config" | "-c").then(|| w[1].clone())
+            // containerd's `--config PATH`, `--config=PATH`, `-c PATH`,
+            // `-c=PATH`; without its ExecStart the file is not known.
+            let path = spec.map(|s| {
+                let a = &s.exec_start;
+                a.iter()
+                    .enumerate()
+                    .find_map(|(i, w)| match w.split_once('=') {
+                        Some(("--config" | "-c", v)) => Some(v.to_string()),
+                        _ if matches!(w.as_str(), "--config" | "-c") => a.get(i + 1).cloned(),
+                        _ => None,
                     })
-                })
-                .unwrap_or_else(|| "/etc/containerd/config.toml".into());
-            let text = read_optional(&src.host, &path);
+                    .unwrap_or_else(|| "/etc/containerd/config.toml".into())
+            });
+            let text = match &path {
+                Some(p) => read_optional(&src.host, p),
+                None => Err(anyhow::anyhow!(
+                    "containerd.service's ExecStart could not be read"
+                )),
+            };
+            let path = path.unwrap_or_default();
             Some(crate::observation::CgroupDriverObservation {
                 kubelet: driver.clone(),
                 kubelet_from: from.clone(),
@@ -154,6 +167,25 @@ pub async fn observe<S: UnitManager>(
                 },
             })
         }
+        _ => None,
+    };
+    // k3s and rke2 load these modules and set these sysctls at every start
+    // (their agent's system setup); in a container the kernel is the
+    // host's, and the node's systemd-modules-load and systemd-sysctl are
+    // skipped there.
+    let kernel_skip = match (
+        kubelet_policy
+            .as_ref()
+            .and_then(|p| p.known())
+            .map(|p| p.flavour),
+        virtualization.ok().and_then(Virtualization::container),
+    ) {
+        (_, Some(id)) => Some(format!(
+            "systemd runs in a container ({id}): the kernel is the host's"
+        )),
+        (Some(f @ (kubelet::Flavour::K3s | kubelet::Flavour::Rke2)), _) => Some(format!(
+            "{f:?} loads its kernel modules and sets its sysctls itself at every start"
+        )),
         _ => None,
     };
     let kubelet_cert = upstream
@@ -181,7 +213,7 @@ pub async fn observe<S: UnitManager>(
         swap_units,
         kubelet_policy,
         virtualization,
-        kernel: observe_kernel(src, cfg),
+        kernel: observe_kernel(src, cfg, kernel_skip),
         kubelet_cert,
         clock,
         runtime,
@@ -190,7 +222,7 @@ pub async fn observe<S: UnitManager>(
 }
 
 /// The well-known runtime units, by the socket they serve.
-const RUNTIME_UNITS: [(&str, &str); 4] = [
+pub const RUNTIME_UNITS: [(&str, &str); 4] = [
     ("containerd.sock", "containerd.service"),
     ("crio.sock", "crio.service"),
     ("cri-dockerd.sock", "cri-docker.service"),
@@ -331,14 +363,19 @@ fn socket_listener(proc: &Path, host: &HostRoot, sock: &str) -> Option<(u32, Str
         if !holds || !same_root {
             continue;
         }
-        let cgroup = std::fs::read_to_string(e.path().join("cgroup")).ok()?;
+        // PID 1 (socket activation: init.scope) or a process outside any
+        // service: not the runtime's unit; another holder may be.
+        let Ok(cgroup) = std::fs::read_to_string(e.path().join("cgroup")) else {
+            continue;
+        };
         let unit = cgroup
             .lines()
             .filter_map(|l| l.rsplit(':').next())
             .filter_map(|p| p.rsplit('/').next())
-            .find(|u| u.ends_with(".service"))?
-            .to_string();
-        return Some((pid, unit));
+            .find(|u| u.ends_with(".service"));
+        if let Some(unit) = unit {
+            return Some((pid, unit.to_string()));
+        }
     }
     None
 }
@@ -366,8 +403,31 @@ fn observe_kubelet_cert(
         ca_from: None,
         rotate_certificates: creds.rotate_certificates,
         rotate_certificates_from: creds.rotate_certificates_from.clone(),
+        bootstrap_kubeconfig: creds
+            .bootstrap_kubeconfig
+            .clone()
+            .filter(|b| host.resolve(b).is_ok_and(|p| p.exists())),
         checked_at: jiff::Timestamp::now(),
     };
+    // With rotation on, kubelet's certificate store takes
+    // CERT_DIR/kubelet-client-current.pem before the kubeconfig's.
+    let current = format!(
+        "{}/kubelet-client-current.pem",
+        creds.cert_dir.trim_end_matches('/')
+    );
+    let current_path = host
+        .resolve(&current)
+        .unwrap_or_else(|_| host.path(&current));
+    let from_store = creds.rotate_certificates && current_path.exists();
+    if from_store {
+        out.cert_from = current.clone();
+        out.cert = Probe::from_result(
+            std::fs::read(&current_path)
+                .map_err(|e| format!("{current}: {e}"))
+                .and_then(|b| cert::first_certificate(&b).map_err(|e| format!("{current}: {e}")))
+                .map_err(anyhow::Error::msg),
+        );
+    }
     let kc = match identity::load(&identity::Source::Kubelet(path), host) {
         Ok(Some(kc)) => kc,
         Ok(None) => return None,
@@ -407,6 +467,7 @@ fn observe_kubelet_cert(
     };
     let pem: Result<Vec<u8>, String> =
         match (&auth.client_certificate_data, &auth.client_certificate) {
+            _ if from_store => Ok(Vec::new()),
             (Some(d), _) => {
                 out.cert_from = format!("client-certificate-data in {}", creds.kubeconfig);
                 b64(d)
@@ -418,12 +479,14 @@ fn observe_kubelet_cert(
             // A token or an exec plugin: no certificate to expire.
             (None, None) => return None,
         };
-    out.cert = Probe::from_result(
-        pem.and_then(|b| {
-            cert::first_certificate(&b).map_err(|e| format!("{}: {e}", out.cert_from))
-        })
-        .map_err(anyhow::Error::msg),
-    );
+    if !from_store {
+        out.cert = Probe::from_result(
+            pem.and_then(|b| {
+                cert::first_certificate(&b).map_err(|e| format!("{}: {e}", out.cert_from))
+            })
+            .map_err(anyhow::Error::msg),
+        );
+    }
     let cluster = ctx.cluster.as_str().to_string();
     let cl = kc
         .clusters
@@ -458,74 +521,100 @@ fn observe_kubelet_cert(
 /// The required modules and sysctls: the kernel now (this process's /proc,
 /// beside `src.proc_swaps`: the host's kernel; sysctls of this process's
 /// network namespace), and what the node's files make of the next boot.
-pub fn observe_kernel(src: &Sources, cfg: &Config) -> KernelObservation {
+pub fn observe_kernel(src: &Sources, cfg: &Config, skip: Option<String>) -> KernelObservation {
     use crate::readiness::{modules, sysctl};
+    let mut out = KernelObservation {
+        skipped: skip,
+        ..Default::default()
+    };
+    if out.skipped.is_some() {
+        return out;
+    }
     let proc = src.proc_swaps.parent().unwrap_or(Path::new("/proc"));
     let cmdline = std::fs::read(src.proc_cmdline())
         .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|e| format!("reading {}: {e}", src.proc_cmdline().display()));
-    let mut out = KernelObservation::default();
+    // A file that may be missing: Ok(None); any other failure is said.
+    let optional = |p: &Path| match std::fs::read_to_string(p) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("reading {}: {e}", p.display())),
+    };
     if !cfg.readiness.modules.is_empty() {
+        out.ours_masked.modules = masked(&src.host, modules::OURS);
         // No /proc/modules: a kernel without module support, everything
         // it has is built in.
-        let loaded = match std::fs::read_to_string(proc.join("modules")) {
-            Ok(t) => Ok(Some(modules::proc_modules(&t))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("reading {}: {e}", proc.join("modules").display())),
+        let loaded = optional(&proc.join("modules")).map(|t| t.map(|t| modules::proc_modules(&t)));
+        let release = optional(&proc.join("sys/kernel/osrelease")).and_then(|r| {
+            r.map(|r| r.trim().to_string())
+                .ok_or_else(|| "no /proc/sys/kernel/osrelease".to_string())
+        });
+        let node_file = |name: &str| -> Result<Option<String>, String> {
+            let r = release.clone()?;
+            read_optional(&src.host, &format!("/lib/modules/{r}/{name}"))
+                .map_err(|e| format!("{e:#}"))
         };
-        let release = std::fs::read_to_string(proc.join("sys/kernel/osrelease"))
-            .map(|r| r.trim().to_string())
-            .unwrap_or_default();
-        let kdir = format!("/lib/modules/{release}");
-        let builtin = read_optional(&src.host, &format!("{kdir}/modules.builtin"))
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let dep = read_optional(&src.host, &format!("{kdir}/modules.dep"))
-            .ok()
-            .flatten();
+        let builtin = node_file("modules.builtin");
+        let dep = node_file("modules.dep");
         let files = conf_files(&src.host, &modules::MODULES_LOAD_DIRS);
-        let filesystems = std::fs::read_to_string(proc.join("filesystems")).unwrap_or_default();
+        let filesystems = optional(&proc.join("filesystems"));
         for name in &cfg.readiness.modules {
             let canon = modules::canonical(name);
-            let now = match &loaded {
-                Err(e) => Probe::Failed(e.clone()),
-                Ok(Some(l)) if l.contains(&canon) => Probe::Ok(modules::ModuleNow::Loaded),
-                Ok(_) => {
-                    // Built in: listed in modules.builtin, or what it
-                    // provides is there without it being loaded.
-                    let provides = match canon.as_str() {
-                        "overlay" => filesystems
-                            .lines()
-                            .any(|l| l.split_whitespace().last() == Some("overlay")),
-                        "br_netfilter" => proc.join("sys/net/bridge").is_dir(),
-                        _ => false,
-                    };
-                    let in_builtin = builtin
+            let now = (|| -> Result<modules::ModuleNow, String> {
+                let loaded = loaded.clone()?;
+                if loaded.as_ref().is_some_and(|l| l.contains(&canon)) {
+                    return Ok(modules::ModuleNow::Loaded);
+                }
+                // Built in: listed in modules.builtin, or what it provides
+                // is there without it being loaded.
+                let provides = match canon.as_str() {
+                    "overlay" => filesystems
+                        .clone()?
+                        .unwrap_or_default()
                         .lines()
-                        .any(|l| modules::installed(&format!("{l}:"), &canon));
+                        .any(|l| l.split_whitespace().last() == Some("overlay")),
+                    "br_netfilter" => proc.join("sys/net/bridge").is_dir(),
+                    _ => false,
+                };
+                let in_builtin = match &builtin {
+                    Ok(b) => b
+                        .as_deref()
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| modules::installed(&format!("{l}:"), &canon)),
+                    // Without module support there is no modules.builtin
+                    // to need.
+                    Err(_) if loaded.is_none() => false,
+                    Err(e) => return Err(e.clone()),
+                };
+                Ok(
                     if provides || in_builtin || Path::new("/sys/module").join(&canon).is_dir() {
-                        Probe::Ok(modules::ModuleNow::BuiltIn)
+                        modules::ModuleNow::BuiltIn
                     } else {
-                        Probe::Ok(modules::ModuleNow::Absent)
-                    }
-                }
-            };
-            let at_boot = match (&now, &files, &cmdline) {
-                (Probe::Failed(e), _, _) => Probe::Failed(e.clone()),
-                (_, Err(e), _) | (_, _, Err(e)) => Probe::Failed(e.clone()),
-                (Probe::Ok(n), Ok(f), Ok(c)) => {
-                    Probe::Ok(modules::boot(name, *n, f, c, dep.as_deref()))
-                }
-            };
+                        modules::ModuleNow::Absent
+                    },
+                )
+            })();
+            let at_boot = (|| -> Result<modules::ModuleBoot, String> {
+                let n = now.clone()?;
+                let f = files.as_ref().map_err(Clone::clone)?;
+                let c = cmdline.as_ref().map_err(Clone::clone)?;
+                let d = if modules::loaded_on_use(name) && n != modules::ModuleNow::BuiltIn {
+                    dep.clone()?
+                } else {
+                    None
+                };
+                Ok(modules::boot(name, n, f, c, d.as_deref()))
+            })();
             out.modules.push(ModuleObservation {
                 name: name.clone(),
-                now,
-                at_boot,
+                now: Probe::from_result(now.map_err(anyhow::Error::msg)),
+                at_boot: Probe::from_result(at_boot.map_err(anyhow::Error::msg)),
             });
         }
     }
     if !cfg.readiness.sysctls.is_empty() {
+        out.ours_masked.sysctls = masked(&src.host, sysctl::OURS);
         let files = conf_files(&src.host, &sysctl::SYSCTL_DIRS);
         for (key, want) in &cfg.readiness.sysctls {
             let p = proc.join(sysctl::proc_path(key).trim_start_matches("/proc/"));
@@ -549,6 +638,12 @@ pub fn observe_kernel(src: &Sources, cfg: &Config) -> KernelObservation {
     out
 }
 
+/// taint-guard's own file is a link (to /dev/null: a person masked it):
+/// never written through.
+fn masked(host: &HostRoot, node_path: &str) -> bool {
+    std::fs::symlink_metadata(host.path(node_path)).is_ok_and(|m| !m.is_file())
+}
+
 /// The `*.conf` files systemd-sysctl / systemd-modules-load run from
 /// `dirs` (highest precedence first), in order, with their bytes; a link to
 /// /dev/null masks its name.
@@ -566,7 +661,7 @@ fn conf_files(
         };
         for e in entries
             .into_iter()
-            .filter(|e| e.name.ends_with(".conf") && !e.is_dir)
+            .filter(|e| e.name.ends_with(".conf") && !e.name.starts_with('.') && !e.is_dir)
         {
             let path = format!("{dir}/{}", e.name);
             let masked =

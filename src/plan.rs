@@ -947,6 +947,109 @@ mod tests {
         assert!(s.is_empty(), "{s:?}");
     }
 
+    fn runtime(o: &mut Observation, active: &str, sub: &str, ufs: &str) {
+        let mut u = UnitObservation::kubelet("loaded", active, sub, ufs, "success");
+        u.required = "containerd.service".into();
+        u.name = "containerd.service".into();
+        if ufs == "masked" {
+            if let Probe::Ok(st) = &mut u.state {
+                st.load_state = "masked".into();
+            }
+        }
+        o.units.push(u);
+        o.runtime = Some(crate::observation::RuntimeObservation {
+            endpoint: Some("/run/containerd/containerd.sock".into()),
+            endpoint_from: "flag".into(),
+            unit: Some("containerd.service".into()),
+            unit_from: "the process listening".into(),
+            answers: Some(Probe::Ok(active == "active")),
+        });
+    }
+
+    #[test]
+    fn runtime_unit_is_only_enabled_while_it_runs() {
+        let mut o = obs("loaded", "active", "running", "enabled", None, 4096);
+        runtime(&mut o, "active", "running", "disabled");
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec!["enable containerd.service", "daemon-reload systemd"]
+        );
+        // Stopped (and disabled): neither enabled nor started; the findings
+        // carry the remedy.
+        let mut o = obs("loaded", "active", "running", "enabled", None, 4096);
+        runtime(&mut o, "inactive", "dead", "disabled");
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert!(s.is_empty(), "{s:?}");
+        let a = evaluate(&o, &Config::default());
+        assert!(a
+            .findings
+            .iter()
+            .filter(|f| f.kind.unit() == Some("containerd.service"))
+            .all(|f| !f.fixable && f.remedy.is_some()));
+        // Masked: never unmasked, whatever fix.unmask says.
+        let mut o = obs("loaded", "active", "running", "enabled", None, 4096);
+        runtime(&mut o, "inactive", "dead", "masked");
+        let mut pol = Config::default().fix;
+        pol.unmask = true;
+        let (s, _) = steps(&o, &pol);
+        assert!(s.is_empty(), "{s:?}");
+    }
+
+    #[test]
+    fn only_what_is_in_effect_is_persisted() {
+        use crate::observation::{KernelObservation, ModuleObservation, SysctlObservation};
+        use crate::readiness::{BootValue, ModuleBoot, ModuleNow};
+        let mut o = obs("loaded", "active", "running", "enabled", None, 4096);
+        let module = |name: &str, now| ModuleObservation {
+            name: name.into(),
+            now: Probe::Ok(now),
+            at_boot: Probe::Ok(ModuleBoot::NotLoaded),
+        };
+        let sysctl = |now: &str| SysctlObservation {
+            key: "net.ipv4.ip_forward".into(),
+            want: "1".into(),
+            now: Probe::Ok(Some(now.into())),
+            at_boot: Probe::Ok(BootValue {
+                value: Some("0".into()),
+                from: "kernel default".into(),
+                ours_wins: true,
+                overridden_after_ours_by: None,
+            }),
+        };
+        o.kernel = KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
+            modules: vec![
+                module("br_netfilter", ModuleNow::Loaded),
+                module("overlay", ModuleNow::Absent),
+            ],
+            sysctls: vec![sysctl("1")],
+        };
+        let (s, p) = steps(&o, &Config::default().fix);
+        assert_eq!(
+            s,
+            vec![
+                "module-persist br_netfilter",
+                "sysctl-persist net.ipv4.ip_forward"
+            ]
+        );
+        assert!(p.actions.iter().all(|a| !a.step.changes_files()));
+        // Not in effect now: nothing persisted, nothing loaded or set.
+        o.kernel.sysctls = vec![sysctl("0")];
+        o.kernel.modules.remove(0);
+        let (s, _) = steps(&o, &Config::default().fix);
+        assert!(s.is_empty(), "{s:?}");
+        // Each opt-out holds.
+        o.kernel.modules = vec![module("br_netfilter", ModuleNow::Loaded)];
+        o.kernel.sysctls = vec![sysctl("1")];
+        let mut cfg = Config::default();
+        cfg.fix.persist_modules = false;
+        cfg.fix.persist_sysctls = false;
+        let a = evaluate(&o, &cfg);
+        assert!(plan(&a, &o, &cfg.fix, None).actions.is_empty());
+    }
+
     #[test]
     fn masked_is_left_alone_unless_allowed() {
         let o = obs("masked", "inactive", "dead", "masked", None, 4096);

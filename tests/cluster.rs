@@ -569,6 +569,79 @@ fn crash_looping_kubelet_few_api_writes(c: &mut Cluster) {
 
 type Scenario = fn(&mut Cluster);
 
+/// Reboot readiness, the container runtime, against the real kubelet: the
+/// worker's runtime (fake-cri.service, serving the socket kubelet's flags
+/// name) runs but is disabled, kubelet itself enabled. Before the reboot
+/// taint-guard says so: `unit-disabled` on fake-cri.service (found from the
+/// process listening on the socket), critical, not reboot-safe, `--fix`
+/// may enable it (it runs). Without the repair, after the reboot the real
+/// kubelet comes up without its runtime and never gets the Node Ready
+/// again, as predicted; the remedy taint-guard then prints, pasted, brings
+/// it back.
+fn runtime_disabled_predicted_before_the_reboot(c: &mut Cluster) {
+    let name = "rt-worker";
+    let mut w = c.boot_worker("crt", name, |_| {});
+    w.node()
+        .exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+    wait_ready(c, name, 90);
+    let rt = "fake-cri.service";
+    w.node().exec(&format!("systemctl disable {rt} 2>&1"));
+    let (code, v) = w.node().check_json(&[]);
+    assert_eq!(code, 2, "{v:#}");
+    let ids: Vec<(String, String)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap().into(),
+                f["subject"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![("unit-disabled".to_string(), rt.to_string())],
+        "{v:#}"
+    );
+    assert_eq!(v["reboot_safe"], false);
+    assert_eq!(v["findings"][0]["fixable"], true);
+    assert!(
+        v["observations"]["runtime"]["unit_from"]
+            .as_str()
+            .unwrap()
+            .starts_with("the process listening on /run/fake-cri/fake-cri.sock"),
+        "{v:#}"
+    );
+
+    // The reboot taint-guard warned about (no repair made).
+    w.node_mut().reboot();
+    assert_eq!(w.node().prop(rt, "ActiveState"), "inactive");
+    c.wait("Node no longer Ready after the reboot", 120, |c| {
+        c.ready(name) != "True"
+    });
+    // It stays so: kubelet has no runtime.
+    std::thread::sleep(Duration::from_secs(20));
+    assert_ne!(c.ready(name), "True");
+    let (code, v) = w.node().check_json(&["--fix"]);
+    assert_eq!(code, 2, "{v:#}");
+    let remedy = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subject"] == rt && f["remedy"].is_string())
+        .unwrap_or_else(|| panic!("no remedy for {rt}: {v:#}"))["remedy"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // --fix neither enabled nor started a runtime that is not running.
+    assert_eq!(w.node().prop(rt, "ActiveState"), "inactive");
+    w.node().exec(&format!("{remedy} 2>&1"));
+    wait_ready(c, name, 120);
+    let (code, v) = w.node().check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
+}
+
 fn main() -> std::process::ExitCode {
     let scenarios: Vec<(&'static str, Scenario)> = vec![
         ("power_loss_healed_by_boot_unit", boot_unit_heals_power_loss),
@@ -583,6 +656,10 @@ fn main() -> std::process::ExitCode {
         (
             "swap_refused_by_kubelet_repaired_by_daemon",
             swap_refused_by_kubelet_repaired_by_daemon,
+        ),
+        (
+            "runtime_disabled_predicted_before_the_reboot",
+            runtime_disabled_predicted_before_the_reboot,
         ),
         (
             "crash_looping_kubelet_few_api_writes",

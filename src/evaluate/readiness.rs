@@ -48,8 +48,9 @@ pub(super) fn findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) 
         Some(Probe::Ok(c)) if !c.ntp_synchronized && !in_container(obs) => clock(c, out),
         _ => {}
     }
+    let masked = obs.kernel.ours_masked;
     for m in &obs.kernel.modules {
-        module(m, cfg, out);
+        module(m, cfg, masked.modules, out);
     }
     let bridge = obs
         .kernel
@@ -57,7 +58,7 @@ pub(super) fn findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) 
         .iter()
         .find(|m| modules::canonical(&m.name) == "br_netfilter");
     for s in &obs.kernel.sysctls {
-        sysctl_finding(s, bridge, cfg, out);
+        sysctl_finding(s, bridge, cfg, masked.sysctls, out);
     }
 }
 
@@ -135,7 +136,11 @@ fn kubelet_cert(
             FindingKind::KubeletCertExpired { cert: c.cert_from.clone() },
             Severity::Critical,
             format!(
-                "kubelet's client certificate{who} {when}: the API server refuses it, so kubelet cannot renew its lease or post the Node's status; {rotation}, and kubelet does not renew an expired certificate by itself: issue a new one (kubeadm's documentation: \"Certificate Management with kubeadm\", \"Kubelet client certificate rotation fails\"), or join the node again"
+                "kubelet's client certificate{who} {when}: the API server refuses it, so kubelet cannot renew its lease or post the Node's status; {rotation}; {}",
+                match &c.bootstrap_kubeconfig {
+                    Some(b) => format!("at its next start kubelet asks for a new one with its --bootstrap-kubeconfig {b}, which works only while that file's token is valid"),
+                    None => "kubelet has no --bootstrap-kubeconfig to ask for a new one with: issue a new one (kubeadm's documentation: \"Certificate Management with kubeadm\", \"Kubelet client certificate rotation fails\"), or join the node again".into(),
+                }
             ),
             None,
             false,
@@ -170,50 +175,74 @@ fn kubelet_cert(
 /// inactive, failed…) came from the unit checks; here they learn whose unit
 /// it is, and only enabling a runtime that runs stays a repair: starting,
 /// restarting or unmasking a runtime is left to a person, with the remedy.
+/// When no unit can be tied to the socket (nothing listens on it now and
+/// no well-known runtime unit is installed), whether it comes back at boot
+/// is unknown: only what is certain now is said.
 fn runtime(r: &crate::observation::RuntimeObservation, obs: &Observation, out: &mut Vec<Finding>) {
     let endpoint = r
         .endpoint
         .clone()
         .unwrap_or_else(|| "container-runtime".into());
-    let Some(unit) = &r.unit else {
-        out.push(finding(
-            FindingKind::RuntimeMissing { endpoint },
-            Severity::Critical,
-            format!(
-                "kubelet's container runtime endpoint is {}: nothing listens on it and none of containerd.service, crio.service, cri-docker.service, docker.service is installed; kubelet cannot run pods",
-                r.endpoint_from
-            ),
-            None,
-            false,
-        ));
-        return;
-    };
-    let state = obs
-        .units
-        .iter()
-        .find(|u| &u.name == unit)
-        .and_then(|u| u.state.ok());
-    let active =
-        state.is_some_and(|s| s.active_state == crate::systemd::types::ActiveState::Active);
-    for f in out
-        .iter_mut()
-        .filter(|f| f.kind.unit() == Some(unit.as_str()))
-    {
-        f.fixable = f.id() == "unit-disabled" && active;
-        f.message += &format!(" ({unit} is kubelet's container runtime: {})", r.unit_from);
+    let active = r.unit.as_ref().and_then(|unit| {
+        obs.units
+            .iter()
+            .find(|u| &u.name == unit)
+            .and_then(|u| u.state.ok())
+            .map(|s| s.active_state == crate::systemd::types::ActiveState::Active)
+    });
+    if let Some(unit) = &r.unit {
+        let triggers = obs
+            .units
+            .iter()
+            .find(|u| &u.name == unit)
+            .and_then(|u| u.state.ok())
+            .map(|s| s.triggered_by.clone())
+            .unwrap_or_default();
+        for f in out
+            .iter_mut()
+            .filter(|f| f.kind.unit() == Some(unit.as_str()))
+        {
+            f.fixable &= f.id() == "unit-disabled" && active == Some(true);
+            f.message += &format!(" ({unit} is kubelet's container runtime: {})", r.unit_from);
+            // Started on demand (cri-docker.socket): a disabled service is
+            // how it is installed; whether its trigger starts at boot is not
+            // checked here.
+            if f.id() == "unit-disabled" && !triggers.is_empty() {
+                f.severity = Severity::Warning;
+                f.fixable = false;
+                f.remedy = None;
+                f.reboot_unknown = true;
+                f.message += &format!(
+                    "; it is started on demand by {}, whose own boot state is not checked here",
+                    triggers.join(", ")
+                );
+            }
+        }
     }
-    match &r.answers {
-        Some(Probe::Ok(false)) if active => out.push(finding(
-            FindingKind::RuntimeUnreachable { endpoint },
-            Severity::Critical,
-            format!(
-                "{unit} is active but its socket {} does not accept a connection: kubelet cannot reach its container runtime",
-                r.endpoint.as_deref().unwrap_or_default()
-            ),
-            None,
-            false,
-        )),
-        Some(Probe::Failed(e)) => out.push(finding(
+    match (&r.answers, &r.unit) {
+        // A known unit that is down: its own findings say so.
+        (Some(Probe::Ok(false)), Some(_)) if active != Some(true) => {}
+        (Some(Probe::Ok(false)), unit) => {
+            let mut f = finding(
+                FindingKind::RuntimeUnreachable { endpoint },
+                Severity::Critical,
+                match unit {
+                    Some(u) => format!(
+                        "{u} is active but its socket {} does not accept a connection: kubelet cannot reach its container runtime",
+                        r.endpoint.as_deref().unwrap_or_default()
+                    ),
+                    None => format!(
+                        "nothing accepts a connection on kubelet's container runtime endpoint {}: kubelet cannot run pods; no process listens on it and no well-known runtime unit (containerd, crio, cri-docker, docker) is installed, so which unit serves it, and whether it starts at boot, is unknown",
+                        r.endpoint_from
+                    ),
+                },
+                None,
+                false,
+            );
+            f.reboot_unknown = unit.is_none();
+            out.push(f);
+        }
+        (Some(Probe::Failed(e)), _) => out.push(finding(
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Runtime(endpoint),
             },
@@ -258,22 +287,22 @@ fn in_container(obs: &Observation) -> bool {
 fn clock(c: &crate::systemd::types::ClockState, out: &mut Vec<Finding>) {
     let (why, remedy) = match (c.ntp, c.can_ntp) {
         (true, _) => (
-            "an NTP service is enabled but has not synchronised it (timedatectl timesync-status, or the service's own status, says why); chrony without `rtcsync` also leaves the kernel's flag off while in sync".to_string(),
+            "an NTP service systemd-timedated knows is running but has not synchronised it (timedatectl timesync-status, or the service's own status, says why)".to_string(),
             None,
         ),
         (false, true) => (
-            "no NTP service is enabled; the remedy enables the one systemd-timedated knows".to_string(),
+            "no NTP service systemd-timedated knows is running; the remedy enables and starts it".to_string(),
             Some(Remedy::cmd(&["timedatectl", "set-ntp", "true"])),
         ),
         (false, false) => (
-            "no NTP service is installed (systemd-timesyncd, chrony, ntpsec)".to_string(),
+            "systemd-timedated knows no NTP service here (it knows systemd-timesyncd and the units listed in ntp-units.d; a chrony or ntpd it does not list is not known to it)".to_string(),
             None,
         ),
     };
     out.push(finding(
         FindingKind::ClockUnsynchronised,
         Severity::Warning,
-        format!("the clock is not NTP-synchronised (the kernel's flag, as timedatectl shows it): {why}; a skewed clock makes certificates look expired or not yet valid and leases look stale"),
+        format!("the clock is not NTP-synchronised (the kernel's flag, as timedatectl shows it; chrony without `rtcsync` leaves it off while in sync): {why}; a skewed clock makes certificates look expired or not yet valid and leases look stale"),
         remedy,
         false,
     ));
@@ -291,7 +320,12 @@ fn probe_failed(target: &str, why: &str, what: &str, out: &mut Vec<Finding>) {
     ));
 }
 
-fn module(m: &crate::observation::ModuleObservation, cfg: &Config, out: &mut Vec<Finding>) {
+fn module(
+    m: &crate::observation::ModuleObservation,
+    cfg: &Config,
+    ours_masked: bool,
+    out: &mut Vec<Finding>,
+) {
     let name = &m.name;
     let now = match &m.now {
         Probe::Ok(n) => *n,
@@ -323,7 +357,7 @@ fn module(m: &crate::observation::ModuleObservation, cfg: &Config, out: &mut Vec
     match (now, boot) {
         (ModuleNow::Absent, b) => {
             let mut remedy = Remedy::cmd(&["modprobe", name]);
-            if !b.loads() {
+            if !b.loads() && !ours_masked {
                 remedy = remedy.then(&persist);
             }
             out.push(finding(
@@ -359,14 +393,16 @@ fn module(m: &crate::observation::ModuleObservation, cfg: &Config, out: &mut Vec
                 Severity::Warning,
                 format!(
                     "kernel module {name} is loaded now, but nothing loads it at the next boot (no modules-load.d line, no modules_load= on the kernel command line): after a reboot it is missing until something loads it again{}",
-                    if cfg.fix.persist_modules {
+                    if ours_masked {
+                        format!("; {} is masked (a link): list it in a file of your own", modules::OURS)
+                    } else if cfg.fix.persist_modules {
                         format!("; the remedy lists it in {}", modules::OURS)
                     } else {
                         "; fix.persist_modules is off in config".into()
                     }
                 ),
-                Some(Remedy::cmd(&persist)),
-                cfg.fix.persist_modules,
+                (!ours_masked).then(|| Remedy::cmd(&persist)),
+                cfg.fix.persist_modules && !ours_masked,
             ));
         }
     }
@@ -376,6 +412,7 @@ fn sysctl_finding(
     s: &crate::observation::SysctlObservation,
     bridge: Option<&crate::observation::ModuleObservation>,
     cfg: &Config,
+    ours_masked: bool,
     out: &mut Vec<Finding>,
 ) {
     let key = &s.key;
@@ -431,12 +468,17 @@ fn sysctl_finding(
         None => "no file sets it for the next boot and its kernel default is not known here".into(),
     };
     // A line of ours would not be the last word: name the one that is.
-    let overridden = boot.overridden_after_ours_by.as_ref().map(|at| {
-        format!(
+    let overridden = match (&boot.overridden_after_ours_by, ours_masked) {
+        (Some(at), _) => Some(format!(
             "; {at} sets it after any line in {}: change it there",
             sysctl::OURS
-        )
-    });
+        )),
+        (None, true) => Some(format!(
+            "; {} is masked (a link): set it in a file of your own",
+            sysctl::OURS
+        )),
+        (None, false) => None,
+    };
     if !sysctl::same_value(now, want) {
         let mut remedy = Remedy::cmd(&["sysctl", "-w", &format!("{key}={want}")]);
         if !boot_ok && overridden.is_none() {
@@ -457,7 +499,9 @@ fn sysctl_finding(
     if boot_ok {
         return;
     }
-    let fixable = overridden.is_none() && cfg.fix.persist_sysctls;
+    // Nothing is written because of an unknown: with the boot value not
+    // known, the line would be a guess's repair.
+    let fixable = overridden.is_none() && cfg.fix.persist_sysctls && boot.value.is_some();
     let mut f = finding(
         FindingKind::SysctlNotPersisted { key: key.clone() },
         Severity::Warning,
@@ -548,6 +592,8 @@ mod tests {
     #[test]
     fn persisted_and_in_effect_is_clean() {
         let o = node(KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
             modules: vec![
                 module("overlay", ModuleNow::Loaded, ModuleBoot::OnUse),
                 module("br_netfilter", ModuleNow::BuiltIn, ModuleBoot::BuiltIn),
@@ -561,6 +607,8 @@ mod tests {
     #[test]
     fn in_effect_now_but_lost_at_reboot_is_not_reboot_safe() {
         let o = node(KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
             modules: vec![module(
                 "br_netfilter",
                 ModuleNow::Loaded,
@@ -595,6 +643,8 @@ mod tests {
     #[test]
     fn wrong_now_missing_module_and_overridden_file() {
         let o = node(KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
             modules: vec![module(
                 "br_netfilter",
                 ModuleNow::Absent,
@@ -627,6 +677,8 @@ mod tests {
         );
         // A file after ours sets it back: no remedy that would not stick.
         let o = node(KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
             modules: vec![],
             sysctls: vec![sysctl(
                 "net.ipv4.ip_forward",
@@ -648,6 +700,8 @@ mod tests {
         );
         // Unknown kernel default and no file: not claimed lost, not safe.
         let o = node(KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
             modules: vec![],
             sysctls: vec![sysctl("vm.overcommit_memory", Some("1"), None, None)],
         });
@@ -659,6 +713,8 @@ mod tests {
     #[test]
     fn unreadable_sources_are_unknown_once() {
         let o = node(KernelObservation {
+            skipped: None,
+            ours_masked: Default::default(),
             modules: vec![ModuleObservation {
                 name: "br_netfilter".into(),
                 now: Probe::Ok(ModuleNow::Loaded),
@@ -713,6 +769,7 @@ mod tests {
             ca_from: Some("/etc/kubernetes/pki/ca.crt".into()),
             rotate_certificates: rotate,
             rotate_certificates_from: "default (v1beta1: false)".into(),
+            bootstrap_kubeconfig: None,
             checked_at: now.parse().unwrap(),
         }
     }

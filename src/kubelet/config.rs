@@ -85,10 +85,27 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Pars
         )));
     }
     // Not YAML at all: kubelet's YAML reader (a libyaml port, as this one)
-    // refuses it too. A field of the wrong type is only "not reproduced":
-    // kubelet's YAML 1.1 reads `yes` as a bool where YAML 1.2 reads a string.
-    let value: serde_norway::Value =
-        serde_norway::from_slice(bytes).map_err(|e| refused(located(path, &e)))?;
+    // refuses it too. It reads the first document only, and a duplicate key
+    // is a strict-decoding error after which v1beta1 falls back to lenient
+    // decoding: neither is a refusal. So the syntax is checked on the first
+    // document without building it (no duplicate-key check), and anything
+    // past that is only "not reproduced". A field of the wrong type is
+    // "not reproduced" too: kubelet's YAML 1.1 reads `yes` as a bool where
+    // YAML 1.2 reads a string.
+    use serde::de::{Deserialize as _, IgnoredAny};
+    let mut docs = serde_norway::Deserializer::from_slice(bytes);
+    match docs.next() {
+        Some(doc) => {
+            IgnoredAny::deserialize(doc).map_err(|e| refused(located(path, &e)))?;
+        }
+        None => return Err(refused(format!("{path} holds no YAML document"))),
+    }
+    let value = serde_norway::Deserializer::from_slice(bytes)
+        .next()
+        .map(serde_norway::Value::deserialize)
+        .transpose()
+        .map_err(|e| ParseError::from(located(path, &e)))?
+        .unwrap_or(serde_norway::Value::Null);
     let kind = value.get("kind").and_then(|v| v.as_str());
     let api_version = value.get("apiVersion").and_then(|v| v.as_str());
     if kind != Some("KubeletConfiguration") || api_version != Some("kubelet.config.k8s.io/v1beta1")
@@ -184,6 +201,17 @@ mod tests {
         assert!(e.message.contains("not a kubelet") && e.kubelet_refuses);
         let e = parse(b"a: [\n", "/c", false).unwrap_err();
         assert!(e.message.starts_with("/c:") && e.kubelet_refuses, "{e}");
+        // A duplicate key, a second document: kubelet takes them (lenient
+        // decoding; the first document only): not refusals.
+        let e = parse(
+            format!("{HEAD}failSwapOn: false\nfailSwapOn: true\n").as_bytes(),
+            "/c",
+            false,
+        )
+        .unwrap_err();
+        assert!(!e.kubelet_refuses, "{e}");
+        let e = parse(format!("{HEAD}---\nkind: Other\n").as_bytes(), "/c", false).unwrap_err();
+        assert!(!e.kubelet_refuses, "{e}");
         assert!(parse(format!("{HEAD}failSwapOn: null\n").as_bytes(), "/c", true).is_err());
         assert!(
             parse(format!("{HEAD}failswapon: false\n").as_bytes(), "/c", true)

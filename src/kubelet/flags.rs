@@ -23,6 +23,9 @@ pub struct KubeletFlags {
     pub container_runtime_endpoint: Option<String>,
     /// `--cgroup-driver`.
     pub cgroup_driver: Option<String>,
+    /// `--cert-dir` and `--bootstrap-kubeconfig`.
+    pub cert_dir: Option<String>,
+    pub bootstrap_kubeconfig: Option<String>,
 }
 
 /// kubelet bool flags (kubelet ≥ 1.2x: KubeletFlags, KubeletConfiguration
@@ -76,6 +79,8 @@ const VALUE_FLAGS: &[&str] = &[
     "kubeconfig",
     "container-runtime-endpoint",
     "cgroup-driver",
+    "cert-dir",
+    "bootstrap-kubeconfig",
 ];
 
 /// The flags whose position matters to us.
@@ -219,6 +224,8 @@ pub fn parse(args: &[String]) -> Result<KubeletFlags, String> {
             "kubeconfig" => f.kubeconfig = value,
             "container-runtime-endpoint" => f.container_runtime_endpoint = value,
             "cgroup-driver" => f.cgroup_driver = value,
+            "cert-dir" => f.cert_dir = value,
+            "bootstrap-kubeconfig" => f.bootstrap_kubeconfig = value,
             "config" => f.config = value,
             "config-dir" => f.config_dir = value,
             "hostname-override" => f.hostname_override = value,

@@ -311,6 +311,13 @@ pub struct Credentials {
     pub kubeconfig: String,
     pub rotate_certificates: bool,
     pub rotate_certificates_from: String,
+    /// `--cert-dir` (default /var/lib/kubelet/pki): with rotation on,
+    /// kubelet takes `kubelet-client-current.pem` there first.
+    pub cert_dir: String,
+    /// `--bootstrap-kubeconfig`: what kubelet requests a new certificate
+    /// with when it has none valid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap_kubeconfig: Option<String>,
 }
 
 /// Names systemd sets itself when it starts a process (execute.c
@@ -704,6 +711,11 @@ pub(crate) fn kubelet(cx: &mut Cx, args: &[String]) -> Result<Verdict, String> {
             kubeconfig: k,
             rotate_certificates: rotate,
             rotate_certificates_from: rotate_from,
+            cert_dir: f
+                .cert_dir
+                .clone()
+                .unwrap_or_else(|| "/var/lib/kubelet/pki".into()),
+            bootstrap_kubeconfig: f.bootstrap_kubeconfig.clone(),
         }),
         runtime_endpoint: f
             .container_runtime_endpoint

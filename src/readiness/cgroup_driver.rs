@@ -7,8 +7,8 @@
 //! - `version = 2`: `[plugins."io.containerd.grpc.v1.cri".containerd]`'s
 //!   `default_runtime_name` (default `runc`), then that runtime's
 //!   `options.SystemdCgroup`;
-//! - `version = 3` (containerd 2): the same under
-//!   `[plugins."io.containerd.cri.v1.runtime".containerd]`.
+//! - `version = 3` (containerd 2): not compared — containerd 2 reports its
+//!   driver over CRI and kubelet ≥ 1.31 takes it from there.
 //!
 //! Only an explicit `SystemdCgroup` is taken as known: its default differs
 //! between containerd releases, and a config with `imports` merges files
@@ -53,7 +53,13 @@ pub fn containerd(path: &str, text: Option<&str>) -> RuntimeDriver {
     let version = t.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
     let plugin = match version {
         2 => "io.containerd.grpc.v1.cri",
-        3 => "io.containerd.cri.v1.runtime",
+        // containerd 2 reports its driver over CRI, and kubelet ≥ 1.31
+        // (KubeletCgroupDriverFromCRI, on by default) takes it from there.
+        3 => {
+            return unknown(format!(
+                "{path} is containerd 2's (version 3): kubelet 1.31 and later take the driver from containerd over CRI"
+            ))
+        }
         v => return unknown(format!("{path}: config version {v} is not read here")),
     };
     let cri = t
@@ -71,12 +77,17 @@ pub fn containerd(path: &str, text: Option<&str>) -> RuntimeDriver {
         .and_then(|o| o.get("SystemdCgroup"));
     match opt.and_then(|v| v.as_bool()) {
         Some(b) => {
-            // The line, for the message.
-            let line = text
+            // The line, for the message, when only one line sets it.
+            let lines: Vec<usize> = text
                 .lines()
-                .position(|l| l.trim_start().starts_with("SystemdCgroup"))
-                .map(|i| format!("{path}:{}", i + 1))
-                .unwrap_or_else(|| path.to_string());
+                .enumerate()
+                .filter(|(_, l)| l.trim_start().starts_with("SystemdCgroup"))
+                .map(|(i, _)| i + 1)
+                .collect();
+            let line = match lines.as_slice() {
+                [n] => format!("{path}:{n}"),
+                _ => path.to_string(),
+            };
             RuntimeDriver::Known {
                 driver: if b { "systemd" } else { "cgroupfs" }.into(),
                 from: format!("SystemdCgroup = {b} ({line})"),
@@ -103,10 +114,15 @@ mod tests {
                 from: "SystemdCgroup = true (/etc/containerd/config.toml:5)".into()
             }
         );
+        let v2 = V2.replace("true", "false");
+        assert!(matches!(
+            containerd("/c", Some(&v2)),
+            RuntimeDriver::Known { driver, .. } if driver == "cgroupfs"
+        ));
         let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]\nSystemdCgroup = false\n";
         assert!(matches!(
             containerd("/c", Some(v3)),
-            RuntimeDriver::Known { driver, .. } if driver == "cgroupfs"
+            RuntimeDriver::Unknown { .. }
         ));
         // Another default runtime without the option: unknown.
         let other = format!("{V2}[plugins.\"io.containerd.grpc.v1.cri\".containerd]\ndefault_runtime_name = \"kata\"\n");

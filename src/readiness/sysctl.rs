@@ -120,7 +120,7 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Vec<Assignment> {
             None => continue,
         };
         let k = k.trim();
-        let key = normalize(k.strip_prefix('-').unwrap_or(k));
+        let key = normalize(k.strip_prefix('-').unwrap_or(k).trim());
         out.push(Assignment {
             glob: crate::kubelet::envfile::has_glob_magic(&key),
             key,
@@ -169,19 +169,24 @@ pub struct BootValue {
 
 /// The value `key` (dotted) has after the next boot.
 pub fn boot_value(key: &str, files: &[ConfFile], cmdline: &str) -> BootValue {
+    use std::collections::BTreeMap;
+    // The key and its alias: separate entries to systemd-sysctl.
     let keys: Vec<&str> = std::iter::once(key)
         .chain(aliases(key).iter().copied())
         .collect();
     let ours_name = OURS.rsplit('/').next().unwrap_or(OURS);
-    let mut explicit: Option<(String, String)> = None;
-    let mut glob: Option<(String, String)> = None;
+    // Per concrete key: the last explicit line, the last glob line, and
+    // whether a `-KEY` line keeps globs off it.
+    let mut explicit: BTreeMap<&str, (String, String)> = BTreeMap::new();
+    let mut glob: BTreeMap<&str, (String, String)> = BTreeMap::new();
+    let mut excluded: Vec<&str> = Vec::new();
+    let mut cmdline_value = None;
     let mut after_ours = None;
-    let mut excluded = false;
     // The kernel's own `sysctl.` words come first.
     for w in cmdline.split_whitespace() {
         if let Some((k, v)) = w.strip_prefix("sysctl.").and_then(|w| w.split_once('=')) {
             if keys.contains(&normalize(k).as_str()) {
-                explicit = Some((v.to_string(), "kernel command line".into()));
+                cmdline_value = Some(v.to_string());
             }
         }
     }
@@ -189,38 +194,72 @@ pub fn boot_value(key: &str, files: &[ConfFile], cmdline: &str) -> BootValue {
         let Some(bytes) = &f.bytes else { continue };
         let name = f.path.rsplit('/').next().unwrap_or(&f.path);
         for a in parse_file(&f.path, bytes) {
-            let hit = if a.glob {
-                keys.iter()
-                    .any(|k| crate::kubelet::envfile::fnmatch(&a.key, k))
-            } else {
-                keys.contains(&a.key.as_str())
-            };
-            if !hit {
-                continue;
-            }
-            let Some(value) = a.value else {
-                excluded |= !a.glob;
-                continue;
-            };
-            if name > ours_name {
-                after_ours.get_or_insert_with(|| a.at.clone());
-            }
-            if a.glob {
-                glob = Some((value, a.at));
-            } else {
-                explicit = Some((value, a.at));
+            for k in &keys {
+                let hit = if a.glob {
+                    crate::kubelet::envfile::fnmatch(&a.key, k)
+                } else {
+                    a.key == *k
+                };
+                if !hit {
+                    continue;
+                }
+                match (&a.value, a.glob) {
+                    (None, false) => excluded.push(k),
+                    (None, true) => {}
+                    (Some(v), false) => {
+                        // Our explicit line beats any glob, wherever it is:
+                        // only an explicit line after ours overrides it.
+                        if name > ours_name && *k == key {
+                            after_ours.get_or_insert_with(|| a.at.clone());
+                        }
+                        explicit.insert(k, (v.clone(), a.at.clone()));
+                    }
+                    (Some(v), true) => {
+                        glob.insert(k, (v.clone(), a.at.clone()));
+                    }
+                }
             }
         }
     }
-    if excluded {
-        glob = None;
+    let mut assigned: Vec<(String, String)> = Vec::new();
+    for k in &keys {
+        let v = explicit
+            .get(k)
+            .or_else(|| glob.get(k).filter(|_| !excluded.contains(k)));
+        if let Some(v) = v {
+            assigned.push(v.clone());
+        }
     }
-    let (value, from) = match explicit.or(glob) {
-        Some((v, at)) => (Some(v), at),
-        None => (
-            kernel_default(key).map(String::from),
-            "kernel default".to_string(),
+    let mut values: Vec<&str> = assigned.iter().map(|(v, _)| v.as_str()).collect();
+    values.sort();
+    values.dedup();
+    let (value, from) = match values.len() {
+        // Written in the order of systemd-sysctl's ordered map (an entry
+        // moves to the end only when its value changes): which one the
+        // kernel keeps is not reproduced here.
+        2.. => (
+            None,
+            format!(
+                "{} are set to different values ({}): which one systemd-sysctl writes last is not reproduced",
+                keys.join(" and "),
+                assigned
+                    .iter()
+                    .map(|(v, at)| format!("{v} at {at}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         ),
+        1 => {
+            let (v, at) = assigned.last().cloned().unwrap_or_default();
+            (Some(v), at)
+        }
+        _ => match cmdline_value {
+            Some(v) => (Some(v), "kernel command line".to_string()),
+            None => (
+                kernel_default(key).map(String::from),
+                "kernel default".to_string(),
+            ),
+        },
     };
     BootValue {
         value,
@@ -288,14 +327,18 @@ mod tests {
         assert_eq!(b.value.as_deref(), Some("0"));
         assert_eq!(b.from, "/usr/lib/sysctl.d/50-b.conf:1");
         assert!(b.ours_wins);
+        // An explicit key beats a glob for the same key.
         let files = vec![
-            f("/etc/sysctl.d/10-k8s.conf", "net.ipv4.ip_forward=1\n"),
+            f(
+                "/etc/sysctl.d/10-k8s.conf",
+                "net.bridge.bridge-nf-call-iptables=1\n",
+            ),
             f(
                 "/etc/sysctl.d/90-glob.conf",
-                "net.ipv4.conf.*.forwarding = 0\n",
+                "net.bridge.bridge-nf-call-*tables = 0\n",
             ),
         ];
-        let b = boot_value("net.ipv4.ip_forward", &files, "");
+        let b = boot_value("net.bridge.bridge-nf-call-iptables", &files, "");
         assert_eq!(b.value.as_deref(), Some("1"), "{b:?}");
         let files = vec![
             f("/etc/sysctl.d/10-x.conf", "-net.ipv4.ip_forward\n"),
@@ -314,6 +357,34 @@ mod tests {
             "/etc/sysctl.d/10-k8s.conf",
             "-net.ipv4.conf.all.forwarding = 1\n",
         )];
+        assert_eq!(
+            boot_value("net.ipv4.ip_forward", &files, "")
+                .value
+                .as_deref(),
+            Some("1")
+        );
+    }
+
+    #[test]
+    fn key_and_alias_disagreeing_is_unknown() {
+        let files = vec![
+            f("/etc/sysctl.d/10-k8s.conf", "net.ipv4.ip_forward = 1\n"),
+            f(
+                "/etc/sysctl.d/90-x.conf",
+                "net.ipv4.conf.*.forwarding = 0\n",
+            ),
+        ];
+        let b = boot_value("net.ipv4.ip_forward", &files, "");
+        assert_eq!(b.value, None, "{b:?}");
+        assert!(b.from.contains("not reproduced"), "{}", b.from);
+        // Agreeing: known.
+        let files = vec![
+            f("/etc/sysctl.d/10-k8s.conf", "net.ipv4.ip_forward = 1\n"),
+            f(
+                "/etc/sysctl.d/90-x.conf",
+                "- net.ipv4.conf.all.forwarding = 1\n",
+            ),
+        ];
         assert_eq!(
             boot_value("net.ipv4.ip_forward", &files, "")
                 .value

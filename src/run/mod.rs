@@ -756,10 +756,27 @@ impl Shell {
                 files.push(p);
             }
         }
-        files.sort();
-        files.dedup();
         dirs.sort();
         dirs.dedup();
+        // kubelet's runtime socket: its appearing (the runtime started) is
+        // news; and the unit found serving it is watched on the bus.
+        if let Some(r) = &obs.runtime {
+            if let Some(sock) = &r.endpoint {
+                files.push(host.path(sock));
+            }
+            if let Some(unit) = &r.unit {
+                let unit = unit.clone();
+                self.units_tx.send_if_modified(|u| {
+                    let add = !u.contains(&unit);
+                    if add {
+                        u.push(unit);
+                    }
+                    add
+                });
+            }
+        }
+        files.sort();
+        files.dedup();
         let config = sources::Config::of(self.opts.config_path.as_deref());
         fw.sync(&files, &dirs, &config);
     }
@@ -783,6 +800,13 @@ fn log(s: &reconcile::Say) {
 fn watched_units(cfg: &Config) -> Vec<String> {
     let mut u = cfg.required_units.clone();
     u.extend(cfg.kubelet_alternatives.iter().cloned());
+    if cfg.readiness.runtime {
+        u.extend(
+            observe::RUNTIME_UNITS
+                .iter()
+                .map(|(_, unit)| unit.to_string()),
+        );
+    }
     u.dedup();
     u
 }

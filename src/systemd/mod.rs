@@ -405,6 +405,7 @@ impl UnitManager for Systemd {
             fragment_path: string(&mut u, "FragmentPath"),
             ..Default::default()
         };
+        st.triggered_by = take::<Vec<String>>(&mut u, "TriggeredBy").unwrap_or_default();
         for key in ["WantedBy", "RequiredBy", "UpheldBy"] {
             st.wanted_by
                 .extend(take::<Vec<String>>(&mut u, key).unwrap_or_default());

@@ -193,6 +193,9 @@ pub struct UnitState {
     /// Units that pull this one in (WantedBy, RequiredBy, UpheldBy).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub wanted_by: Vec<String>,
+    /// Units that start it on demand (TriggeredBy: a .socket, .path…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub triggered_by: Vec<String>,
     /// Type of the job queued for the unit (`start`, `stop`…), if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub job: Option<JobType>,
@@ -233,9 +236,9 @@ pub struct ClockState {
     /// The kernel says the clock is synchronised (adjtimex: STA_UNSYNC
     /// clear, maximum error under 16 s), as an NTP daemon keeps it.
     pub ntp_synchronized: bool,
-    /// An NTP service timedated knows (systemd-timesyncd, or one named in
-    /// timesyncd's unit lists) is enabled.
+    /// An NTP service timedated knows (systemd-timesyncd, or a unit listed
+    /// in ntp-units.d) is active.
     pub ntp: bool,
-    /// One is installed.
+    /// timedated knows one here.
     pub can_ntp: bool,
 }
