@@ -30,4 +30,5 @@ pub mod run;
 pub mod swap;
 pub mod systemd;
 pub mod unitname;
+pub mod unixdiag;
 pub mod virt;

@@ -304,6 +304,9 @@ async fn observe_runtime<S: UnitManager>(
             }
         }
     }
+    if r.unit.is_none() {
+        r.unit_from = "unknown: no process listening on the socket is visible from here and no well-known runtime unit is installed".into();
+    }
     let unit = match &r.unit {
         Some(u) => Some(UnitObservation {
             required: u.clone(),
@@ -336,6 +339,18 @@ fn socket_listener(proc: &Path, host: &HostRoot, sock: &str) -> Option<(u32, Str
             (listening && same).then(|| format!("socket:[{}]", f[6]))
         })
         .collect();
+    // A listener bound to a temporary name and renamed into place keeps
+    // that name in /proc/net/unix: the kernel's sock_diag ties it to the
+    // file itself.
+    let mut inodes = inodes;
+    if let Ok(m) = std::fs::metadata(&want) {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(found) = crate::unixdiag::listeners_bound_to(m.dev(), m.ino()) {
+            inodes.extend(found.into_iter().map(|i| format!("socket:[{i}]")));
+        }
+    }
+    inodes.sort();
+    inodes.dedup();
     if inodes.is_empty() {
         return None;
     }
@@ -360,6 +375,9 @@ fn socket_listener(proc: &Path, host: &HostRoot, sock: &str) -> Option<(u32, Str
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             _ => false,
         };
+        if holds {
+            tracing::debug!(pid, same_root, "holds the runtime socket");
+        }
         if !holds || !same_root {
             continue;
         }

@@ -574,10 +574,12 @@ type Scenario = fn(&mut Cluster);
 /// name) runs but is disabled, kubelet itself enabled. Before the reboot
 /// taint-guard says so: `unit-disabled` on fake-cri.service (found from the
 /// process listening on the socket), critical, not reboot-safe, `--fix`
-/// may enable it (it runs). Without the repair, after the reboot the real
-/// kubelet comes up without its runtime and never gets the Node Ready
-/// again, as predicted; the remedy taint-guard then prints, pasted, brings
-/// it back.
+/// may enable it (it runs; the remedy is `systemctl enable`). Without the
+/// repair, after the reboot the real kubelet comes up without its runtime
+/// and the Node is not Ready, as predicted; taint-guard then says the
+/// runtime is unreachable and, the socket's unit no longer being known,
+/// reboot safety unknown; a person enabling and starting it brings the
+/// Node back.
 fn runtime_disabled_predicted_before_the_reboot(c: &mut Cluster) {
     let name = "rt-worker";
     let mut w = c.boot_worker("crt", name, |_| {});
@@ -606,6 +608,8 @@ fn runtime_disabled_predicted_before_the_reboot(c: &mut Cluster) {
     );
     assert_eq!(v["reboot_safe"], false);
     assert_eq!(v["findings"][0]["fixable"], true);
+    // It runs: enabling it is the whole repair before the reboot.
+    assert_eq!(v["findings"][0]["remedy"], format!("systemctl enable {rt}"));
     assert!(
         v["observations"]["runtime"]["unit_from"]
             .as_str()
@@ -623,20 +627,25 @@ fn runtime_disabled_predicted_before_the_reboot(c: &mut Cluster) {
     // It stays so: kubelet has no runtime.
     std::thread::sleep(Duration::from_secs(20));
     assert_ne!(c.ready(name), "True");
+    // Nothing listens on the socket now, and fake-cri.service is not a
+    // well-known runtime unit: taint-guard says the runtime is unreachable
+    // and no longer claims which unit serves it (reboot safety unknown).
     let (code, v) = w.node().check_json(&["--fix"]);
     assert_eq!(code, 2, "{v:#}");
-    let remedy = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["subject"] == rt && f["remedy"].is_string())
-        .unwrap_or_else(|| panic!("no remedy for {rt}: {v:#}"))["remedy"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // --fix neither enabled nor started a runtime that is not running.
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == "runtime-unreachable"
+                && f["subject"] == "/run/fake-cri/fake-cri.sock"),
+        "{v:#}"
+    );
+    assert_eq!(v["reboot_safe"], serde_json::Value::Null);
+    // --fix neither enabled nor started it.
     assert_eq!(w.node().prop(rt, "ActiveState"), "inactive");
-    w.node().exec(&format!("{remedy} 2>&1"));
+    // A person, after the reboot: the runtime enabled and started.
+    w.node().exec(&format!("systemctl enable --now {rt} 2>&1"));
     wait_ready(c, name, 120);
     let (code, v) = w.node().check_json(&[]);
     assert_eq!(code, 0, "{v:#}");
