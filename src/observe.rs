@@ -477,12 +477,8 @@ fn observe_kubelet_cert(
             .map(|r| format!("/{}", r.display()))
             .unwrap_or_else(|_| p.to_string())
     };
-    let b64 = |s: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .map_err(|e| format!("not base64: {e}"))
-    };
+    // Decoded as for the kubeconfig's identity (report::identity).
+    let b64 = |s: &str| identity::base64_standard(s).ok_or_else(|| "not base64".to_string());
     let pem: Result<Vec<u8>, String> =
         match (&auth.client_certificate_data, &auth.client_certificate) {
             _ if from_store => Ok(Vec::new()),

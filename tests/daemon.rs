@@ -718,6 +718,46 @@ fn config_reloaded_when_a_configmap_swaps_data() {
     assert!(d.log().contains("configuration reloaded"), "{}", d.log());
 }
 
+/// kubelet's container runtime is watched like kubelet: its unit over
+/// D-Bus (a stop is seen at once), and its socket file (a runtime that
+/// starts listening clears `runtime-unreachable`), with no resync.
+fn runtime_unit_and_socket_seen_without_resync() {
+    let node = Node::boot("druntime", Kubelet::Kubeadm, |_| {});
+    kubelet_running(&node);
+    let d = Daemon::start(&node, "remediate = false\nresync_secs = 3600\n", "");
+    let runtime = |m: &str, id: &str| {
+        m.lines().any(|l| {
+            l.starts_with(&format!("taint_guard_findings{{id=\"{id}\""))
+                && l.contains("subject=\"containerd.service\"")
+        })
+    };
+    assert!(
+        !has_finding(&d.metrics(), "unit-stopped"),
+        "{}",
+        d.metrics()
+    );
+    node.exec("systemctl stop containerd.service");
+    d.wait_metrics("containerd's stop", |m| runtime(m, "unit-stopped"));
+    node.exec("systemctl start containerd.service");
+    d.wait_metrics("containerd back", |m| !runtime(m, "unit-stopped"));
+
+    // kubelet pointed at a socket no runtime serves yet (a change of its
+    // flags file), then a runtime listening there.
+    node.write(
+        "/var/lib/kubelet/kubeadm-flags.env",
+        "KUBELET_KUBEADM_ARGS=\"--container-runtime-endpoint=unix:///run/containerd/other.sock\"\n",
+    );
+    d.wait_metrics("runtime-unreachable", |m| {
+        has_finding(m, "runtime-unreachable")
+    });
+    node.exec("systemd-run -q --unit=other-runtime /usr/bin/systemd-socket-activate --listen=/run/containerd/other.sock --accept /bin/true");
+    d.wait_metrics("the socket answering", |m| {
+        !has_finding(m, "runtime-unreachable")
+    });
+    // resync_secs = 3600, and each wait is bounded at 20 s: every change
+    // above was an event.
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
         harness::trial(
@@ -731,6 +771,10 @@ fn main() -> std::process::ExitCode {
         harness::trial(
             "swap_and_fstab_changes_seen_without_resync",
             swap_and_fstab_changes_seen_without_resync,
+        ),
+        harness::trial(
+            "runtime_unit_and_socket_seen_without_resync",
+            runtime_unit_and_socket_seen_without_resync,
         ),
         harness::trial(
             "survives_dbus_restart_and_daemon_reexec",

@@ -251,7 +251,7 @@ pub async fn client_config(
 
 /// Standard base64, as kube-client decodes `client-certificate-data`;
 /// line breaks and missing padding tolerated.
-fn base64_standard(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn base64_standard(s: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     let s: String = s.split_ascii_whitespace().collect();
     base64::engine::general_purpose::STANDARD_PAD_INDIFFERENT

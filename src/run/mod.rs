@@ -762,7 +762,9 @@ impl Shell {
         // news; and the unit found serving it is watched on the bus.
         if let Some(r) = &obs.runtime {
             if let Some(sock) = &r.endpoint {
-                files.push(host.path(sock));
+                // Through the node's links (/var/run → /run) inside the
+                // host root, as the socket is reached.
+                files.push(host.resolve(sock).unwrap_or_else(|_| host.path(sock)));
             }
             if let Some(unit) = &r.unit {
                 let unit = unit.clone();
