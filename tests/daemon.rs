@@ -228,6 +228,7 @@ fn disabled_kubelet_reenabled_unless_off_or_paused() {
 /// swapon is seen through /proc/swaps' POLLPRI, an fstab replaced by
 /// rename through inotify, both long before the (1 h) resync.
 fn swap_and_fstab_changes_seen_without_resync() {
+    harness::host_global("swap on");
     let node = Node::boot("dswap", Kubelet::Kubeadm, |_| {});
     kubelet_running(&node);
     let d = Daemon::start(&node, "remediate = false\nresync_secs = 3600\n", "");
@@ -572,6 +573,7 @@ fn out_of_service_node_is_not_repaired() {
 /// Now nothing is reset until the start runs; once swap is freed, kubelet
 /// comes back.
 fn failing_kubelet_with_swap_on_comes_back_when_swap_is_freed() {
+    harness::host_global("swap on");
     let node = Node::boot("dfreed", Kubelet::Kubeadm, |root| {
         // No restart loop: a refused start leaves the unit failed.
         harness::kubelet_dropin(root, "20-norestart.conf", "[Service]\nRestart=no\n");

@@ -106,6 +106,7 @@ fn mono(node: &Node, unit: &str, prop: &str) -> u64 {
 }
 
 fn dpkg_install_protects_the_seed_incident_then_remove_and_purge() {
+    harness::host_global("swap on");
     let deb = harness::deb::package();
     let mut node = Node::boot("deb", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);

@@ -76,6 +76,9 @@ fn image() -> &'static str {
     static IMAGE: OnceLock<Result<String, String>> = OnceLock::new();
     let r = IMAGE.get_or_init(|| {
         let tag = format!("taint-guard:{}", env!("CARGO_PKG_VERSION"));
+        // One build of the tag at a time: the image's test processes run
+        // side by side, and the second finds cargo's and podman's caches warm.
+        let _lock = harness::flock("/tmp/taint-guard-image.lock", libc::LOCK_EX);
         let t = Instant::now();
         let (ok, out, err) = sh(Command::new("bash")
             .arg(Path::new(REPO).join("packaging/image/build.sh"))
@@ -554,6 +557,7 @@ fn swap_on(path: &str) -> bool {
 /// The seed incident on a node: kubeadm's kubelet installed, never
 /// enabled; /swapfile on and in fstab.
 fn seed_node(name: &str) -> Node {
+    harness::host_global("swap on");
     let node = Node::boot(name, Kubelet::Kubeadm, harness::install_fstab);
     node.swap_on("/swapfile", 16);
     node

@@ -183,6 +183,7 @@ fn real_runs_with_swap(node: &RealNode) -> bool {
 /// Boot with the real kubelet, swap on, start, judge, fix, and check the
 /// fix matched what the real kubelet did.
 fn real_scenario(name: &str, prepare: impl FnOnce(&Path)) -> (RealNode, bool, Value) {
+    harness::host_global("swap on");
     let node = boot_real(name, |root| {
         harness::install_fstab(root);
         prepare(root);
@@ -218,6 +219,7 @@ fn scenario(
     unit_name: &str,
     prepare: impl FnOnce(&Path),
 ) -> (Node, bool, Value) {
+    harness::host_global("swap on");
     let node = Node::boot(name, kubelet, |root| {
         harness::install_fstab(root);
         prepare(root);

@@ -178,6 +178,7 @@ fn check_crash_looping_kubelet() {
 }
 
 fn check_swap_active_and_in_fstab() {
+    harness::host_global("swap on");
     let node = Node::boot("swap", Kubelet::Kubeadm, harness::install_fstab);
     node.exec("systemctl enable --now kubelet.service");
     node.swap_on("/swapfile", 16);
@@ -199,6 +200,7 @@ fn check_swap_active_and_in_fstab() {
 /// not on our reading); the swap the kernel shows is the host's. taint-guard
 /// says so, finds nothing at boot, and --fix leaves swap and fstab alone.
 fn container_node_leaves_swap_to_the_host() {
+    harness::host_global("swap on");
     let node = Node::boot("container", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
         harness::install_extra_swap_unit(root);
@@ -262,6 +264,7 @@ fn container_node_leaves_swap_to_the_host() {
 }
 
 fn check_swap_tolerated_by_fail_swap_on_false() {
+    harness::host_global("swap on");
     let node = Node::boot("swapok", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
         // kubeadm's cgroupDriver (containerd's is systemd too): the
@@ -359,6 +362,7 @@ fn check_config_errors_exit_78_and_usage_64() {
 
 /// The seed incident with swap: exit 2 → one `check --fix` → exit 0.
 fn fix_seed_incident_end_to_end() {
+    harness::host_global("swap on");
     use std::os::unix::fs::MetadataExt;
     let node = Node::boot("fixseed", Kubelet::Kubeadm, |root| {
         harness::install_fstab(root);
@@ -437,6 +441,7 @@ fn fix_seed_incident_end_to_end() {
 }
 
 fn fix_dry_run_changes_nothing() {
+    harness::host_global("swap on");
     let node = Node::boot("dryrun", Kubelet::Kubeadm, harness::install_fstab);
     node.swap_on("/swapfile", 16);
     let fstab_before = node.read("/etc/fstab");
@@ -1113,6 +1118,7 @@ fn cleanly_stopped_kubelet_is_reported_and_started_by_fix() {
 /// The boot unit's sandbox lets swapoff reach a swap file under /root
 /// (ProtectHome= would hide it; a read-only mount would give EROFS).
 fn boot_unit_swaps_off_a_swap_file_under_root() {
+    harness::host_global("swap on");
     let mut node = Node::boot("rootswap", Kubelet::Kubeadm, |root| {
         std::fs::write(
             root.join("etc/fstab"),
@@ -1143,6 +1149,7 @@ fn boot_unit_swaps_off_a_swap_file_under_root() {
 /// swapoff charges pages back to their memory cgroup: with a cgroup whose
 /// swapped pages exceed its headroom, swapoff is refused, naming it.
 fn swapoff_refused_when_a_cgroup_cannot_take_its_pages_back() {
+    harness::host_global("swap on, and a memory hog");
     let node = Node::boot("cgswap", Kubelet::Kubeadm, harness::install_fstab);
     node.swap_on("/swapfile", 128);
     let hog = harness::MemoryHog::start("tg-hog", 96 << 20, 24 << 20);
@@ -1183,6 +1190,7 @@ fn swapoff_refused_when_a_cgroup_cannot_take_its_pages_back() {
 /// rename, fsync-dir) and the kill lands anywhere in the run plus that.
 /// Prints where the kills landed.
 fn kill_9_during_fix_never_tears_fstab_and_a_rerun_converges() {
+    harness::host_global("swap on");
     use std::time::{Duration, Instant};
     let node = Node::boot("kill9", Kubelet::Kubeadm, harness::install_fstab);
     std::fs::write(
@@ -1532,6 +1540,7 @@ impl Drop for KernelClockFlag {
 /// names what the node has (no NTP service installed in this image), and
 /// synchronised is nothing — each time equal to what `timedatectl` says.
 fn clock_unsynchronised_is_what_timedated_says() {
+    harness::host_global("the kernel's clock-synchronised flag");
     let node = Node::boot("clock", Kubelet::Kubeadm, |root| {
         std::fs::write(root.join(harness::CLOCK_READABLE), "").unwrap();
     });

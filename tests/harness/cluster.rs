@@ -13,9 +13,7 @@
 //! real kubelets cannot share the host's ports. What the node lifecycle
 //! controller, the scheduler and the worker's kubelet do is theirs.
 //!
-//! The binaries come from `../shared/tools/build-kube-apiserver.sh` with
-//! `TG_KUBE_BINS="kube-apiserver kube-controller-manager kube-scheduler
-//! kubelet kubectl fake-cri"`, in `$TG_APISERVER_BIN` or
+//! The binaries come from `tests/kube/build.sh`, in `$TG_APISERVER_BIN` or
 //! `~/.cache/taint-guard/apiserver-bin`.
 
 use std::fs;
@@ -61,7 +59,7 @@ pub fn binaries() -> Result<PathBuf, String> {
         Ok(dir)
     } else {
         Err(format!(
-            "{} missing from {}: build them with TG_KUBE_BINS=\"kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl fake-cri\" ../shared/tools/build-kube-apiserver.sh",
+            "{} missing from {}: build them with tests/kube/build.sh",
             missing.join(", "),
             dir.display()
         ))
@@ -565,10 +563,14 @@ pub fn install_real_kubelet(
 ) {
     copy_bin(root, "/usr/bin/kubelet", &bin.join("kubelet"));
     copy_bin(root, "/usr/local/bin/fake-cri", &bin.join("fake-cri"));
+    // The node shares the host's network: its kubelet's ports (10250 and
+    // 10248 by default) are free ones of its own, so nodes with a real
+    // kubelet run side by side (as flags: tests rewrite config.yaml).
+    let (port, healthz) = (super::free_port(), super::free_port());
     put(
         root,
         "/var/lib/kubelet/kubeadm-flags.env",
-        format!("KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/fake-cri/fake-cri.sock --hostname-override={node_name}\"\n").as_bytes(),
+        format!("KUBELET_KUBEADM_ARGS=\"--container-runtime=remote --container-runtime-endpoint=unix:///run/fake-cri/fake-cri.sock --hostname-override={node_name} --port={port} --healthz-port={healthz}\"\n").as_bytes(),
         0o644,
     );
     put(

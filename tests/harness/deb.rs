@@ -15,6 +15,8 @@ fn cargo() -> String {
 }
 
 fn ensure_cargo_deb() {
+    // One install at a time on the machine: test processes run side by side.
+    let _lock = super::flock("/tmp/taint-guard-cargo-deb.lock", libc::LOCK_EX);
     let have = Command::new(cargo())
         .args(["deb", "--version"])
         .output()
@@ -50,7 +52,10 @@ pub fn package() -> PathBuf {
         let bin = Path::new(env!("CARGO_BIN_EXE_taint-guard"));
         // <target>/debug/taint-guard
         let target_dir = bin.parent().and_then(Path::parent).expect("target dir");
-        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("deb");
+        // Per process: other test processes build and install theirs meanwhile.
+        let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("deb")
+            .join(std::process::id().to_string());
         std::fs::create_dir_all(&out).unwrap();
         let deb = out.join("taint-guard_test_amd64.deb");
         let _ = std::fs::remove_file(&deb);

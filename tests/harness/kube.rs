@@ -5,9 +5,8 @@
 //! and the NodeRestriction admission plugin, and an audit log to count
 //! requests by user.
 //!
-//! The binaries come from `../shared/tools/build-kube-apiserver.sh`
-//! (kube-apiserver v1.20.2 built from Debian's source package, Debian's
-//! etcd), found at `$TG_APISERVER_BIN` or
+//! The binaries come from `tests/kube/build.sh` (kube-apiserver v1.20.2
+//! built from Debian's source package, Debian's etcd), found at `$TG_APISERVER_BIN` or
 //! `~/.cache/taint-guard/apiserver-bin`.
 
 use std::fs;
@@ -31,15 +30,38 @@ pub fn binaries() -> Result<PathBuf, String> {
                 .map(|h| PathBuf::from(h).join(".cache/taint-guard/apiserver-bin"))
         })
         .ok_or("no TG_APISERVER_BIN and no HOME")?;
+    wait_for_build(&dir);
     for b in ["kube-apiserver", "etcd"] {
         if !dir.join(b).is_file() {
             return Err(format!(
-                "{} missing: build it with ../shared/tools/build-kube-apiserver.sh (or set TG_APISERVER_BIN)",
+                "{} missing: build it with tests/kube/build.sh (or set TG_APISERVER_BIN)",
                 dir.join(b).display()
             ));
         }
     }
     Ok(dir)
+}
+
+/// tests/kube/build.sh holds `DIR.lock` while it builds into DIR: wait for
+/// it (a shared lock), so a suite started beside the build (.ci/run starts
+/// both) runs these tests once the programs are there. Not while the runner
+/// only lists the tests (`--list`): that must answer at once.
+fn wait_for_build(dir: &Path) {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let lock = PathBuf::from(format!("{}.lock", dir.display()));
+    if let Ok(f) = fs::File::open(&lock) {
+        let t = Instant::now();
+        // SAFETY: flock on an open fd; released when `f` is dropped.
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_SH) };
+        if t.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "waited {:.0?} for tests/kube/build.sh to finish",
+                t.elapsed()
+            );
+        }
+    }
 }
 
 /// A client identity: certificate and key, PEM.

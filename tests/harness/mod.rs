@@ -25,8 +25,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/node");
 
 fn tmp() -> PathBuf {
@@ -57,24 +55,104 @@ fn unsupported() -> Option<String> {
     None
 }
 
-/// The serialising guards: one node at a time in this process, and across
-/// processes (other test binaries, other checkouts), since swap and the
-/// payload cgroup are machine-wide.
+/// How a scenario holds the machine. Nodes share the host's kernel, so
+/// what is global to it (swap above all: it stops every real kubelet on the
+/// machine and shows in every node's /proc/swaps; the clock's state; memory
+/// pressure) is what decides who may run beside whom:
+/// - a scenario that only *reads* such state shares the machine: its nodes
+///   run beside other shared scenarios' nodes, in this process or another;
+/// - a scenario that *changes* it ([`host_global`]: swap on, the clock's
+///   flag, a memory hog) has the machine alone.
+///
+/// Across processes (test runners run test binaries, and nextest every
+/// test, as processes of their own) this is a reader-writer lock on
+/// `/tmp/taint-guard-nspawn.lock`, with a turnstile
+/// (`/tmp/taint-guard-nspawn.turnstile`) that lets a waiting writer in
+/// before readers that come after it (flock alone would let a stream of
+/// readers starve it). Within one process, one node at a time, as before.
+/// (The real kubelet's ports are per node: harness/cluster.rs.)
 pub struct Exclusive {
     _guard: MutexGuard<'static, ()>,
     _lock: fs::File,
 }
 
-/// Take the machine for one real-systemd scenario. Only called from a trial
-/// that [`run`] did not mark ignored.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MACHINE_LOCK: &str = "/tmp/taint-guard-nspawn.lock";
+const TURNSTILE: &str = "/tmp/taint-guard-nspawn.turnstile";
+
+pub fn flock(path: &str, op: libc::c_int) -> fs::File {
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("lock file {path}: {e}"));
+    // SAFETY: flock on an open fd; released when the file is closed.
+    let rc = unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), op) };
+    assert_eq!(rc, 0, "flock {path}: {}", std::io::Error::last_os_error());
+    f
+}
+
+thread_local! {
+    /// Set by [`host_global`] for the rest of the trial on this thread.
+    static ALONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Declare, before booting its nodes, that this scenario changes what is
+/// global to the host's kernel (`why`: swap, the clock, memory): its nodes
+/// then take the machine alone (see [`Exclusive`]). Lasts until the trial
+/// ends ([`trial_with`] resets it).
+pub fn host_global(why: &str) {
+    nextest_group_agrees(true, why);
+    ALONE.with(|a| a.set(true));
+}
+
+/// Under nextest, `.config/nextest.toml`'s `host-global` group must hold
+/// exactly the scenarios that call [`host_global`]: one that is missing
+/// there would wait for the machine while holding a thread among shared
+/// ones; one that is listed but shares the machine only runs later than it
+/// could. Either is a mistake in that file, said here rather than found
+/// as a slow run.
+fn nextest_group_agrees(alone: bool, why: &str) {
+    let Ok(group) = std::env::var("NEXTEST_TEST_GROUP") else {
+        return;
+    };
+    let test = std::env::var("NEXTEST_TEST_NAME").unwrap_or_default();
+    if alone {
+        assert_eq!(
+            group, "host-global",
+            "{test} changes what is global to the host ({why}): add it to the host-global group in .config/nextest.toml"
+        );
+    } else {
+        assert_ne!(
+            group, "host-global",
+            "{test} shares the machine: take it out of the host-global group in .config/nextest.toml"
+        );
+    }
+}
+
+/// Take the machine for one real-systemd scenario: shared, or alone after
+/// [`host_global`]. Only called from a trial that [`run`] did not mark
+/// ignored.
 pub fn require() -> Exclusive {
+    let alone = ALONE.with(|a| a.get());
+    if !alone {
+        nextest_group_agrees(false, "");
+    }
     let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let lock = fs::File::create("/tmp/taint-guard-nspawn.lock").expect("lock file");
-    // SAFETY: flock on an open fd; released when `lock` is dropped.
-    assert_eq!(
-        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
-        0
-    );
+    let lock = if alone {
+        // The turnstile first: readers that come after this wait for us.
+        let turnstile = flock(TURNSTILE, libc::LOCK_EX);
+        let lock = flock(MACHINE_LOCK, libc::LOCK_EX);
+        drop(turnstile);
+        lock
+    } else {
+        let turnstile = flock(TURNSTILE, libc::LOCK_SH);
+        let lock = flock(MACHINE_LOCK, libc::LOCK_SH);
+        drop(turnstile);
+        lock
+    };
     ensure_prerequisites();
     let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
     assert!(
@@ -98,6 +176,7 @@ pub fn trial_with(
     f: impl FnOnce() + Send + std::panic::UnwindSafe + 'static,
 ) -> libtest_mimic::Trial {
     libtest_mimic::Trial::test(name, move || {
+        ALONE.with(|a| a.set(false));
         std::panic::catch_unwind(f).map_err(|e| {
             let msg = e
                 .downcast_ref::<String>()
@@ -271,17 +350,22 @@ fn base_rootfs() -> PathBuf {
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
         0
     );
-    if !base.join("usr/lib/systemd/systemd").exists() {
+    // The cache outlives checkouts (.ci/run keeps it in ~/.cache): a rootfs
+    // made with other arguments is made again.
+    let args = [
+        "--variant=minbase",
+        "--include=systemd,dbus,systemd-sysv,mount,util-linux",
+        "bookworm",
+    ];
+    let stamp = PathBuf::from(format!("{}.args", base.display()));
+    let made_with = fs::read_to_string(&stamp).unwrap_or_default();
+    if !base.join("usr/lib/systemd/systemd").exists() || made_with != args.join(" ") {
         let partial = parent.join("rootfs-bookworm.partial");
         let _ = fs::remove_dir_all(&partial);
         eprintln!("debootstrap: building the base rootfs (~1 min, once)");
         let t = Instant::now();
         let o = Command::new("debootstrap")
-            .args([
-                "--variant=minbase",
-                "--include=systemd,dbus,systemd-sysv,mount,util-linux",
-                "bookworm",
-            ])
+            .args(args)
             .arg(&partial)
             .arg(apt_mirror())
             .output()
@@ -294,6 +378,7 @@ fn base_rootfs() -> PathBuf {
         );
         let _ = fs::remove_dir_all(&base);
         fs::rename(&partial, &base).expect("renaming rootfs");
+        fs::write(&stamp, args.join(" ")).unwrap();
         eprintln!("debootstrap: done in {:?}", t.elapsed());
     }
     base
@@ -384,7 +469,10 @@ impl Node {
     pub fn boot(name: &str, kubelet: Kubelet, prepare: impl FnOnce(&Path)) -> Node {
         let exclusive = require();
         let base = base_rootfs();
-        let dir = tmp().join("nodes").join(name);
+        // Per process: nodes of the same name may run in other test processes.
+        let dir = tmp()
+            .join("nodes")
+            .join(format!("{name}.{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         let root = dir.join("root");
@@ -488,6 +576,35 @@ impl Node {
     }
 }
 
+/// The cgroup hierarchies a node gets a cgroup of its own in.
+const CGROUP_HIERARCHIES: [&str; 2] = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"];
+
+/// The node's cgroup (relative to each hierarchy), named after its folder.
+fn node_cgroup(dir: &Path) -> String {
+    format!(
+        "taint-guard-test/{}",
+        dir.file_name().unwrap().to_string_lossy()
+    )
+}
+
+/// Remove a halted node's cgroups, deepest first (rmdir(2) takes only
+/// empty cgroups).
+fn remove_cgroup(dir: &Path) {
+    fn rm(d: &Path) {
+        if let Ok(entries) = fs::read_dir(d) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm(&e.path());
+                }
+            }
+        }
+        let _ = fs::remove_dir(d);
+    }
+    for h in CGROUP_HIERARCHIES {
+        rm(&Path::new(h).join(node_cgroup(dir)));
+    }
+}
+
 /// The node's runtime socket directories. The node's /run is a tmpfs that
 /// the host-side binary cannot see into (nspawn mounts it over the root's
 /// /run), so each is bound from a directory under the root's
@@ -525,7 +642,23 @@ fn spawn_nspawn(dir: &Path, root: &Path, bus: &Path, name: &str) -> Child {
         .append(true)
         .open(dir.join("nspawn.log"))
         .unwrap();
-    Command::new("setsid")
+    // Its own cgroup, in each hierarchy systemd-nspawn uses: nodes started
+    // from one cgroup would share one payload cgroup (and see each other's
+    // processes as their own). The shell moves itself, then execs.
+    let cgroup = node_cgroup(dir);
+    let mut enter = String::new();
+    for h in CGROUP_HIERARCHIES {
+        let d = Path::new(h).join(&cgroup);
+        if Path::new(h).is_dir() {
+            fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
+            enter.push_str(&format!("echo $$ >{}/cgroup.procs && ", d.display()));
+        }
+    }
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("{enter}exec \"$@\""))
+        .arg("sh")
+        .arg("setsid")
         .args([
             "timeout",
             "-k",
@@ -778,6 +911,7 @@ impl Drop for Node {
             }
         }
         self.halt();
+        remove_cgroup(&self.dir);
         if std::env::var_os("TG_KEEP_NODES").is_none() && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
