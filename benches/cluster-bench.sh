@@ -7,7 +7,7 @@
 # (measured from the command: the page that brought the person is not in
 # it). Medians over REPLAYS outages each (default 5), each outage long
 # enough for both taints. Needs what tests/cluster.rs needs (root, nspawn,
-# the v1.20.2 binaries from ../shared/tools/build-kube-apiserver.sh);
+# the v1.20.2 binaries from tests/kube/build.sh);
 # ~2 min per replay pair.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -557,6 +557,9 @@ fn swap_on(path: &str) -> bool {
 /// The seed incident on a node: kubeadm's kubelet installed, never
 /// enabled; /swapfile on and in fstab.
 fn seed_node(name: &str) -> Node {
+    // Built (or found built) before the node takes the machine alone: a
+    // compile must not hold every other node back.
+    image();
     harness::host_global("swap on");
     let node = Node::boot(name, Kubelet::Kubeadm, harness::install_fstab);
     node.swap_on("/swapfile", 16);
