@@ -24,8 +24,29 @@ fn check_flag_runs_the_same_check() {
     let cfg = dir.path().join("config.toml");
     std::fs::write(&cfg, "").unwrap();
     let cfg = cfg.to_str().unwrap();
-    let sub = tg(&["--config", cfg, "check", "--output", "json"]);
-    let flag = tg(&["--config", cfg, "--check", "--output", "json"]);
+    // Swap from a file of its own: the host's may change between the two
+    // runs (other test processes turn swap on and off).
+    let swaps = dir.path().join("swaps");
+    std::fs::write(&swaps, "Filename\tType\tSize\tUsed\tPriority\n").unwrap();
+    let swaps = swaps.to_str().unwrap();
+    let sub = tg(&[
+        "--config",
+        cfg,
+        "check",
+        "--proc-swaps",
+        swaps,
+        "--output",
+        "json",
+    ]);
+    let flag = tg(&[
+        "--config",
+        cfg,
+        "--check",
+        "--proc-swaps",
+        swaps,
+        "--output",
+        "json",
+    ]);
     assert_eq!(sub.0, 3, "no bus is unknown: {sub:?}");
     assert_eq!(flag.0, sub.0, "{flag:?}");
     let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).unwrap();

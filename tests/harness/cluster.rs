@@ -47,23 +47,12 @@ pub const CONTROL_PLANE: &str = "control-plane";
 /// this long is Ready=Unknown and tainted `unreachable`.
 pub const GRACE_SECS: u64 = 16;
 
-/// Where the binaries are, or why they are not usable.
+/// Where the binaries are, or why they are not usable (a build under way
+/// counts as there: see [`super::kube::binaries`]).
 pub fn binaries() -> Result<PathBuf, String> {
     let dir = super::kube::binaries()?;
-    let missing: Vec<&str> = BINS
-        .iter()
-        .copied()
-        .filter(|b| !dir.join(b).is_file())
-        .collect();
-    if missing.is_empty() {
-        Ok(dir)
-    } else {
-        Err(format!(
-            "{} missing from {}: build them with tests/kube/build.sh",
-            missing.join(", "),
-            dir.display()
-        ))
-    }
+    super::kube::present(&dir, &BINS)?;
+    Ok(dir)
 }
 
 /// The requirement for [`super::run_requiring`]: the cluster's binaries,
@@ -96,6 +85,7 @@ impl Cluster {
     /// queue for good if it ever sees every Node NotReady).
     pub fn start(bin: &Path) -> Cluster {
         let api = KubeApi::start(bin);
+        super::kube::wait_for_build(bin, &BINS);
         let kc = api.admin_kubeconfig();
         let d = api.dir.path().to_path_buf();
         let mut c = Cluster {

