@@ -104,6 +104,8 @@ pub enum ProbeTarget {
     Clock,
     /// kubelet's container runtime socket (node path).
     Runtime(String),
+    /// A file of kubelet's credentials (node path).
+    Credentials(String),
 }
 
 impl ProbeTarget {
@@ -118,6 +120,7 @@ impl ProbeTarget {
             ProbeTarget::Kernel(s) => s.clone(),
             ProbeTarget::Clock => "timedate1".into(),
             ProbeTarget::Runtime(s) => format!("runtime:{s}"),
+            ProbeTarget::Credentials(s) => format!("credentials:{s}"),
         }
     }
 }
@@ -386,6 +389,9 @@ impl FindingKind {
                     s if s.starts_with("runtime:") => {
                         ProbeTarget::Runtime(s["runtime:".len()..].into())
                     }
+                    s if s.starts_with("credentials:") => {
+                        ProbeTarget::Credentials(s["credentials:".len()..].into())
+                    }
                     s if s.starts_with("/proc/") || s == "modules-load.d" || s == "sysctl.d" => {
                         ProbeTarget::Kernel(s.into())
                     }
@@ -563,6 +569,9 @@ mod tests {
             },
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Runtime("/run/containerd/containerd.sock".into()),
+            },
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Credentials("/etc/kubernetes/kubelet.conf".into()),
             },
             FindingKind::CgroupDriverMismatch {
                 unit: "containerd.service".into(),

@@ -241,6 +241,20 @@ pub struct KubeletCertObservation {
     pub bootstrap_kubeconfig: Option<String>,
     /// When the certificate was looked at (its "now").
     pub checked_at: jiff::Timestamp,
+    /// A file of these credentials that this process may not read: then
+    /// nothing above was judged. taint-guard's own limit, not the node's
+    /// (kubeadm writes them 0600; the report-only pod runs as uid 65534).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied: Option<ReadDenied>,
+}
+
+/// A read refused to this process (EACCES, EPERM).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadDenied {
+    /// Node path of the file.
+    pub path: String,
+    /// The effective uid the read was refused to.
+    pub uid: u32,
 }
 
 /// kubelet's container runtime: the socket it dials and the unit serving it.

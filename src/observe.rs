@@ -276,6 +276,13 @@ async fn observe_runtime<S: UnitManager>(
             {
                 Probe::Ok(false)
             }
+            // The socket is root's (containerd makes it 0660): this
+            // process's limit, not the runtime's fault.
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Probe::Failed(format!(
+                "taint-guard runs as uid {} and may not connect to {sock} ({e}); that is this process's limit, not the runtime's: root can (taint-guard.service on the host), or turn this check off where it cannot be made: [readiness] runtime = false",
+                // SAFETY: geteuid has no preconditions.
+                unsafe { libc::geteuid() }
+            )),
             Err(e) => Probe::Failed(format!("connecting to {sock}: {e}")),
         });
     }
@@ -426,7 +433,21 @@ fn observe_kubelet_cert(
             .clone()
             .filter(|b| host.resolve(b).is_ok_and(|p| p.exists())),
         checked_at: jiff::Timestamp::now(),
+        denied: None,
     };
+    // A file this process may not open: nothing is judged (see `denied`).
+    macro_rules! unless_denied {
+        ($real:expr, $shown:expr) => {
+            if let Some(d) = read_denied($real, $shown) {
+                out.denied = Some(d);
+                return Some(out);
+            }
+        };
+    }
+    unless_denied!(
+        &host.resolve(&path).unwrap_or_else(|_| host.path(&path)),
+        &creds.kubeconfig
+    );
     // With rotation on, kubelet's certificate store takes
     // CERT_DIR/kubelet-client-current.pem before the kubeconfig's.
     let current = format!(
@@ -438,6 +459,7 @@ fn observe_kubelet_cert(
         .unwrap_or_else(|_| host.path(&current));
     let from_store = creds.rotate_certificates && current_path.exists();
     if from_store {
+        unless_denied!(&current_path, &current);
         out.cert_from = current.clone();
         out.cert = Probe::from_result(
             std::fs::read(&current_path)
@@ -488,6 +510,7 @@ fn observe_kubelet_cert(
             }
             (None, Some(p)) => {
                 out.cert_from = shown(p);
+                unless_denied!(Path::new(p), &shown(p));
                 std::fs::read(p).map_err(|e| format!("{}: {e}", shown(p)))
             }
             // A token or an exec plugin: no certificate to expire.
@@ -518,6 +541,7 @@ fn observe_kubelet_cert(
             }
             (None, Some(p)) => {
                 out.ca_from = Some(shown(p));
+                unless_denied!(Path::new(p), &shown(p));
                 Some(std::fs::read(p).map_err(|e| format!("{}: {e}", shown(p))))
             }
             (None, None) => None,
@@ -530,6 +554,21 @@ fn observe_kubelet_cert(
         });
     }
     Some(out)
+}
+
+/// `real` (node path `shown`) refused to this process: opening it fails
+/// with EACCES or EPERM. Any other outcome is for the reader to say.
+fn read_denied(real: &Path, shown: &str) -> Option<crate::observation::ReadDenied> {
+    match std::fs::File::open(real) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            Some(crate::observation::ReadDenied {
+                path: shown.to_string(),
+                // SAFETY: geteuid has no preconditions.
+                uid: unsafe { libc::geteuid() },
+            })
+        }
+        _ => None,
+    }
 }
 
 /// The required modules and sysctls: the kernel now (this process's /proc,

@@ -497,7 +497,9 @@ fn swap_refused_by_kubelet_repaired_by_daemon(c: &mut Cluster) {
 /// get/list/watch by the node's identity, not from kubelet), counted from
 /// the audit log, are at most 12. The evidence is restarts counted, not
 /// time waited: the test's own drop-in shortens `RestartSec=` to 2 s, so
-/// the loop turns five times as fast as kubeadm's.
+/// the loop turns five times as fast as kubeadm's, and the daemon's
+/// `report_min_interval_secs` is shortened by the same factor (60 → 12 s),
+/// so the bound also holds per reporting window as it did over 300 s.
 fn crash_looping_kubelet_few_api_writes(c: &mut Cluster) {
     let want: u64 = std::env::var("TG_CRASHLOOP_RESTARTS")
         .ok()
@@ -528,7 +530,7 @@ fn crash_looping_kubelet_few_api_writes(c: &mut Cluster) {
     let before = c.api.audit_events().len();
     install_taint_guard(
         &w,
-        "[run]\nremediate = false\nreport_initial_delay_secs = 0\n",
+        "[run]\nremediate = false\nreport_initial_delay_secs = 0\nreport_min_interval_secs = 12\n",
         &["taint-guard.service"],
         true,
     );
@@ -580,6 +582,131 @@ fn crash_looping_kubelet_few_api_writes(c: &mut Cluster) {
         writes.len() <= 12,
         "{} writes in {secs}s of a crash loop: {writes:#?}",
         writes.len()
+    );
+}
+
+/// The report-only DaemonSet's view of a healthy kubeadm worker: the real
+/// kubelet enabled and running, its Node Ready, its credentials as kubeadm
+/// writes them (kubelet.conf and the client certificate 0600, root's).
+/// taint-guard run as the pod runs it — uid and gid 65534, no
+/// supplementary group, no capability — against the node:
+/// - with the base ConfigMap's configuration: no finding, reboot-safe,
+///   exit 0 (the checks uid 65534 cannot make are off there, said once in
+///   the ConfigMap and the README);
+/// - with every check on (the defaults): what it may not read is its own
+///   limit — one `probe-failed` for the credentials, naming the uid and
+///   what would read them, and one for the runtime's socket — unknown, with
+///   no critical and no "not reboot-safe";
+/// - as root, the defaults: every check made, OK, reboot-safe.
+fn report_only_pod_uid_on_a_healthy_kubeadm_worker(c: &mut Cluster) {
+    use std::os::unix::fs::MetadataExt;
+    let name = "pod-uid";
+    let w = c.boot_worker("cpoduid", name, |_| {});
+    let node = w.node();
+    node.exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+    wait_ready(c, name, 90);
+    for f in [
+        "etc/kubernetes/kubelet.conf",
+        "var/lib/kubelet/pki/kubelet-client-current.pem",
+    ] {
+        let m = std::fs::metadata(node.root.join(f)).unwrap();
+        assert_eq!(
+            (m.mode() & 0o777, m.uid()),
+            (0o600, 0),
+            "kubeadm's mode of /{f}"
+        );
+    }
+    let pod = node.dir.join("pod-config.toml");
+    std::fs::write(&pod, harness::report_only_pod_config()).unwrap();
+    let defaults = node.dir.join("default-config.toml");
+    std::fs::write(&defaults, harness::HOST_KERNEL).unwrap();
+    let check = |config: &Path, as_pod: bool| -> (i32, Value) {
+        let inner = node.tg_command_with(config, &["check", "--output", "json"]);
+        let mut cmd = if as_pod {
+            let mut c = std::process::Command::new("setpriv");
+            c.args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+                "--bounding-set=-all",
+                "--",
+            ])
+            .arg(inner.get_program())
+            .args(inner.get_args());
+            for (k, v) in inner.get_envs() {
+                match v {
+                    Some(v) => c.env(k, v),
+                    None => c.env_remove(k),
+                };
+            }
+            c
+        } else {
+            inner
+        };
+        let o = cmd.output().unwrap();
+        let out = String::from_utf8_lossy(&o.stdout);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| {
+            panic!(
+                "invalid JSON ({e}): {out}\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        (o.status.code().unwrap_or(-1), v)
+    };
+    let findings = |v: &Value| -> Vec<(String, String, String)> {
+        v["findings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f["id"].as_str().unwrap_or_default().to_string(),
+                    f["subject"].as_str().unwrap_or_default().to_string(),
+                    f["severity"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    // The pod, as deployed.
+    let (code, v) = check(&pod, true);
+    assert_eq!(
+        (code, findings(&v), &v["reboot_safe"]),
+        (0, vec![], &json!(true)),
+        "{v:#}"
+    );
+    // The pod's uid with every check on: unknown, never critical.
+    let (code, v) = check(&defaults, true);
+    let f = findings(&v);
+    assert!(
+        f.iter().all(|(_, _, sev)| sev != "critical"),
+        "a critical from what uid 65534 may not read: {v:#}"
+    );
+    assert_eq!(code, 3, "unknown: {v:#}");
+    assert_eq!(v["reboot_safe"], Value::Null, "{v:#}");
+    let creds = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["subject"] == "credentials:/etc/kubernetes/kubelet.conf")
+        .unwrap_or_else(|| panic!("no probe-failed for the credentials: {v:#}"));
+    assert_eq!(creds["id"], "probe-failed", "{v:#}");
+    let m = creds["message"].as_str().unwrap();
+    assert!(
+        m.contains("uid 65534") && m.contains("Root reads it"),
+        "{m}"
+    );
+    assert!(
+        f.iter()
+            .any(|(id, subject, _)| id == "probe-failed" && subject.starts_with("runtime:")),
+        "{v:#}"
+    );
+    // Root, every check on: all made, and all well.
+    let (code, v) = check(&defaults, false);
+    assert_eq!(
+        (code, findings(&v), &v["reboot_safe"]),
+        (0, vec![], &json!(true)),
+        "{v:#}"
     );
 }
 
@@ -689,6 +816,10 @@ fn main() -> std::process::ExitCode {
         (
             "crash_looping_kubelet_few_api_writes",
             crash_looping_kubelet_few_api_writes,
+        ),
+        (
+            "report_only_pod_uid_on_a_healthy_kubeadm_worker",
+            report_only_pod_uid_on_a_healthy_kubeadm_worker,
         ),
     ];
     let bin = cluster::binaries();

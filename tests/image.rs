@@ -522,8 +522,7 @@ fn with_run_settings(mut cm: ConfigMap, extra: &[(&str, toml::Value)]) -> Config
     }
     // The pod sees the host's kernel: its modules and sysctls are not the
     // node's (harness::HOST_KERNEL).
-    let host_kernel: toml::Table = harness::HOST_KERNEL.parse().unwrap();
-    t.extend(host_kernel);
+    harness::merge_toml(&mut t, harness::HOST_KERNEL.parse().unwrap());
     data.insert("config.toml".into(), toml::to_string(&t).unwrap());
     cm
 }

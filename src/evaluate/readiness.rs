@@ -88,6 +88,25 @@ fn kubelet_cert(
     cfg: &Config,
     out: &mut Vec<Finding>,
 ) {
+    // A file taint-guard may not read is its own limit, never kubelet's
+    // fault: unknown (and so the reboot's safety), with what would read it.
+    if let Some(d) = &c.denied {
+        out.push(finding(
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Credentials(d.path.clone()),
+            },
+            Severity::Unknown,
+            format!(
+                "taint-guard runs as uid {} and may not read {} (permission denied), so kubelet's client certificate is not checked here; \
+                 that is this process's limit, not the node's. Root reads it (taint-guard.service on the host, or a pod with runAsUser: 0), \
+                 or turn this check off where it cannot be made: [readiness] kubelet_cert = false",
+                d.uid, d.path
+            ),
+            None,
+            false,
+        ));
+        return;
+    }
     let unreadable = |path: &str, e: &str, out: &mut Vec<Finding>| {
         out.push(finding(
             FindingKind::KubeletCredentialsUnreadable { path: path.into() },
@@ -771,7 +790,40 @@ mod tests {
             rotate_certificates_from: "default (v1beta1: false)".into(),
             bootstrap_kubeconfig: None,
             checked_at: now.parse().unwrap(),
+            denied: None,
         }
+    }
+
+    /// A credentials file this process may not read (kubeadm's 0600, the
+    /// report-only pod's uid 65534): unknown, never a critical about kubelet,
+    /// the reboot's safety unknown, with the uid and what would read it.
+    #[test]
+    fn kubelet_credentials_denied_to_this_process_are_unknown_not_critical() {
+        let mut c = cert_obs("2027-01-01T00:00:00Z", "2026-01-01T00:00:00Z", true);
+        c.cert = Probe::Failed(String::new());
+        c.denied = Some(crate::observation::ReadDenied {
+            path: "/etc/kubernetes/kubelet.conf".into(),
+            uid: 65534,
+        });
+        let mut o = node(KernelObservation::default());
+        o.kubelet_cert = Some(c);
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&o),
+            vec![(
+                "probe-failed",
+                "credentials:/etc/kubernetes/kubelet.conf".into(),
+                false
+            )]
+        );
+        assert_eq!((a.status, a.reboot_safe), (Status::Unknown, None));
+        let m = &a.findings[0].message;
+        assert!(
+            m.contains("uid 65534")
+                && m.contains("permission denied")
+                && m.contains("kubelet_cert = false"),
+            "{m}"
+        );
     }
 
     #[test]
