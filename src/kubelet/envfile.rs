@@ -383,6 +383,24 @@ pub fn fnmatch(pat: &str, name: &str) -> bool {
     unsafe { libc::fnmatch(pat.as_ptr(), name.as_ptr(), libc::FNM_PERIOD) == 0 }
 }
 
+/// fnmatch(3) of a path: `*`, `?` and `[…]` never match a `/`, nor a
+/// leading `.` of a component (FNM_PATHNAME | FNM_PERIOD), as glob(3)
+/// matches file names.
+pub fn fnmatch_pathname(pat: &str, name: &str) -> bool {
+    let (Ok(pat), Ok(name)) = (CString::new(pat), CString::new(name)) else {
+        return false;
+    };
+    // SAFETY: both are NUL-terminated strings that outlive the call, which
+    // only reads them.
+    unsafe {
+        libc::fnmatch(
+            pat.as_ptr(),
+            name.as_ptr(),
+            libc::FNM_PATHNAME | libc::FNM_PERIOD,
+        ) == 0
+    }
+}
+
 pub fn has_glob_magic(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }

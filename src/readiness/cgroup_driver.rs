@@ -45,10 +45,16 @@ pub fn containerd(path: &str, text: Option<&str>) -> RuntimeDriver {
         Ok(t) => t,
         Err(e) => return unknown(format!("{path} is not TOML: {}", e.message())),
     };
-    if t.contains_key("imports") {
-        return unknown(format!(
-            "{path} imports other files, which are not read here"
-        ));
+    // `imports = []` (what `containerd config default` writes) merges
+    // nothing; any other value names files that may override this one.
+    match t.get("imports") {
+        None => {}
+        Some(toml::Value::Array(a)) if a.is_empty() => {}
+        Some(_) => {
+            return unknown(format!(
+                "{path} imports other files, which are not read here"
+            ))
+        }
     }
     let version = t.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
     let plugin = match version {
@@ -130,9 +136,17 @@ mod tests {
             containerd("/c", Some(&other)),
             RuntimeDriver::Unknown { .. }
         ));
+        // `containerd config default` (1.7) writes `imports = []`: nothing
+        // merged, the file's own setting is the driver.
+        let default_style = format!("disabled_plugins = []\nimports = []\noom_score = 0\n{V2}");
+        assert!(matches!(
+            containerd("/c", Some(&default_style)),
+            RuntimeDriver::Known { driver, .. } if driver == "systemd"
+        ));
         for t in [
             None,
             Some("imports = [\"/etc/containerd/conf.d/*.toml\"]\nversion = 2\n"),
+            Some("imports = \"/etc/containerd/conf.d/x.toml\"\nversion = 2\n"),
             Some("version = 2\n"),
             Some("[[x"),
             Some("version = 1\n"),

@@ -169,17 +169,11 @@ pub struct BootValue {
 
 /// The value `key` (dotted) has after the next boot.
 pub fn boot_value(key: &str, files: &[ConfFile], cmdline: &str) -> BootValue {
-    use std::collections::BTreeMap;
     // The key and its alias: separate entries to systemd-sysctl.
     let keys: Vec<&str> = std::iter::once(key)
         .chain(aliases(key).iter().copied())
         .collect();
     let ours_name = OURS.rsplit('/').next().unwrap_or(OURS);
-    // Per concrete key: the last explicit line, the last glob line, and
-    // whether a `-KEY` line keeps globs off it.
-    let mut explicit: BTreeMap<&str, (String, String)> = BTreeMap::new();
-    let mut glob: BTreeMap<&str, (String, String)> = BTreeMap::new();
-    let mut excluded: Vec<&str> = Vec::new();
     let mut cmdline_value = None;
     let mut after_ours = None;
     // The kernel's own `sysctl.` words come first.
@@ -190,44 +184,55 @@ pub fn boot_value(key: &str, files: &[ConfFile], cmdline: &str) -> BootValue {
             }
         }
     }
+    // systemd-sysctl's one ordered map over every file, keyed by the
+    // line's key (a glob or not): a key seen again with another value — a
+    // `-KEY` line's none included — is removed and appended; with the same
+    // value it stays where it was.
+    struct Entry {
+        key: String,
+        value: Option<String>,
+        glob: bool,
+        at: String,
+    }
+    let mut map: Vec<Entry> = Vec::new();
     for f in files {
         let Some(bytes) = &f.bytes else { continue };
         let name = f.path.rsplit('/').next().unwrap_or(&f.path);
         for a in parse_file(&f.path, bytes) {
-            for k in &keys {
-                let hit = if a.glob {
-                    crate::kubelet::envfile::fnmatch(&a.key, k)
-                } else {
-                    a.key == *k
-                };
-                if !hit {
+            // Only an explicit line for the key in a file after ours (a
+            // `-KEY` too: it drops our assignment) overrides our line.
+            if !a.glob && a.key == key && name > ours_name {
+                after_ours.get_or_insert_with(|| a.at.clone());
+            }
+            if let Some(i) = map.iter().position(|e| e.key == a.key) {
+                if map[i].value == a.value {
                     continue;
                 }
-                match (&a.value, a.glob) {
-                    (None, false) => excluded.push(k),
-                    (None, true) => {}
-                    (Some(v), false) => {
-                        // Our explicit line beats any glob, wherever it is:
-                        // only an explicit line after ours overrides it.
-                        if name > ours_name && *k == key {
-                            after_ours.get_or_insert_with(|| a.at.clone());
-                        }
-                        explicit.insert(k, (v.clone(), a.at.clone()));
-                    }
-                    (Some(v), true) => {
-                        glob.insert(k, (v.clone(), a.at.clone()));
-                    }
-                }
+                map.remove(i);
             }
+            map.push(Entry {
+                key: a.key,
+                value: a.value,
+                glob: a.glob,
+                at: a.at,
+            });
         }
     }
+    // Per concrete key: its explicit entry, if any (none written for a
+    // `-KEY`, and no glob either); else the glob entries that match it,
+    // written in the map's order, the last one staying.
     let mut assigned: Vec<(String, String)> = Vec::new();
     for k in &keys {
-        let v = explicit
-            .get(k)
-            .or_else(|| glob.get(k).filter(|_| !excluded.contains(k)));
+        let v = match map.iter().find(|e| !e.glob && e.key == *k) {
+            Some(e) => e.value.clone().map(|v| (v, e.at.clone())),
+            None => map
+                .iter()
+                .rev()
+                .filter(|e| e.glob && glob_matches(&e.key, k))
+                .find_map(|e| e.value.clone().map(|v| (v, e.at.clone()))),
+        };
         if let Some(v) = v {
-            assigned.push(v.clone());
+            assigned.push(v);
         }
     }
     let mut values: Vec<&str> = assigned.iter().map(|(v, _)| v.as_str()).collect();
@@ -267,6 +272,23 @@ pub fn boot_value(key: &str, files: &[ConfFile], cmdline: &str) -> BootValue {
         ours_wins: after_ours.is_none(),
         overridden_after_ours_by: after_ours,
     }
+}
+
+/// A glob line's key matches `key` (both dotted) as systemd-sysctl finds
+/// it: glob(3) over /proc/sys, so `*`, `?` and `[…]` match within one path
+/// component (a `.` of the dotted form), never across one, and not a
+/// component's leading `.`.
+fn glob_matches(pattern: &str, key: &str) -> bool {
+    let path = |s: &str| -> String {
+        s.chars()
+            .map(|c| match c {
+                '.' => '/',
+                '/' => '.',
+                c => c,
+            })
+            .collect()
+    };
+    crate::kubelet::envfile::fnmatch_pathname(&path(pattern), &path(key))
 }
 
 /// The line [`OURS`] gets for `key = value`, and the file's new text from
@@ -310,6 +332,54 @@ mod tests {
             path: path.into(),
             bytes: Some(text.as_bytes().to_vec()),
         }
+    }
+
+    #[test]
+    fn minus_key_replaces_an_earlier_assignment_and_globs_stay_in_a_component() {
+        let key = "net.ipv4.ip_forward";
+        // `KEY=1`, then `-KEY`: systemd-sysctl replaces the option with
+        // the negative match, so nothing sets the key.
+        let files = vec![
+            f("/etc/sysctl.d/10-k8s.conf", "net.ipv4.ip_forward = 1\n"),
+            f("/etc/sysctl.d/20-off.conf", "-net.ipv4.ip_forward\n"),
+        ];
+        let b = boot_value(key, &files, "");
+        assert_eq!(
+            (b.value.as_deref(), b.from.as_str()),
+            (Some("0"), "kernel default"),
+            "{b:?}"
+        );
+        // A later file after ours with `-KEY` drops our line too.
+        let files = vec![
+            f(
+                "/etc/sysctl.d/99-taint-guard.conf",
+                "net.ipv4.ip_forward = 1\n",
+            ),
+            f("/etc/sysctl.d/zz-off.conf", "-net.ipv4.ip_forward\n"),
+        ];
+        let b = boot_value(key, &files, "");
+        assert_eq!(b.value.as_deref(), Some("0"), "{b:?}");
+        assert_eq!(
+            b.overridden_after_ours_by.as_deref(),
+            Some("/etc/sysctl.d/zz-off.conf:1")
+        );
+        // `-KEY`, then `KEY=1`: the assignment is back.
+        let files = vec![
+            f("/etc/sysctl.d/10-off.conf", "-net.ipv4.ip_forward\n"),
+            f("/etc/sysctl.d/20-on.conf", "net.ipv4.ip_forward=1\n"),
+        ];
+        assert_eq!(boot_value(key, &files, "").value.as_deref(), Some("1"));
+        // glob(3) over /proc/sys: `*` stays within one component.
+        let across = vec![f("/etc/sysctl.d/50-glob.conf", "net.* = 1\n")];
+        assert_eq!(
+            boot_value(key, &across, "").from,
+            "kernel default",
+            "net.* is net/*: one level, not net/ipv4/ip_forward"
+        );
+        let within = vec![f("/etc/sysctl.d/50-glob.conf", "net.ipv4.ip_forw* = 1\n")];
+        assert_eq!(boot_value(key, &within, "").value.as_deref(), Some("1"));
+        let nested = vec![f("/etc/sysctl.d/50-glob.conf", "net.*.ip_forward = 1\n")];
+        assert_eq!(boot_value(key, &nested, "").value.as_deref(), Some("1"));
     }
 
     #[test]
