@@ -623,24 +623,16 @@ fn report_only_pod_uid_on_a_healthy_kubeadm_worker(c: &mut Cluster) {
     let check = |config: &Path, as_pod: bool| -> (i32, Value) {
         let inner = node.tg_command_with(config, &["check", "--output", "json"]);
         let mut cmd = if as_pod {
-            let mut c = std::process::Command::new("setpriv");
-            c.args([
+            let mut pod = std::process::Command::new("setpriv");
+            pod.args([
                 "--reuid=65534",
                 "--regid=65534",
                 "--clear-groups",
                 "--inh-caps=-all",
                 "--bounding-set=-all",
                 "--",
-            ])
-            .arg(inner.get_program())
-            .args(inner.get_args());
-            for (k, v) in inner.get_envs() {
-                match v {
-                    Some(v) => c.env(k, v),
-                    None => c.env_remove(k),
-                };
-            }
-            c
+            ]);
+            harness::under(pod, &inner)
         } else {
             inner
         };

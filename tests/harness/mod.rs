@@ -868,18 +868,11 @@ impl Node {
     /// are then this run's alone, set without touching the host's.
     /// Returns (exit code, stdout, stderr).
     pub fn tg_in_netns(&self, setup: &str, args: &[&str]) -> (i32, String, String) {
-        let inner = self.tg_command(args);
-        let mut c = Command::new("unshare");
-        c.args(["-n", "sh", "-c", &format!("{setup} && exec \"$@\""), "sh"])
-            .arg(inner.get_program())
-            .args(inner.get_args());
-        for (k, v) in inner.get_envs() {
-            match v {
-                Some(v) => c.env(k, v),
-                None => c.env_remove(k),
-            };
-        }
-        let o = c.output().expect("running taint-guard under unshare");
+        let mut outer = Command::new("unshare");
+        outer.args(["-n", "sh", "-c", &format!("{setup} && exec \"$@\""), "sh"]);
+        let o = under(outer, &self.tg_command(args))
+            .output()
+            .expect("running taint-guard under unshare");
         (
             o.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -1032,6 +1025,20 @@ fn children(pid: u32) -> Vec<u32> {
         std::thread::sleep(Duration::from_millis(10));
     }
     vec![]
+}
+
+/// `inner` run by `outer`, a program that execs the command line it is
+/// given last (unshare, setpriv): `inner`'s program and arguments follow
+/// `outer`'s, and its environment changes are carried over.
+pub fn under(mut outer: Command, inner: &Command) -> Command {
+    outer.arg(inner.get_program()).args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => outer.env(k, v),
+            None => outer.env_remove(k),
+        };
+    }
+    outer
 }
 
 /// `over` merged into `base`, table by table: a key of `over` replaces the
