@@ -91,6 +91,13 @@ fn kubelet_cert(
     // A file taint-guard may not read is its own limit, never kubelet's
     // fault: unknown (and so the reboot's safety), with what would read it.
     if let Some(d) = &c.denied {
+        // Root is refused only by a security module; anyone else by the
+        // file's mode, which root passes.
+        let who_reads = if d.uid == 0 {
+            "A security module (SELinux, AppArmor) refuses it to root: allow taint-guard to read it"
+        } else {
+            "Root reads it (taint-guard.service on the host, or a pod with runAsUser: 0)"
+        };
         out.push(finding(
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Credentials(d.path.clone()),
@@ -98,7 +105,7 @@ fn kubelet_cert(
             Severity::Unknown,
             format!(
                 "taint-guard runs as uid {} and may not read {} (permission denied), so kubelet's client certificate is not checked here; \
-                 that is this process's limit, not the node's. Root reads it (taint-guard.service on the host, or a pod with runAsUser: 0), \
+                 that is this process's limit, not the node's. {who_reads}, \
                  or turn this check off where it cannot be made: [readiness] kubelet_cert = false",
                 d.uid, d.path
             ),
@@ -821,7 +828,18 @@ mod tests {
         assert!(
             m.contains("uid 65534")
                 && m.contains("permission denied")
+                && m.contains("Root reads it")
                 && m.contains("kubelet_cert = false"),
+            "{m}"
+        );
+        // Root refused: a security module, not the mode.
+        let mut c = o.kubelet_cert.clone().unwrap();
+        c.denied.as_mut().unwrap().uid = 0;
+        o.kubelet_cert = Some(c);
+        let a = evaluate(&o, &Config::default());
+        let m = &a.findings[0].message;
+        assert!(
+            m.contains("uid 0") && m.contains("security module") && !m.contains("Root reads it"),
             "{m}"
         );
     }
