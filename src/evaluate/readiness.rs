@@ -174,26 +174,47 @@ fn kubelet_cert(
         return;
     }
     let left = v.not_after.duration_since(now);
-    let warn =
-        jiff::SignedDuration::from_hours(cfg.readiness.cert_warn_days.min(1 << 30) as i64 * 24);
-    if cfg.readiness.cert_warn_days > 0 && left < warn {
-        let days = left.as_secs() / 86_400;
+    let days = left.as_secs() / 86_400;
+    let expiring = |why: String, out: &mut Vec<Finding>| {
         out.push(finding(
             FindingKind::KubeletCertExpiring { cert: c.cert_from.clone() },
             Severity::Warning,
             format!(
-                "kubelet's client certificate{who} expires at {} (in {days} days, under readiness.cert_warn_days = {}); {rotation}{}",
-                v.not_after,
-                cfg.readiness.cert_warn_days,
-                if c.rotate_certificates {
-                    ": kubelet asks for a new one at 70-90 % of its lifetime, so it should have by now: is its CertificateSigningRequest approved?"
-                } else {
-                    ": nothing renews it; renew it before then"
-                }
+                "kubelet's client certificate{who} expires at {} (in {days} days); {rotation}: {why}",
+                v.not_after
             ),
             None,
             false,
-        ));
+        ))
+    };
+    if c.rotate_certificates {
+        // kubelet's certificate manager (client-go) asks for a new one at a
+        // jittered 70-90 % of the lifetime from notBefore: until 90 %, a
+        // certificate near its end is one kubelet will still replace
+        // (short-lived ones always are), not a finding.
+        let lifetime = v.not_after.duration_since(v.not_before);
+        let latest = v
+            .not_before
+            .checked_add(lifetime.mul_f64(0.9))
+            .unwrap_or(v.not_after);
+        if now >= latest {
+            expiring(
+                format!("kubelet asks for a new one between 70 % and 90 % of its lifetime (by {latest} at the latest) and still uses this one: is its CertificateSigningRequest approved?"),
+                out,
+            );
+        }
+        return;
+    }
+    let warn =
+        jiff::SignedDuration::from_hours(cfg.readiness.cert_warn_days.min(1 << 30) as i64 * 24);
+    if cfg.readiness.cert_warn_days > 0 && left < warn {
+        expiring(
+            format!(
+                "under readiness.cert_warn_days = {}, and nothing renews it: renew it before then",
+                cfg.readiness.cert_warn_days
+            ),
+            out,
+        );
     }
 }
 
@@ -868,12 +889,35 @@ mod tests {
             "{}",
             a.findings[0].message
         );
+        // Rotation on, past 90 % of the lifetime (notBefore 2025-01-01) and
+        // still this one: kubelet should have replaced it.
         let a = at("2026-01-20T00:00:00Z", "2026-01-01T00:00:00Z", true);
         assert_eq!(a.findings[0].id(), "kubelet-cert-expiring");
         assert_eq!((a.status, a.reboot_safe), (Status::Warning, Some(true)));
         assert!(
             a.findings[0].message.contains("in 19 days")
-                && a.findings[0].message.contains("CertificateSigningRequest")
+                && a.findings[0].message.contains("between 70 % and 90 %")
+                && a.findings[0].message.contains("CertificateSigningRequest"),
+            "{}",
+            a.findings[0].message
+        );
+        // Rotation on, 10 days left of 11 (a short-lived certificate, 9 %
+        // of it used): kubelet replaces it at 70-90 %; no warning, though
+        // under cert_warn_days.
+        let mut c = cert_obs("2026-01-11T00:00:00Z", "2026-01-01T00:00:00Z", true);
+        if let Probe::Ok(v) = &mut c.cert {
+            v.not_before = "2025-12-31T00:00:00Z".parse().unwrap();
+        }
+        let mut o = node(KernelObservation::default());
+        o.kubelet_cert = Some(c);
+        assert!(ids(&o).is_empty(), "{:?}", ids(&o));
+        // Rotation off: the fixed window.
+        let a = at("2026-01-20T00:00:00Z", "2026-01-01T00:00:00Z", false);
+        assert_eq!(a.findings[0].id(), "kubelet-cert-expiring");
+        assert!(
+            a.findings[0].message.contains("nothing renews it"),
+            "{}",
+            a.findings[0].message
         );
         // 31 days left: nothing; a warning window of 0 days: nothing either.
         assert!(at("2026-02-01T00:00:00Z", "2026-01-01T00:00:00Z", false)
