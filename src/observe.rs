@@ -416,7 +416,12 @@ fn observe_kubelet_cert(
     use crate::readiness::cert;
     use crate::report::identity;
     let path = std::path::PathBuf::from(&creds.kubeconfig);
-    let exists = host.resolve(&path).map(|p| p.exists()).unwrap_or(false);
+    // Refused even a look (a folder on the way this process may not
+    // search): not "absent", but denied, said below when it is opened.
+    let exists = host
+        .resolve(&path)
+        .map(|p| seen_or_denied(&p))
+        .unwrap_or_else(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
     if !exists {
         return None;
     }
@@ -457,7 +462,7 @@ fn observe_kubelet_cert(
     let current_path = host
         .resolve(&current)
         .unwrap_or_else(|_| host.path(&current));
-    let from_store = creds.rotate_certificates && current_path.exists();
+    let from_store = creds.rotate_certificates && seen_or_denied(&current_path);
     if from_store {
         unless_denied!(&current_path, &current);
         out.cert_from = current.clone();
@@ -554,6 +559,16 @@ fn observe_kubelet_cert(
         });
     }
     Some(out)
+}
+
+/// `real` exists, or this process may not tell (EACCES on the way):
+/// `Path::exists` says false for both, which would take a refusal for an
+/// absence.
+fn seen_or_denied(real: &Path) -> bool {
+    match std::fs::metadata(real) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::PermissionDenied,
+    }
 }
 
 /// `real` (node path `shown`) refused to this process: opening it fails

@@ -693,6 +693,25 @@ fn report_only_pod_uid_on_a_healthy_kubeadm_worker(c: &mut Cluster) {
             .any(|(id, subject, _)| id == "probe-failed" && subject.starts_with("runtime:")),
         "{v:#}"
     );
+    // A folder on the way it may not search (/etc/kubernetes 0700): the
+    // same refusal, not "no kubeconfig, not joined".
+    let etc_k8s = node.root.join("etc/kubernetes");
+    let mode = |m: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&etc_k8s, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(0o700);
+    let (code, v) = check(&defaults, true);
+    mode(0o755);
+    assert_eq!(code, 3, "{v:#}");
+    assert!(
+        findings(&v).contains(&(
+            "probe-failed".into(),
+            "credentials:/etc/kubernetes/kubelet.conf".into(),
+            "unknown".into()
+        )),
+        "a folder it may not search is not an absent kubeconfig: {v:#}"
+    );
     // Root, every check on: all made, and all well.
     let (code, v) = check(&defaults, false);
     assert_eq!(
