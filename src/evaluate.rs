@@ -6,7 +6,9 @@ use crate::config::Config;
 use crate::kubelet::KubeletPolicy;
 use crate::observation::{Observation, Probe, UnitObservation, UnitState};
 use crate::remedy::Remedy;
-use crate::systemd::types::{ActiveState, JobType, LoadState, ServiceResult, UnitFileState};
+use crate::systemd::types::{
+    ActiveState, AtBoot, JobType, LoadState, ServiceResult, UnitFileState,
+};
 
 pub use crate::finding::{Severity, FINDING_IDS};
 
@@ -146,9 +148,19 @@ fn finding(
     Finding::new(kind, severity, message, remedy, fixable)
 }
 
-/// Whether the unit starts at boot: enabled or generated, or (static,
-/// alias) pulled in by another unit.
+/// Whether the unit starts at the next boot: what the unit files that
+/// survive a reboot say ([`AtBoot`]: pulled in by the default target, or
+/// started by a unit that is); where that was not read, enabled or
+/// generated, or (static, alias) pulled in by another unit. Not known
+/// counts as starting: nothing is done because of it.
 pub fn boots(s: &UnitState) -> bool {
+    match &s.at_boot {
+        Some(AtBoot::Pulled { .. } | AtBoot::StartedBy { .. } | AtBoot::Unknown { .. }) => {
+            return true
+        }
+        Some(AtBoot::NotStarted { .. }) => return false,
+        None => {}
+    }
     match s.unit_file_state {
         UnitFileState::Enabled | UnitFileState::Generated => true,
         UnitFileState::Static | UnitFileState::Alias => !s.wanted_by.is_empty(),
@@ -285,9 +297,31 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
         ));
         return;
     }
+    if let Some(AtBoot::Unknown { reason }) = &s.at_boot {
+        out.push(finding(
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Unit(name.into()),
+            },
+            Severity::Unknown,
+            reason.clone(),
+            None,
+            false,
+        ));
+    }
     if !boots(s) {
         // (message, remedy, fixable by EnableUnitFiles)
         let (how, remedy, fixable) = match &s.unit_file_state {
+            // Its [Install] links exist, yet what they hang it on does not
+            // start at boot: enabling again changes nothing.
+            UnitFileState::Enabled | UnitFileState::Generated => (
+                format!(
+                    "is {} but nothing that starts at boot pulls it in ({}): it will not start at boot; see `systemctl list-dependencies --reverse {name}` and `systemctl get-default`",
+                    s.unit_file_state,
+                    s.at_boot.as_ref().map(AtBoot::describe).unwrap_or_default()
+                ),
+                None,
+                false,
+            ),
             UnitFileState::EnabledRuntime => (
                 "is enabled only until the next reboot (enabled-runtime)".to_string(),
                 Some(Remedy::systemctl(&["enable", name])),
@@ -317,6 +351,17 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
                 }),
                 true,
             ),
+        };
+        // Only configuration under /run starts it (a runtime enable, a
+        // drop-in there): said, with the chain.
+        let how = match &s.at_boot {
+            Some(AtBoot::NotStarted {
+                until_reboot: Some(chain),
+            }) if s.unit_file_state != UnitFileState::EnabledRuntime => format!(
+                "{how} (only configuration under /run starts it now: {}, gone at the next boot)",
+                chain.join(" → ")
+            ),
+            _ => how,
         };
         // Where the remedy does not start it, a separate inactive finding
         // carries `systemctl start`.
@@ -1160,6 +1205,68 @@ mod tests {
         }
         o.units = vec![u];
         assert!(evaluate(&o, &Config::default()).findings.is_empty());
+    }
+
+    /// The unit files that survive a reboot decide, not UnitFileState: a
+    /// disabled unit a boot hook starts is not disabled; an enabled one
+    /// nothing at boot pulls in is, and enabling again is no repair; what
+    /// could not be read is unknown, never critical.
+    #[test]
+    fn starts_at_boot_is_what_the_unit_files_say() {
+        let with = |ufs: &str, b: AtBoot| {
+            let mut o = healthy();
+            let mut u = unit("loaded", "active", "running", ufs);
+            if let Probe::Ok(s) = &mut u.state {
+                s.at_boot = Some(b);
+            }
+            o.units = vec![u];
+            evaluate(&o, &Config::default())
+        };
+        let a = with(
+            "disabled",
+            AtBoot::StartedBy {
+                by: "nodeadm-run.service".into(),
+                how: "runs `nodeadm init` (EKS)".into(),
+                chain: vec!["multi-user.target".into(), "nodeadm-run.service".into()],
+            },
+        );
+        assert!(a.findings.is_empty(), "{:?}", a.findings);
+        assert_eq!(a.reboot_safe, Some(true));
+        let a = with("enabled", AtBoot::NotStarted { until_reboot: None });
+        assert_eq!(
+            ids(&a),
+            vec![("unit-disabled", Severity::Critical, "kubelet.service")]
+        );
+        assert!(!a.findings[0].fixable);
+        assert_eq!(a.findings[0].remedy_line(), None);
+        let a = with(
+            "disabled",
+            AtBoot::NotStarted {
+                until_reboot: Some(vec!["multi-user.target".into(), "kubelet.service".into()]),
+            },
+        );
+        assert!(a.findings[0].fixable);
+        assert!(
+            a.findings[0]
+                .message
+                .contains("only configuration under /run"),
+            "{}",
+            a.findings[0].message
+        );
+        let a = with(
+            "disabled",
+            AtBoot::Unknown {
+                reason: "cannot tell: /etc/systemd/system: Permission denied".into(),
+            },
+        );
+        assert_eq!(
+            ids(&a),
+            vec![("probe-failed", Severity::Unknown, "kubelet.service")]
+        );
+        assert_eq!(a.reboot_safe, None);
+        // Not read (a fixture, an older observation): UnitFileState.
+        let a = with("enabled", AtBoot::Pulled { chain: vec![] });
+        assert!(a.findings.is_empty());
     }
 
     #[test]

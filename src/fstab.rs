@@ -401,7 +401,7 @@ fn parse_boolean(v: &[u8]) -> Option<bool> {
 /// extract_first_word(EXTRACT_UNQUOTE|EXTRACT_RELAX|EXTRACT_RETAIN_ESCAPE)
 /// over the whole line: words split on " \t\n\r", quotes group and are
 /// removed, an unclosed quote runs to the end, `\` is an ordinary byte.
-fn cmdline_words(line: &[u8]) -> Vec<Vec<u8>> {
+pub(crate) fn cmdline_words(line: &[u8]) -> Vec<Vec<u8>> {
     let sep = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let mut words = Vec::new();
     let mut i = 0;

@@ -127,6 +127,11 @@ pub async fn observe<S: UnitManager>(
         }
         _ => None,
     };
+    at_boot(
+        &mut units,
+        src,
+        virtualization.ok().and_then(Virtualization::container),
+    );
     let cgroup_driver = match (upstream.and_then(|p| p.cgroup_driver.as_ref()), &runtime) {
         (Some((driver, from)), Some(r)) if r.unit.as_deref() == Some("containerd.service") => {
             // containerd's `--config`/`-c`, else its default path.
@@ -746,6 +751,39 @@ fn conf_files(
         }
     }
     Ok(effective_files(found))
+}
+
+/// Whether each loaded unit starts at the next boot, from the unit files
+/// that survive a reboot ([`crate::systemd::bootgraph`]); read once for all
+/// the units. The kernel command line's `systemd.unit=` is this boot's, and
+/// not the node's own in a container (systemd there reads PID 1's
+/// arguments).
+fn at_boot(units: &mut [UnitObservation], src: &Sources, container: Option<&str>) {
+    use crate::systemd::bootgraph::{self, BootGraph};
+    let loaded = |u: &UnitObservation| matches!(&u.state, Probe::Ok(s) if s.load_state == crate::systemd::types::LoadState::Loaded);
+    if !units.iter().any(loaded) {
+        return;
+    }
+    let cmdline = match container {
+        Some(_) => (None, Vec::new()),
+        None => std::fs::read(src.proc_cmdline())
+            .map(|c| bootgraph::cmdline_units(&fstab::cmdline_words(&c)))
+            .unwrap_or_default(),
+    };
+    let mut persistent = BootGraph::load(&src.host, true, cmdline.clone());
+    for u in units.iter_mut() {
+        if !loaded(u) {
+            continue;
+        }
+        let name = u.name.clone();
+        if let Probe::Ok(s) = &mut u.state {
+            s.at_boot = Some(bootgraph::at_boot(
+                &mut persistent,
+                || BootGraph::load(&src.host, false, cmdline.clone()),
+                &name,
+            ));
+        }
+    }
 }
 
 async fn observe_unit<S: UnitManager>(

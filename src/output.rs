@@ -60,6 +60,11 @@ pub fn human(out: &CheckOutput) -> String {
                         st.unit_file_state.as_str()
                     }
                 );
+                // Who starts it at boot, where that is not its own
+                // [Install] links.
+                if let Some(b @ crate::systemd::bootgraph::AtBoot::StartedBy { .. }) = &st.at_boot {
+                    let _ = writeln!(s, "  at boot: {}", b.describe());
+                }
             }
             // The bus error is one finding; not repeated per unit.
             Probe::Failed(_) if out.observations.bus_error.is_some() => {}

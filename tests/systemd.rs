@@ -1714,8 +1714,160 @@ fn runtime_unit_from_its_socket_only_enabled_and_cgroup_driver() {
     assert!(v["observations"]["runtime"]["unit"].is_null());
 }
 
+/// "Starts at boot" is what systemd will start, proven by booting: units
+/// laid out every way a unit comes up at boot or does not — enabled,
+/// disabled, enabled only until the reboot, pulled in by a drop-in in /etc
+/// or only in /run, started by an enabled boot hook (`systemctl start`) or
+/// by a path unit, enabled under a target nothing starts, a template
+/// instance — judged by `check`, then the node rebooted: a unit is active
+/// after the boot exactly when taint-guard said it starts at boot. Nothing
+/// of it is read from UnitFileState alone: the hooked unit is `disabled`
+/// and starts; the unit under the dead target is `enabled` and does not.
+fn starts_at_boot_prediction_matches_a_real_boot() {
+    const SVC: &str = "[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n";
+    let with_install = |target: &str| format!("{SVC}[Install]\nWantedBy={target}\n");
+    let units: Vec<(&str, String)> = vec![
+        ("t-enabled.service", with_install("multi-user.target")),
+        ("t-disabled.service", with_install("multi-user.target")),
+        ("t-runtime.service", with_install("multi-user.target")),
+        ("t-dropin.service", SVC.into()),
+        ("t-rundropin.service", SVC.into()),
+        ("t-hooked.service", with_install("multi-user.target")),
+        ("t-pathed.service", with_install("multi-user.target")),
+        ("t-deadtarget.service", with_install("t-nothing.target")),
+        ("t-tmpl@x.service", String::new()),
+    ];
+    let mut node = Node::boot("atboot", Kubelet::None, |root| {
+        let sys = root.join("etc/systemd/system");
+        for (u, text) in &units {
+            if !text.is_empty() {
+                std::fs::write(sys.join(u), text).unwrap();
+            }
+        }
+        std::fs::write(
+            sys.join("t-tmpl@.service"),
+            with_install("multi-user.target"),
+        )
+        .unwrap();
+        std::fs::write(
+            sys.join("t-nothing.target"),
+            "[Unit]\nDescription=nothing starts it\n",
+        )
+        .unwrap();
+        std::fs::write(
+            sys.join("t-hook.service"),
+            "[Service]\nType=oneshot\nExecStart=/bin/systemctl start --no-block t-hooked\n[Install]\nWantedBy=multi-user.target\n",
+        )
+        .unwrap();
+        std::fs::write(
+            sys.join("t-pathed.path"),
+            "[Path]\nPathExists=/etc/hostname\n[Install]\nWantedBy=multi-user.target\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(sys.join("multi-user.target.d")).unwrap();
+        std::fs::write(
+            sys.join("multi-user.target.d/t.conf"),
+            "[Unit]\nWants=t-dropin.service\n",
+        )
+        .unwrap();
+    });
+    node.exec(
+        "systemctl enable t-enabled.service t-deadtarget.service t-hook.service t-pathed.path t-tmpl@x.service 2>&1; \
+         systemctl enable --runtime t-runtime.service 2>&1; \
+         mkdir -p /run/systemd/system/multi-user.target.d && \
+         printf '[Unit]\\nWants=t-rundropin.service\\n' > /run/systemd/system/multi-user.target.d/t-run.conf && \
+         systemctl daemon-reload",
+    );
+    let names: Vec<&str> = units.iter().map(|(u, _)| *u).collect();
+    for u in &names {
+        node.exec(&format!("systemctl start {u}"));
+    }
+    // What systemd's own UnitFileState says, for the record.
+    assert_eq!(node.prop("t-hooked.service", "UnitFileState"), "disabled");
+    assert_eq!(
+        node.prop("t-deadtarget.service", "UnitFileState"),
+        "enabled"
+    );
+    // Run on the node itself, as the host service runs: /run is the
+    // node's (a tmpfs inside the container, not under its rootfs).
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_taint-guard"),
+        node.root.join("usr/local/bin/taint-guard"),
+    )
+    .unwrap();
+    let config = node.root.join("etc/taint-guard/atboot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "required_units = [{}]\n{}",
+            names
+                .iter()
+                .map(|u| format!("\"{u}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            harness::HOST_KERNEL
+        ),
+    )
+    .unwrap();
+    let o = node.try_exec(
+        "/usr/local/bin/taint-guard --config /etc/taint-guard/atboot.toml check --output json",
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let predicted: Vec<(String, bool)> = names
+        .iter()
+        .map(|u| (u.to_string(), !has(&v, "unit-disabled", "critical", u)))
+        .collect();
+    // Each unit's verdict is a known one: no probe failed.
+    assert!(
+        !ids(&v).iter().any(|(id, _, _)| id == "probe-failed"),
+        "{v:#}"
+    );
+    let at_boot = |u: &str| {
+        v["observations"]["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == u)
+            .map(|x| x["state"]["ok"]["at_boot"].clone())
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(at_boot("t-hooked.service")["by"], "t-hook.service", "{v:#}");
+    assert_eq!(at_boot("t-pathed.service")["by"], "t-pathed.path", "{v:#}");
+    assert_eq!(at_boot("t-rundropin.service")["is"], "not_started", "{v:#}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["subject"] == "t-rundropin.service"
+                && f["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("only configuration under /run")),
+        "{v:#}"
+    );
+    node.reboot();
+    // The oneshot hook and the path unit have had their turn.
+    node.wait_for("the boot transaction done", |n| {
+        n.exec("systemctl is-system-running 2>&1").trim() != "starting"
+    });
+    let real: Vec<(String, bool)> = names
+        .iter()
+        .map(|u| (u.to_string(), node.prop(u, "ActiveState") == "active"))
+        .collect();
+    eprintln!("predicted {predicted:?}\nafter the boot {real:?}");
+    assert_eq!(predicted, real);
+    // Both ways occur: the comparison can fail.
+    assert!(real.iter().any(|(_, up)| *up) && real.iter().any(|(_, up)| !*up));
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
+        harness::trial(
+            "starts_at_boot_prediction_matches_a_real_boot",
+            starts_at_boot_prediction_matches_a_real_boot,
+        ),
         harness::trial(
             "runtime_unit_from_its_socket_only_enabled_and_cgroup_driver",
             runtime_unit_from_its_socket_only_enabled_and_cgroup_driver,

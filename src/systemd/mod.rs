@@ -12,6 +12,7 @@ use futures_util::StreamExt;
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use crate::kubelet::ServiceSpec;
+pub mod bootgraph;
 pub mod types;
 
 pub use types::UnitState;

@@ -196,12 +196,63 @@ pub struct UnitState {
     /// Units that start it on demand (TriggeredBy: a .socket, .path…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggered_by: Vec<String>,
+    /// Whether and how it starts at the next boot, from the unit files
+    /// that survive a reboot (observe fills it in; `None` where not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at_boot: Option<AtBoot>,
     /// Type of the job queued for the unit (`start`, `stop`…), if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub job: Option<JobType>,
     /// ExecStart/Environment for kubelet's policy (services only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub service: Option<ServiceSpec>,
+}
+
+/// Whether and how a unit starts at the next boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "is", rename_all = "snake_case")]
+pub enum AtBoot {
+    /// In the default target's closure: the chain of units that pulls it
+    /// in, from the default target to the unit.
+    Pulled { chain: Vec<String> },
+    /// Started by `by`, itself in the closure (`chain` pulls it in).
+    StartedBy {
+        by: String,
+        /// How: `triggers it (socket)`, `runs systemctl start kubelet`…
+        how: String,
+        chain: Vec<String>,
+    },
+    /// Nothing that survives a reboot starts it. `until_reboot` is the
+    /// chain that starts it counting what is only under /run (a runtime
+    /// enable, a drop-in in /run/systemd/system), when there is one.
+    NotStarted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until_reboot: Option<Vec<String>>,
+    },
+    /// Not every source could be read as systemd reads it: why.
+    Unknown { reason: String },
+}
+
+impl AtBoot {
+    /// One line for people: "pulled in by graphical.target → …".
+    pub fn describe(&self) -> String {
+        match self {
+            AtBoot::Pulled { chain } => format!("pulled in at boot: {}", chain.join(" → ")),
+            AtBoot::StartedBy { by, how, chain } => {
+                format!("{by} {how} at every boot ({})", chain.join(" → "))
+            }
+            AtBoot::NotStarted { until_reboot: None } => {
+                "nothing in the configuration that survives a reboot starts it".into()
+            }
+            AtBoot::NotStarted {
+                until_reboot: Some(c),
+            } => format!(
+                "started only by configuration under /run, gone at the next boot ({})",
+                c.join(" → ")
+            ),
+            AtBoot::Unknown { reason } => reason.clone(),
+        }
+    }
 }
 
 #[cfg(test)]
