@@ -53,6 +53,11 @@ pub struct Assessment {
     /// Will kubelet come back by itself after a reboot? `None` when that
     /// cannot be known (systemd could not be asked, a probe failed).
     pub reboot_safe: Option<bool>,
+    /// What will differ after the next boot without keeping the Node from
+    /// going Ready (a module or sysctl in effect now and not persisted):
+    /// `ID:SUBJECT` of those findings. Its own verdict: `reboot_safe`
+    /// keeps the one meaning, kubelet back and the Node Ready.
+    pub after_reboot: Vec<String>,
     pub findings: Vec<Finding>,
 }
 
@@ -115,12 +120,17 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
         Some(Severity::Unknown) => Status::Unknown,
         Some(Severity::Critical) => Status::Critical,
     };
-    // kubelet will not come back by itself, or something in effect now is
-    // lost at the reboot.
-    let unsafe_ = findings.iter().any(|x| {
-        (x.severity == Severity::Critical && x.kind.breaks_boot())
-            || (x.severity >= Severity::Warning && x.kind.lost_at_reboot() && !x.reboot_unknown)
-    });
+    // kubelet will not come back by itself. What is in effect now and lost
+    // at the reboot, without stopping the Node from going Ready, is said
+    // apart (`after_reboot`).
+    let unsafe_ = findings
+        .iter()
+        .any(|x| x.severity == Severity::Critical && x.kind.breaks_boot());
+    let after_reboot = findings
+        .iter()
+        .filter(|x| x.severity >= Severity::Warning && x.kind.lost_at_reboot() && !x.reboot_unknown)
+        .map(|x| format!("{}:{}", x.id(), x.subject()))
+        .collect();
     let unknown = findings
         .iter()
         .any(|x| matches!(x.kind, FindingKind::ProbeFailed { .. }) || x.reboot_unknown);
@@ -134,6 +144,7 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
     Assessment {
         status,
         reboot_safe,
+        after_reboot,
         findings,
     }
 }

@@ -13,6 +13,9 @@ pub struct CheckOutput<'a> {
     pub status: &'static str,
     /// `null` when reboot safety cannot be known.
     pub reboot_safe: Option<bool>,
+    /// What will differ after the next boot without keeping the Node from
+    /// going Ready (`ID:SUBJECT` of those findings).
+    pub after_reboot: &'a [String],
     pub findings: &'a [crate::evaluate::Finding],
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actions: Option<&'a [crate::plan::ActionOutcome]>,
@@ -156,6 +159,13 @@ pub fn human(out: &CheckOutput) -> String {
                 "reboot safety unknown: not everything kubelet's return depends on could be read",
         }
     );
+    if !out.after_reboot.is_empty() {
+        let _ = writeln!(
+            s,
+            "after a reboot (the Node still goes Ready): lost {}",
+            out.after_reboot.join(", ")
+        );
+    }
     s
 }
 

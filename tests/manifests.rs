@@ -442,6 +442,7 @@ fn prometheus_rules_parse_and_name_the_daemons_metrics() {
         "TaintGuardNodeNotRebootSafe",
         "TaintGuardRebootSafetyUnknown",
         "TaintGuardKubeletPolicyUnknown",
+        "TaintGuardLostAtReboot",
         "TaintGuardReportStale",
     ] {
         assert!(

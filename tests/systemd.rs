@@ -1401,7 +1401,13 @@ fn sysctl_set_by_hand_is_persisted_and_systemd_sysctl_agrees() {
         vec![f("sysctl-not-persisted", "warning", key)],
         "{v:#}"
     );
-    assert_eq!(v["reboot_safe"], false);
+    // The Node goes Ready after the boot all the same: reboot-safe, and
+    // what differs is said apart.
+    assert_eq!(v["reboot_safe"], true);
+    assert_eq!(
+        v["after_reboot"],
+        serde_json::json!([format!("sysctl-not-persisted:{key}")])
+    );
     assert!(
         msg(&v, 0).contains("the next boot sets 0 (kernel default)"),
         "{}",

@@ -222,6 +222,7 @@ fn print(
     let out = CheckOutput {
         status: a.status.as_str(),
         reboot_safe: a.reboot_safe,
+        after_reboot: &a.after_reboot,
         findings: &a.findings,
         actions,
         fstab_diff: diff,

@@ -652,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn in_effect_now_but_lost_at_reboot_is_not_reboot_safe() {
+    fn in_effect_now_but_lost_at_reboot_is_said_apart_from_reboot_safe() {
         let o = node(KernelObservation {
             skipped: None,
             ours_masked: Default::default(),
@@ -671,9 +671,18 @@ mod tests {
                 ("sysctl-not-persisted", "net.ipv4.ip_forward".into(), true),
             ]
         );
-        assert_eq!((a.status, a.reboot_safe), (Status::Warning, Some(false)));
-        // An operator who silences it to info keeps reboot_safe honest to
-        // what they asked: info findings do not count.
+        // The Node still goes Ready after the boot: reboot-safe keeps that
+        // one meaning; what differs is its own verdict.
+        assert_eq!((a.status, a.reboot_safe), (Status::Warning, Some(true)));
+        assert_eq!(
+            a.after_reboot,
+            vec![
+                "module-not-persisted:br_netfilter".to_string(),
+                "sysctl-not-persisted:net.ipv4.ip_forward".to_string()
+            ]
+        );
+        // An operator who silences them to info: info findings do not
+        // count.
         let mut cfg = Config::default();
         cfg.severity.insert(
             "module-not-persisted".into(),
@@ -685,6 +694,7 @@ mod tests {
         );
         let a = evaluate(&o, &cfg);
         assert_eq!((a.status, a.reboot_safe), (Status::Ok, Some(true)));
+        assert!(a.after_reboot.is_empty());
     }
 
     #[test]

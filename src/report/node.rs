@@ -14,6 +14,9 @@ use crate::plan::{ActionOutcome, Outcome as Action};
 pub const STATUS: &str = "taint-guard.io/status";
 pub const REBOOT_SAFE: &str = "taint-guard.io/reboot-safe";
 pub const FINDINGS: &str = "taint-guard.io/findings";
+/// What will differ after the next boot without keeping the Node from
+/// going Ready: a JSON array of `ID:SUBJECT` (`[]` when nothing).
+pub const AFTER_REBOOT: &str = "taint-guard.io/after-reboot";
 pub const SINCE: &str = "taint-guard.io/since";
 /// Who wrote the annotations and the condition (`host/NAME`, `pod/NAME`):
 /// one reporter per Node.
@@ -72,7 +75,7 @@ pub fn sign(node: &Node, ch: &mut Changes, me: &str) {
     if ch.annotations.is_some() || old.get(REPORTER).map(String::as_str) != Some(me) {
         // Unchanged annotations are the wanted ones: write them with ours.
         let mut ann = ch.annotations.take().unwrap_or_else(|| {
-            [STATUS, REBOOT_SAFE, FINDINGS, SINCE]
+            [STATUS, REBOOT_SAFE, AFTER_REBOOT, FINDINGS, SINCE]
                 .iter()
                 .filter_map(|k| old.get(*k).map(|v| (k.to_string(), v.clone())))
                 .collect()
@@ -196,6 +199,10 @@ pub fn changes(
             a.reboot_safe
                 .map(|b| b.to_string())
                 .unwrap_or_else(|| "unknown".into()),
+        ),
+        (
+            AFTER_REBOOT,
+            serde_json::to_string(&a.after_reboot).unwrap_or_else(|_| "[]".into()),
         ),
         (FINDINGS, findings_json(&a.findings, max_findings_bytes)),
         (SINCE, since),
@@ -408,6 +415,7 @@ mod tests {
         let a = Assessment {
             status: Status::Ok,
             reboot_safe: Some(true),
+            after_reboot: vec![],
             findings: vec![],
         };
         let mut node = Node::default();
@@ -439,6 +447,7 @@ mod tests {
         let a = |status, reboot_safe: bool, findings| Assessment {
             status,
             reboot_safe: Some(reboot_safe),
+            after_reboot: vec![],
             findings,
         };
         let (s, r, _) = condition(&a(Status::Ok, true, vec![]));
@@ -487,6 +496,7 @@ mod tests {
         let a = Assessment {
             status: Status::Warning,
             reboot_safe: Some(true),
+            after_reboot: vec![],
             findings: vec![f("swap-active", Severity::Warning, "swap is on")],
         };
         let now: Timestamp = "2025-06-01T00:00:00Z".parse().unwrap();

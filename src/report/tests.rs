@@ -154,6 +154,7 @@ fn critical() -> Assessment {
     Assessment {
         status: Status::Critical,
         reboot_safe: Some(false),
+        after_reboot: vec![],
         findings: vec![finding(
             "unit-disabled",
             Severity::Critical,
@@ -167,6 +168,7 @@ fn ok() -> Assessment {
     Assessment {
         status: Status::Ok,
         reboot_safe: Some(true),
+        after_reboot: vec![],
         findings: vec![],
     }
 }
@@ -276,7 +278,8 @@ async fn first_report() -> Value {
                     move |b| {
                         check_meta(b);
                         let ann = &b["metadata"]["annotations"];
-                        assert_eq!(ann.as_object().unwrap().len(), 4, "{b}");
+                        assert_eq!(ann.as_object().unwrap().len(), 5, "{b}");
+                        assert_eq!(ann["taint-guard.io/after-reboot"], "[]");
                         assert_eq!(ann["taint-guard.io/status"], "critical");
                         assert_eq!(ann["taint-guard.io/reboot-safe"], "false");
                         assert_eq!(ann["taint-guard.io/since"], "2025-06-01T10:05:00Z");
@@ -419,7 +422,7 @@ async fn a_fresh_other_reporter_is_left_alone() {
                         let ann = &b["metadata"]["annotations"];
                         assert_eq!(ann["taint-guard.io/reporter"], "host/worker-1");
                         assert_eq!(ann["taint-guard.io/status"], "critical");
-                        assert_eq!(ann.as_object().unwrap().len(), 5, "{b}");
+                        assert_eq!(ann.as_object().unwrap().len(), 6, "{b}");
                     },
                     Reply::Json(200, node.clone()),
                 ),

@@ -61,6 +61,7 @@ pub struct Metrics {
     findings: Family<FindingLabels, Gauge>,
     status: Family<StatusLabels, Gauge>,
     reboot_safe: Gauge,
+    after_reboot: Gauge,
     kubelet_policy: Family<PolicyLabels, Gauge>,
     repairs: Family<RepairLabels, Counter>,
     evaluations: Counter,
@@ -83,6 +84,7 @@ impl Metrics {
             findings: Family::default(),
             status: Family::default(),
             reboot_safe: Gauge::default(),
+            after_reboot: Gauge::default(),
             kubelet_policy: Family::default(),
             repairs: Family::default(),
             evaluations: Counter::default(),
@@ -106,6 +108,11 @@ impl Metrics {
             "reboot_safe",
             "1: kubelet comes back after a reboot; 0: it does not; -1: unknown",
             m.reboot_safe.clone(),
+        );
+        registry.register(
+            "after_reboot",
+            "What will differ after the next boot without keeping the Node from going Ready (modules, sysctls in effect now and not persisted): how many",
+            m.after_reboot.clone(),
         );
         registry.register(
             "kubelet_policy",
@@ -164,6 +171,7 @@ impl Metrics {
             Some(false) => 0,
             None => -1,
         });
+        self.after_reboot.set(a.after_reboot.len() as i64);
     }
 
     /// kubelet's swap policy as the last observation derived it.
