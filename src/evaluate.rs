@@ -91,7 +91,33 @@ pub fn evaluate(obs: &Observation, cfg: &Config) -> Assessment {
     }
     swap_findings(obs, cfg, &mut f);
     readiness::findings(obs, cfg, &mut f);
+    not_joined(obs, &mut f);
     assess(f, cfg)
+}
+
+/// A node image before `kubeadm join`: kubelet exits at every start by
+/// design until join writes its config and credentials. Its failing or
+/// crash-looping is then said, not critical: nothing is broken yet, and no
+/// repair (a restart) can help.
+fn not_joined(obs: &Observation, f: &mut [Finding]) {
+    let (Some(KubeletPolicy::Unknown(u)), Some(k)) = (&obs.kubelet_policy, obs.kubelet()) else {
+        return;
+    };
+    if !u.not_joined {
+        return;
+    }
+    for x in f.iter_mut() {
+        if matches!(&x.kind, FindingKind::UnitFailed { unit } | FindingKind::UnitInactive { unit } if *unit == k.name)
+        {
+            x.severity = Severity::Info;
+            x.fixable = false;
+            x.remedy = None;
+            x.message = format!(
+                "{} (not joined yet: expected until `kubeadm join`)",
+                x.message
+            );
+        }
+    }
 }
 
 /// `a` with more findings (the planner's `swapoff-unsafe`, the daemon's

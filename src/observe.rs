@@ -753,6 +753,33 @@ fn conf_files(
     Ok(effective_files(found))
 }
 
+/// Why systemd cannot run the unit's ExecStart program at its next start
+/// (status 203/EXEC): it does not exist on the node now, is not a file, or
+/// no one may execute it. `None` when it can run, or when this process may
+/// not look (that is unknown, not the node's fault).
+fn exec_refused(spec: &kubelet::ServiceSpec, host: &HostRoot) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = spec.exec_path.as_str();
+    if !path.starts_with('/') {
+        return None;
+    }
+    let p = host.resolve(path).unwrap_or_else(|_| host.path(path));
+    match std::fs::metadata(&p) {
+        Ok(m) if !m.is_file() => Some(format!(
+            "ExecStart program {path} is not a file: systemd cannot run it (status 203/EXEC)"
+        )),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Some(format!(
+            "ExecStart program {path} is not executable (mode {:o}): systemd cannot run it (status 203/EXEC)",
+            m.permissions().mode() & 0o7777
+        )),
+        Ok(_) => None,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(format!(
+            "ExecStart program {path} does not exist: systemd cannot run it (status 203/EXEC)"
+        )),
+        Err(_) => None,
+    }
+}
+
 /// Whether each loaded unit starts at the next boot, from the unit files
 /// that survive a reboot ([`crate::systemd::bootgraph`]); read once for all
 /// the units. The kernel command line's `systemd.unit=` is this boot's, and
@@ -825,7 +852,18 @@ async fn observe_unit<S: UnitManager>(
 
 fn policy_for(unit: &str, spec: Option<&kubelet::ServiceSpec>, host: &HostRoot) -> KubeletPolicy {
     match spec {
-        Some(spec) => kubelet::swap_policy(spec, host),
+        Some(spec) => match exec_refused(spec, host) {
+            // The program itself is gone: whatever the flags say, the next
+            // start fails (a running kubelet keeps its deleted binary).
+            Some(why) => KubeletPolicy::Unknown(kubelet::UnknownPolicy {
+                reason: why.clone(),
+                flavour: None,
+                sources: Vec::new(),
+                kubelet_refuses: Some(why),
+                not_joined: false,
+            }),
+            None => kubelet::swap_policy(spec, host),
+        },
         None => KubeletPolicy::unknown(format!(
             "{unit} is not a loaded service: its ExecStart could not be read"
         )),

@@ -69,6 +69,21 @@ fn kubelet_refuses(obs: &Observation, out: &mut Vec<Finding>) {
     let Some(why) = &u.kubelet_refuses else {
         return;
     };
+    if u.not_joined {
+        out.push(finding(
+            FindingKind::KubeletConfigInvalid {
+                unit: k.name.clone(),
+            },
+            Severity::Info,
+            format!(
+                "{} is not joined to a cluster yet ({why}; no credentials either): it exits at every start until `kubeadm join` writes its config and credentials, by design",
+                k.name
+            ),
+            None,
+            false,
+        ));
+        return;
+    }
     out.push(finding(
         FindingKind::KubeletConfigInvalid {
             unit: k.name.clone(),
@@ -795,6 +810,7 @@ mod tests {
             flavour: None,
             sources: vec![],
             kubelet_refuses: Some("/var/lib/kubelet/config.yaml:3:1: did not find expected key: kubelet would not start".into()),
+            not_joined: false,
         }));
         let a = evaluate(&o, &Config::default());
         assert_eq!(
@@ -802,10 +818,33 @@ mod tests {
             vec![("kubelet-config-invalid", "kubelet.service".into(), false)]
         );
         assert_eq!((a.status, a.reboot_safe), (Status::Critical, Some(false)));
+        // A node image before `kubeadm join`, kubelet crash-looping by
+        // design: said, not critical, and no restart planned.
+        if let Some(KubeletPolicy::Unknown(u)) = &mut o.kubelet_policy {
+            u.not_joined = true;
+        }
+        o.units = vec![crate::observation::UnitObservation::kubelet(
+            "loaded",
+            "activating",
+            "auto-restart",
+            "enabled",
+            "exit-code",
+        )];
+        let a = evaluate(&o, &Config::default());
+        assert!(
+            a.findings
+                .iter()
+                .all(|f| f.severity == crate::finding::Severity::Info && !f.fixable),
+            "{:?}",
+            a.findings
+        );
+        assert_eq!(a.status, Status::Ok);
         // Merely not reproduced: no such claim.
         if let Some(KubeletPolicy::Unknown(u)) = &mut o.kubelet_policy {
             u.kubelet_refuses = None;
+            u.not_joined = false;
         }
+        o.units = node(KernelObservation::default()).units;
         assert!(ids(&o).is_empty());
     }
 

@@ -22,6 +22,125 @@ pub struct ConfigFacts {
     /// `containerRuntimeEndpoint` (kubelet ≥ 1.27).
     pub container_runtime_endpoint: Option<String>,
     pub cgroup_driver: Option<String>,
+    /// What kubelet's own validation (`ValidateKubeletConfiguration`)
+    /// refuses in this file, before flags override it.
+    pub refusals: Vec<Refusal>,
+}
+
+/// A value kubelet's validation refuses: the message, and the flags that
+/// override the fields it is about (a flag given on the command line wins
+/// over the file, so the rule is then not this file's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub flags: Vec<&'static str>,
+    pub message: String,
+}
+
+/// The rules of `ValidateKubeletConfiguration` that every kubelet from
+/// 1.20 on applies the same way, with the v1beta1 defaults for what the
+/// file does not set: counts and rates not negative, percentages and bits
+/// in range, ports valid, the image GC thresholds ordered, systemCgroups
+/// only with cgroupRoot. Feature-gate-dependent rules are left out (they
+/// change between versions).
+pub fn validate(v: &serde_norway::Value) -> Vec<Refusal> {
+    let int = |k: &str| v.get(k).and_then(|x| x.as_i64());
+    let num = |k: &str| v.get(k).and_then(|x| x.as_f64());
+    let mut out = Vec::new();
+    let mut refuse = |flags: Vec<&'static str>, message: String| {
+        out.push(Refusal {
+            flags,
+            message: format!("invalid configuration: {message}"),
+        })
+    };
+    for (k, flag) in [
+        ("eventBurst", "event-burst"),
+        ("eventRecordQPS", "event-qps"),
+        ("kubeAPIBurst", "kube-api-burst"),
+        ("kubeAPIQPS", "kube-api-qps"),
+        ("maxOpenFiles", "max-open-files"),
+        ("maxPods", "max-pods"),
+        ("podsPerCore", "pods-per-core"),
+        ("registryBurst", "registry-burst"),
+        ("registryPullQPS", "registry-qps"),
+    ] {
+        if let Some(n) = num(k).filter(|n| *n < 0.0) {
+            refuse(
+                vec![flag],
+                format!("{k} (--{flag}) {n} must not be a negative number"),
+            );
+        }
+    }
+    for (k, flag, lo, hi) in [
+        (
+            "imageGCHighThresholdPercent",
+            "image-gc-high-threshold",
+            0,
+            100,
+        ),
+        (
+            "imageGCLowThresholdPercent",
+            "image-gc-low-threshold",
+            0,
+            100,
+        ),
+        ("iptablesDropBit", "iptables-drop-bit", 0, 31),
+        ("iptablesMasqueradeBit", "iptables-masquerade-bit", 0, 31),
+        ("oomScoreAdj", "oom-score-adj", -1000, 1000),
+    ] {
+        if let Some(n) = int(k).filter(|n| *n < lo || *n > hi) {
+            refuse(
+                vec![flag],
+                format!("{k} (--{flag}) {n} must be between {lo} and {hi}, inclusive"),
+            );
+        }
+    }
+    let high = int("imageGCHighThresholdPercent").unwrap_or(85);
+    let low = int("imageGCLowThresholdPercent").unwrap_or(80);
+    if low >= high {
+        refuse(
+            vec!["image-gc-high-threshold", "image-gc-low-threshold"],
+            format!("imageGCLowThresholdPercent (--image-gc-low-threshold) {low} must be less than imageGCHighThresholdPercent (--image-gc-high-threshold) {high}"),
+        );
+    }
+    if let Some(n) = int("nodeStatusMaxImages").filter(|n| *n < -1) {
+        refuse(
+            vec!["node-status-max-images"],
+            format!("nodeStatusMaxImages (--node-status-max-images) {n} must be -1 or greater"),
+        );
+    }
+    // port: unset or 0 takes the default (10250); healthzPort and
+    // readOnlyPort: 0 turns them off.
+    if let Some(n) = int("port").filter(|n| *n != 0 && !(1..=65535).contains(n)) {
+        refuse(
+            vec!["port"],
+            format!("port (--port) {n} must be between 1 and 65535, inclusive"),
+        );
+    }
+    if let Some(n) = int("healthzPort").filter(|n| *n != 0 && !(1..=65535).contains(n)) {
+        refuse(
+            vec!["healthz-port"],
+            format!("healthzPort (--healthz-port) {n} must be between 1 and 65535, inclusive"),
+        );
+    }
+    if let Some(n) = int("readOnlyPort").filter(|n| *n != 0 && !(1..=65535).contains(n)) {
+        refuse(
+            vec!["read-only-port"],
+            format!("readOnlyPort (--read-only-port) {n} must be between 0 and 65535, inclusive"),
+        );
+    }
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    if !s("systemCgroups").is_empty() && s("cgroupRoot").is_empty() {
+        refuse(
+            vec!["system-cgroups", "cgroup-root"],
+            "systemCgroups (--system-cgroups) was specified and cgroupRoot (--cgroup-root) was not specified".into(),
+        );
+    }
+    out
 }
 
 #[derive(Deserialize)]
@@ -161,6 +280,7 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Pars
             .get("containerRuntimeEndpoint")
             .and_then(|v| v.as_str())
             .map(String::from),
+        refusals: validate(&value),
         fail_swap_on: typed.fail_swap_on,
         swap_behavior: typed.memory_swap.and_then(|m| m.swap_behavior),
     })

@@ -26,6 +26,8 @@ pub struct KubeletFlags {
     /// `--cert-dir` and `--bootstrap-kubeconfig`.
     pub cert_dir: Option<String>,
     pub bootstrap_kubeconfig: Option<String>,
+    /// Every flag given (normalised names, without `--`).
+    pub names: std::collections::BTreeSet<String>,
 }
 
 /// kubelet bool flags (kubelet ≥ 1.2x: KubeletFlags, KubeletConfiguration
@@ -158,6 +160,7 @@ pub fn parse(args: &[String]) -> Result<KubeletFlags, String> {
             None => (body, None),
         };
         let name = normalize(raw);
+        f.names.insert(name.clone());
         let is_bool = BOOL_FLAGS.contains(&name.as_str());
         let value = match inline {
             Some(v) => Some(v),

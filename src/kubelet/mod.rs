@@ -174,6 +174,11 @@ pub struct UnknownPolicy {
     /// unknown): a reboot hazard even while today's kubelet runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubelet_refuses: Option<String>,
+    /// A node image before `kubeadm join`: kubelet's `--config` file and
+    /// its credentials are not written yet, and it exits at every start by
+    /// design until they are.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub not_joined: bool,
 }
 
 // Made once per check: the size of the variants does not matter.
@@ -199,6 +204,7 @@ impl KubeletPolicy {
             flavour: None,
             sources: Vec::new(),
             kubelet_refuses: None,
+            not_joined: false,
         })
     }
 }
@@ -226,6 +232,9 @@ pub(crate) struct Cx<'a> {
     /// fail: a config file missing, empty, not YAML or not a
     /// KubeletConfiguration, an EnvironmentFile systemd refuses.
     pub refusal: Option<String>,
+    /// The node was never joined: no `--config` file and no credentials
+    /// (`--kubeconfig`, `--bootstrap-kubeconfig`) yet.
+    pub not_joined: bool,
 }
 
 impl Cx<'_> {
@@ -530,6 +539,7 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
         files,
         sources: Vec::new(),
         refusal: None,
+        not_joined: false,
     };
     let flavour = match basename(&spec.exec_path) {
         "kubelet" => Some(Flavour::Kubelet),
@@ -595,6 +605,7 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
             flavour,
             sources: cx.sources,
             kubelet_refuses: cx.refusal,
+            not_joined: cx.not_joined,
         }),
     }
 }
@@ -607,10 +618,14 @@ pub(crate) struct Merge {
     pub rotate_certificates: Option<(bool, String)>,
     pub runtime_endpoint: Option<(String, String)>,
     pub cgroup_driver: Option<(String, String)>,
+    /// What kubelet's validation refuses in the files, with the file.
+    pub refusals: Vec<(config::Refusal, String)>,
 }
 
 impl Merge {
     pub fn apply(&mut self, c: config::ConfigFacts, from: &str) {
+        self.refusals
+            .extend(c.refusals.into_iter().map(|r| (r, from.to_string())));
         if let Some(v) = c.fail_swap_on {
             self.fail_swap_on = Some((v, format!("failSwapOn: {v} in {from}")));
         }
@@ -684,12 +699,44 @@ pub(crate) fn kubelet(cx: &mut Cx, args: &[String]) -> Result<Verdict, String> {
         rotate_certificates: None,
         runtime_endpoint: None,
         cgroup_driver: None,
+        refusals: Vec::new(),
     };
     if let Some(c) = &f.config {
-        apply_config(cx, &mut m, "--config", c, false)?;
+        if let Err(e) = apply_config(cx, &mut m, "--config", c, false) {
+            // Not joined yet: no config file and none of the credentials
+            // `kubeadm join` writes.
+            let absent = |cx: &Cx, p: &Option<String>| {
+                p.as_deref()
+                    .is_none_or(|p| matches!(cx.files.read(p), Ok(None)))
+            };
+            let config_absent = cx
+                .sources
+                .last()
+                .is_some_and(|s| s.role == "--config" && s.state == SourceState::Absent);
+            cx.not_joined = config_absent
+                && f.kubeconfig.is_some()
+                && absent(cx, &f.kubeconfig)
+                && absent(cx, &f.bootstrap_kubeconfig);
+            return Err(e);
+        }
     }
     if let Some(d) = &f.config_dir {
         walk_config_dir(cx, &mut m, d)?;
+    }
+    // kubelet validates the file after the flags are parsed over it: a
+    // rule about a field a flag sets is the flag's, not the file's. With
+    // drop-ins, a rule may hold only after the merge: not judged.
+    if f.config_dir.is_none() {
+        if let Some((r, from)) = std::mem::take(&mut m.refusals)
+            .into_iter()
+            .find(|(r, _)| r.flags.iter().all(|fl| !f.names.contains(*fl)))
+        {
+            cx.invalid(&r.message);
+            return Err(cx.refuse(format!(
+                "{from}: {} (kubelet's own validation): kubelet would not start",
+                r.message
+            )));
+        }
     }
     if let Some((v, arg)) = &f.fail_swap_on {
         m.fail_swap_on = Some((*v, format!("flag {arg}")));

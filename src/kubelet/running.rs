@@ -89,6 +89,7 @@ pub fn check(
         flavour: Some(p.flavour),
         sources: p.sources,
         kubelet_refuses: None,
+        not_joined: false,
     })
 }
 

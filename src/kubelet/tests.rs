@@ -241,6 +241,67 @@ fn config_problems_are_unknown_and_named() {
         .contains("cannot read --config"));
 }
 
+/// kubelet's own validation refuses a value (here after the flags are
+/// parsed over the file): the next start fails, and that is certain, not
+/// unknown. A flag that sets the field takes the rule from the file; the
+/// default config and the kubeadm fixture pass.
+#[test]
+fn values_kubelet_validation_refuses() {
+    let with = |extra: &str, flags: &str| {
+        let fs = MemFiles::new(&[
+            (
+                "/var/lib/kubelet/config.yaml",
+                &format!("{}{extra}", default_config()),
+            ),
+            (
+                "/var/lib/kubelet/kubeadm-flags.env",
+                &format!("KUBELET_KUBEADM_ARGS=\"{flags}\"\n"),
+            ),
+        ]);
+        swap_policy(&kubeadm_spec(), &fs)
+    };
+    known(with("", ""));
+    let u = unknown(with("imageGCHighThresholdPercent: 101\n", ""));
+    let why = u.kubelet_refuses.expect("a certain refusal");
+    assert!(
+        why.contains(
+            "imageGCHighThresholdPercent (--image-gc-high-threshold) 101 must be between 0 and 100"
+        ),
+        "{why}"
+    );
+    // The thresholds' order, with the other one's default (85).
+    let u = unknown(with("imageGCLowThresholdPercent: 90\n", ""));
+    assert!(u.kubelet_refuses.unwrap().contains("must be less than"));
+    // The flag wins over the file: not this file's refusal.
+    known(with(
+        "imageGCHighThresholdPercent: 101\n",
+        "--image-gc-high-threshold=90",
+    ));
+    for bad in [
+        "maxPods: -1\n",
+        "port: 70000\n",
+        "oomScoreAdj: -1001\n",
+        "systemCgroups: /system\n",
+    ] {
+        assert!(unknown(with(bad, "")).kubelet_refuses.is_some(), "{bad}");
+    }
+    // Turned off, in range: fine.
+    known(with("healthzPort: 0\nreadOnlyPort: 0\nmaxPods: 0\n", ""));
+}
+
+/// A node image before `kubeadm join`: no config.yaml and no credentials.
+/// Once a kubeconfig is there, a missing config.yaml is a real refusal.
+#[test]
+fn pre_join_image_is_not_joined_not_broken() {
+    let u = unknown(swap_policy(&kubeadm_spec(), &MemFiles::default()));
+    assert!(u.not_joined && u.kubelet_refuses.is_some(), "{u:?}");
+    let fs = MemFiles::new(&[("/etc/kubernetes/kubelet.conf", "apiVersion: v1\n")]);
+    let u = unknown(swap_policy(&kubeadm_spec(), &fs));
+    assert!(!u.not_joined && u.kubelet_refuses.is_some(), "{u:?}");
+    let fs = MemFiles::new(&[("/etc/kubernetes/bootstrap-kubelet.conf", "apiVersion: v1\n")]);
+    assert!(!unknown(swap_policy(&kubeadm_spec(), &fs)).not_joined);
+}
+
 #[test]
 fn config_dir_dropins_in_lexical_order_then_flags() {
     let mut spec = kubeadm_spec();
