@@ -76,7 +76,14 @@ pub async fn observe<S: UnitManager>(
         match (cfg.readiness.clock, systemd) {
             (false, _) | (_, Err(_)) => None,
             (true, Ok(sd)) => match sd.clock().await {
-                Ok(Some(c)) => Some(Probe::Ok(c)),
+                Ok(Some(mut c)) => {
+                    // /proc/uptime beside /proc/swaps: seconds since boot.
+                    c.uptime_secs =
+                        std::fs::read_to_string(src.proc_swaps.with_file_name("uptime"))
+                            .ok()
+                            .and_then(|s| s.split('.').next().and_then(|n| n.trim().parse().ok()));
+                    Some(Probe::Ok(c))
+                }
                 Ok(None) => None,
                 Err(e) => Some(Probe::Failed(format!("{e:#}"))),
             },

@@ -721,6 +721,192 @@ fn report_only_pod_uid_on_a_healthy_kubeadm_worker(c: &mut Cluster) {
     );
 }
 
+/// One state of a worker for [`prediction_matrix_against_the_real_kubelet`]:
+/// its name and what is done to a Ready worker (kubelet enabled and
+/// running) before the prediction.
+type MatrixRow = (&'static str, fn(&Cluster, &Worker));
+
+const MATRIX: [MatrixRow; 13] = [
+    ("healthy", |_, _| {}),
+    ("kubelet-disabled", |_, w| {
+        w.node().exec("systemctl disable kubelet.service 2>&1");
+    }),
+    ("kubelet-enabled-runtime", |_, w| {
+        w.node().exec(
+            "systemctl disable kubelet.service 2>&1 && systemctl enable --runtime kubelet.service 2>&1",
+        );
+    }),
+    ("kubelet-wanted-by-a-drop-in", |_, w| {
+        w.node().exec(
+            "systemctl disable kubelet.service 2>&1 && mkdir -p /etc/systemd/system/multi-user.target.d && \
+             printf '[Unit]\\nWants=kubelet.service\\n' > /etc/systemd/system/multi-user.target.d/50-kubelet.conf && \
+             systemctl daemon-reload",
+        );
+    }),
+    ("kubelet-started-by-a-boot-hook", |_, w| {
+        w.node().write(
+            "/etc/systemd/system/node-boot-hook.service",
+            "[Service]\nType=oneshot\nExecStart=/bin/systemctl start --no-block kubelet.service\n[Install]\nWantedBy=multi-user.target\n",
+        );
+        w.node().exec(
+            "systemctl disable kubelet.service 2>&1 && systemctl daemon-reload && systemctl enable node-boot-hook.service 2>&1",
+        );
+    }),
+    ("kubelet-masked", |_, w| {
+        w.node().exec("systemctl mask kubelet.service 2>&1");
+    }),
+    ("runtime-disabled", |_, w| {
+        w.node().exec("systemctl disable fake-cri.service 2>&1");
+    }),
+    ("config-not-yaml", |_, w| {
+        let c = w.node().read("/var/lib/kubelet/config.yaml");
+        w.node().write(
+            "/var/lib/kubelet/config.yaml",
+            &format!("{c}evictionHard: [\n"),
+        );
+    }),
+    ("config-refused-by-validation", |_, w| {
+        let c = w.node().read("/var/lib/kubelet/config.yaml");
+        w.node().write(
+            "/var/lib/kubelet/config.yaml",
+            &format!("{c}imageGCHighThresholdPercent: 101\n"),
+        );
+    }),
+    ("config-unknown-field", |_, w| {
+        let c = w.node().read("/var/lib/kubelet/config.yaml");
+        w.node().write(
+            "/var/lib/kubelet/config.yaml",
+            &format!("{c}noSuchField: 1\n"),
+        );
+    }),
+    ("config-file-gone", |_, w| {
+        w.node().exec("rm /var/lib/kubelet/config.yaml");
+    }),
+    ("program-gone", |_, w| {
+        w.node().exec("mv /usr/bin/kubelet /usr/bin/kubelet.moved");
+    }),
+    ("client-certificate-expired", |c, w| {
+        let creds = c.api.node_creds_valid(&w.name, -30 * 86_400, -86_400);
+        w.node().write(
+            "/var/lib/kubelet/pki/kubelet-client-current.pem",
+            &format!("{}{}", creds.cert, creds.key),
+        );
+    }),
+];
+
+/// Whether the Node's Ready condition is True with a heartbeat from
+/// `after` on: the real kubelet of this boot reported.
+fn ready_since(c: &Cluster, name: &str, after: jiff::Timestamp) -> bool {
+    c.node(name)
+        .and_then(|n| cluster::condition(&n, "Ready").cloned())
+        .is_some_and(|r| {
+            r["status"] == "True"
+                && r["lastHeartbeatTime"]
+                    .as_str()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .is_some_and(|t| t >= after)
+        })
+}
+
+/// The prediction against reality: for each of 13 node states (the unit
+/// graph, kubelet's config and program, the runtime, the credentials),
+/// `check --output json`'s `reboot_safe` on a Ready worker of the real
+/// v1.20.2 cluster, then a power loss and the same rootfs booted again, then
+/// whether the real kubelet's Node is Ready with a heartbeat from after the
+/// boot. Every row must agree; `null` (unknown) counts as a miss: each
+/// outcome here is knowable from the node's files. Workers run in batches
+/// of up to 7 side by side; a batch waits 100 s after the power comes back
+/// (the kubelets that come back report within ~30 s).
+fn prediction_matrix_against_the_real_kubelet(c: &mut Cluster) {
+    let mut table = Vec::new();
+    for (b, batch) in MATRIX.chunks(7).enumerate() {
+        let mut ws: Vec<Worker> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (row, _))| {
+                let w = c.boot_worker(&format!("mx{b}{i}"), &format!("mx-{row}"), |_| {});
+                w.node()
+                    .exec(&format!("systemctl enable --now {KUBELET} 2>&1"));
+                w
+            })
+            .collect();
+        for w in &ws {
+            wait_ready(c, &w.name.clone(), 120);
+        }
+        let mut predicted = Vec::new();
+        for (w, (row, setup)) in ws.iter().zip(batch) {
+            setup(c, w);
+            let (_, v) = w.node().check_json(&[]);
+            let ids: Vec<String> = v["findings"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|f| f["severity"] != "info")
+                .map(|f| {
+                    format!(
+                        "{} {}",
+                        f["id"].as_str().unwrap_or(""),
+                        f["subject"].as_str().unwrap_or("")
+                    )
+                })
+                .collect();
+            predicted.push((row, v["reboot_safe"].clone(), ids));
+        }
+        for w in &mut ws {
+            w.node_mut().power_loss();
+        }
+        let back = jiff::Timestamp::now();
+        for w in &mut ws {
+            w.node_mut().power_on();
+        }
+        let t0 = Instant::now();
+        let names: Vec<String> = ws.iter().map(|w| w.name.clone()).collect();
+        let expect_back: Vec<bool> = predicted.iter().map(|p| p.1 == json!(true)).collect();
+        // Until every row predicted safe is back (or 150 s), and at least
+        // 100 s: those predicted unsafe have had their chance.
+        loop {
+            let up: Vec<bool> = names.iter().map(|n| ready_since(c, n, back)).collect();
+            let waited = t0.elapsed();
+            let all_back = up.iter().zip(&expect_back).all(|(u, e)| *u || !*e);
+            if (all_back && waited >= Duration::from_secs(100))
+                || waited >= Duration::from_secs(150)
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        for ((row, safe, ids), n) in predicted.into_iter().zip(&names) {
+            let up = ready_since(c, n, back);
+            table.push((row.to_string(), safe, ids, up));
+        }
+        drop(ws);
+    }
+    let mut out = String::from("| node state | reboot_safe before | Node Ready after the boot | agree | findings before |\n|---|---|---|---|---|\n");
+    let mut misses = Vec::new();
+    for (row, safe, ids, up) in &table {
+        let agree = *safe == json!(*up);
+        if !agree {
+            misses.push(row.clone());
+        }
+        out += &format!(
+            "| {row} | {safe} | {} | {} | {} |\n",
+            if *up { "yes" } else { "no" },
+            if agree { "yes" } else { "**NO**" },
+            ids.join(", ")
+        );
+    }
+    eprintln!("{out}");
+    if let Ok(dir) = std::env::var("TG_MATRIX_OUT") {
+        let _ = std::fs::write(Path::new(&dir).join("prediction-matrix.md"), &out);
+    }
+    assert!(misses.is_empty(), "rows that disagree: {misses:?}\n{out}");
+    // Both outcomes occur: the comparison can fail either way.
+    assert!(
+        table.iter().any(|r| r.3) && table.iter().any(|r| !r.3),
+        "{out}"
+    );
+}
+
 type Scenario = fn(&mut Cluster);
 
 /// Reboot readiness, the container runtime, against the real kubelet: the
@@ -831,6 +1017,10 @@ fn main() -> std::process::ExitCode {
         (
             "report_only_pod_uid_on_a_healthy_kubeadm_worker",
             report_only_pod_uid_on_a_healthy_kubeadm_worker,
+        ),
+        (
+            "prediction_matrix_against_the_real_kubelet",
+            prediction_matrix_against_the_real_kubelet,
         ),
     ];
     let bin = cluster::binaries();

@@ -1568,21 +1568,43 @@ fn clock_unsynchronised_is_what_timedated_says() {
 
     KernelClockFlag::synced(false);
     assert_eq!(timedatectl("NTPSynchronized"), "no");
+    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let (code, v) = node.check_json(&[]);
-    assert_eq!(code, 1, "{v:#}");
-    assert_eq!(ids(&v), vec![f("clock-unsynchronised", "warning", "clock")]);
-    assert_eq!(v["reboot_safe"], true);
     assert_eq!(
         v["observations"]["clock"]["ok"]["can_ntp"],
         timedatectl("CanNTP") == "yes"
     );
-    if timedatectl("CanNTP") == "no" {
+    assert_eq!(v["reboot_safe"], true);
+    // Not a warning in the first minutes after a boot, nor where no NTP
+    // service is known (the clock may be kept by the hypervisor or PTP):
+    // said, with what would tell. This image has no NTP service.
+    if uptime < 20.0 * 60.0 {
+        assert_eq!(code, 0, "{v:#}");
+        assert_eq!(ids(&v), vec![f("clock-unsynchronised", "info", "clock")]);
         assert!(
-            msg(&v, 0).contains("systemd-timedated knows no NTP service here"),
+            msg(&v, 0).contains("not NTP-synchronised yet"),
+            "{}",
+            msg(&v, 0)
+        );
+    } else if timedatectl("CanNTP") == "no" {
+        assert_eq!(code, 0, "{v:#}");
+        assert_eq!(ids(&v), vec![f("clock-unsynchronised", "info", "clock")]);
+        assert!(
+            msg(&v, 0).contains("systemd-timedated knows no NTP service here")
+                && msg(&v, 0).contains("chronyc tracking"),
             "{}",
             msg(&v, 0)
         );
         assert_eq!(v["findings"][0]["remedy"], Value::Null);
+    } else {
+        assert_eq!(code, 1, "{v:#}");
+        assert_eq!(ids(&v), vec![f("clock-unsynchronised", "warning", "clock")]);
     }
 
     KernelClockFlag::synced(true);

@@ -346,7 +346,40 @@ fn in_container(obs: &Observation) -> bool {
         .is_some()
 }
 
+/// How long after a boot an unsynchronised clock is expected: an NTP
+/// daemon sets the kernel's flag only after several polls (chrony and
+/// timesyncd take minutes).
+pub const CLOCK_SETTLE_SECS: u64 = 20 * 60;
+
 fn clock(c: &crate::systemd::types::ClockState, out: &mut Vec<Finding>) {
+    // Just booted: not synchronised *yet* is what every boot looks like.
+    if let Some(up) = c.uptime_secs.filter(|u| *u < CLOCK_SETTLE_SECS) {
+        out.push(finding(
+            FindingKind::ClockUnsynchronised,
+            Severity::Info,
+            format!(
+                "the clock is not NTP-synchronised yet, {} min after the boot: expected for the first minutes (warned about after {} min of uptime)",
+                up / 60,
+                CLOCK_SETTLE_SECS / 60
+            ),
+            None,
+            false,
+        ));
+        return;
+    }
+    // No NTP service at all: the clock may well be kept another way (the
+    // hypervisor's ptp_kvm with phc2sys, PTP hardware), which the kernel's
+    // flag does not show. Said, with what would tell; not a warning.
+    if !c.ntp && !c.can_ntp {
+        out.push(finding(
+            FindingKind::ClockUnsynchronised,
+            Severity::Info,
+            "the kernel's clock flag says not synchronised and systemd-timedated knows no NTP service here; if the hypervisor or PTP keeps the clock (ptp_kvm, phc2sys) the flag stays off while in sync — `chronyc tracking` or `phc_ctl` tells; with no time service at all, install one (systemd-timesyncd or chrony)".to_string(),
+            None,
+            false,
+        ));
+        return;
+    }
     let (why, remedy) = match (c.ntp, c.can_ntp) {
         (true, _) => (
             "an NTP service systemd-timedated knows is running but has not synchronised it (timedatectl timesync-status, or the service's own status, says why)".to_string(),
@@ -664,6 +697,40 @@ mod tests {
         });
         let a = evaluate(&o, &Config::default());
         assert_eq!((a.status, a.reboot_safe), (Status::Ok, Some(true)));
+    }
+
+    /// The clock: a warning only past the first minutes after a boot and
+    /// where an NTP service is known; before, or with none known (the
+    /// hypervisor or PTP may keep it), said at info with what would tell.
+    #[test]
+    fn clock_warns_only_when_it_should_be_synchronised() {
+        use crate::systemd::types::ClockState;
+        let judge = |ntp: bool, can_ntp: bool, up: Option<u64>| {
+            let mut o = node(KernelObservation::default());
+            o.clock = Some(Probe::Ok(ClockState {
+                ntp_synchronized: false,
+                ntp,
+                can_ntp,
+                uptime_secs: up,
+            }));
+            let a = evaluate(&o, &Config::default());
+            assert_eq!(a.findings.len(), 1, "{:?}", a.findings);
+            (a.findings[0].severity, a.findings[0].message.clone())
+        };
+        let (sev, m) = judge(true, true, Some(5 * 60));
+        assert_eq!(sev, crate::finding::Severity::Info);
+        assert!(m.contains("5 min after the boot"), "{m}");
+        assert_eq!(
+            judge(true, true, Some(3600)).0,
+            crate::finding::Severity::Warning
+        );
+        assert_eq!(
+            judge(false, true, None).0,
+            crate::finding::Severity::Warning
+        );
+        let (sev, m) = judge(false, false, Some(3600));
+        assert_eq!(sev, crate::finding::Severity::Info);
+        assert!(m.contains("ptp_kvm"), "{m}");
     }
 
     #[test]

@@ -478,6 +478,7 @@ impl UnitManager for Systemd {
             ntp_synchronized: flag("NTPSynchronized")?,
             ntp: flag("NTP")?,
             can_ntp: flag("CanNTP")?,
+            uptime_secs: None,
         }))
     }
 

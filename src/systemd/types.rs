@@ -292,4 +292,8 @@ pub struct ClockState {
     pub ntp: bool,
     /// timedated knows one here.
     pub can_ntp: bool,
+    /// Seconds since this boot (/proc/uptime), filled in by observe: an
+    /// NTP daemon takes minutes after a boot to set the kernel's flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
 }

@@ -72,7 +72,9 @@ fn unsupported() -> Option<String> {
 /// readers starve it). Within one process, one node at a time, as before.
 /// (The real kubelet's ports are per node: harness/cluster.rs.)
 pub struct Exclusive {
-    _guard: MutexGuard<'static, ()>,
+    /// Held by a node taken alone only: nodes that share the machine may
+    /// be up side by side in one process too (a matrix of workers).
+    _guard: Option<MutexGuard<'static, ()>>,
     _lock: fs::File,
     /// Taken alone ([`host_global`]): this scenario may change what is
     /// global to the host's kernel.
@@ -143,7 +145,7 @@ pub fn require() -> Exclusive {
     if !alone {
         nextest_group_agrees(false, "");
     }
-    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let guard = alone.then(|| SERIAL.lock().unwrap_or_else(|p| p.into_inner()));
     let lock = if alone {
         // The turnstile first: readers that come after this wait for us.
         let turnstile = flock(TURNSTILE, libc::LOCK_EX);
