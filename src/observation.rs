@@ -207,6 +207,10 @@ pub struct KernelObservation {
     pub skipped: Option<String>,
     pub modules: Vec<ModuleObservation>,
     pub sysctls: Vec<SysctlObservation>,
+    /// What on the node sets modules and sysctls again by itself, or makes
+    /// them unneeded (the CNI, Docker, ufw).
+    #[serde(default)]
+    pub platform: crate::readiness::platform::Platform,
     /// taint-guard's own modules-load.d / sysctl.d file is a link (masked
     /// by a person): never written, no remedy into it.
     #[serde(default)]

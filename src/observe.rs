@@ -134,11 +134,8 @@ pub async fn observe<S: UnitManager>(
         }
         _ => None,
     };
-    at_boot(
-        &mut units,
-        src,
-        virtualization.ok().and_then(Virtualization::container),
-    );
+    let mut boot = BootFiles::load(src, virtualization.ok().and_then(Virtualization::container));
+    at_boot(&mut units, &mut boot);
     let cgroup_driver = match (upstream.and_then(|p| p.cgroup_driver.as_ref()), &runtime) {
         (Some((driver, from)), Some(r)) if r.unit.as_deref() == Some("containerd.service") => {
             // containerd's `--config`/`-c`, else its default path.
@@ -198,6 +195,9 @@ pub async fn observe<S: UnitManager>(
         (Some(f @ (kubelet::Flavour::K3s | kubelet::Flavour::Rke2)), _) => Some(format!(
             "{f:?} loads its kernel modules and sets its sysctls itself at every start"
         )),
+        (Some(kubelet::Flavour::Microk8s), _) => Some(
+            "microk8s's kubelite wrapper loads its kernel modules and sets its sysctls itself at every start".into(),
+        ),
         _ => None,
     };
     let kubelet_cert = upstream
@@ -225,7 +225,13 @@ pub async fn observe<S: UnitManager>(
         swap_units,
         kubelet_policy,
         virtualization,
-        kernel: observe_kernel(src, cfg, kernel_skip),
+        kernel: {
+            let mut k = observe_kernel(src, cfg, kernel_skip);
+            if k.skipped.is_none() {
+                k.platform = platform(src, &mut boot);
+            }
+            k
+        },
         kubelet_cert,
         clock,
         runtime,
@@ -787,37 +793,121 @@ fn exec_refused(spec: &kubelet::ServiceSpec, host: &HostRoot) -> Option<String> 
     }
 }
 
-/// Whether each loaded unit starts at the next boot, from the unit files
-/// that survive a reboot ([`crate::systemd::bootgraph`]); read once for all
-/// the units. The kernel command line's `systemd.unit=` is this boot's, and
-/// not the node's own in a container (systemd there reads PID 1's
-/// arguments).
-fn at_boot(units: &mut [UnitObservation], src: &Sources, container: Option<&str>) {
-    use crate::systemd::bootgraph::{self, BootGraph};
-    let loaded = |u: &UnitObservation| matches!(&u.state, Probe::Ok(s) if s.load_state == crate::systemd::types::LoadState::Loaded);
-    if !units.iter().any(loaded) {
-        return;
-    }
-    let cmdline = match container {
-        Some(_) => (None, Vec::new()),
-        None => std::fs::read(src.proc_cmdline())
-            .map(|c| bootgraph::cmdline_units(&fstab::cmdline_words(&c)))
-            .unwrap_or_default(),
-    };
-    let mut persistent = BootGraph::load(&src.host, true, cmdline.clone());
-    for u in units.iter_mut() {
-        if !loaded(u) {
-            continue;
+/// The unit files that survive a reboot, loaded once per observation for
+/// every question of what starts at boot. The kernel command line's
+/// `systemd.unit=` is this boot's, and not the node's own in a container
+/// (systemd there reads PID 1's arguments).
+struct BootFiles<'a> {
+    src: &'a Sources,
+    cmdline: (Option<String>, Vec<String>),
+    persistent: crate::systemd::bootgraph::BootGraph,
+}
+
+impl<'a> BootFiles<'a> {
+    fn load(src: &'a Sources, container: Option<&str>) -> Self {
+        use crate::systemd::bootgraph::{self, BootGraph};
+        let cmdline = match container {
+            Some(_) => (None, Vec::new()),
+            None => std::fs::read(src.proc_cmdline())
+                .map(|c| bootgraph::cmdline_units(&fstab::cmdline_words(&c)))
+                .unwrap_or_default(),
+        };
+        let persistent = BootGraph::load(&src.host, true, cmdline.clone());
+        BootFiles {
+            src,
+            cmdline,
+            persistent,
         }
+    }
+
+    fn at_boot(&mut self, unit: &str) -> crate::systemd::types::AtBoot {
+        use crate::systemd::bootgraph::{self, BootGraph};
+        let (host, cmdline) = (&self.src.host, self.cmdline.clone());
+        bootgraph::at_boot(
+            &mut self.persistent,
+            || BootGraph::load(host, false, cmdline),
+            unit,
+        )
+    }
+
+    fn starts(&mut self, unit: &str) -> bool {
+        use crate::systemd::types::AtBoot;
+        matches!(
+            self.at_boot(unit),
+            AtBoot::Pulled { .. } | AtBoot::StartedBy { .. }
+        )
+    }
+}
+
+/// Whether each loaded unit starts at the next boot, from the unit files
+/// that survive a reboot ([`crate::systemd::bootgraph`]).
+fn at_boot(units: &mut [UnitObservation], boot: &mut BootFiles) {
+    for u in units.iter_mut() {
         let name = u.name.clone();
         if let Probe::Ok(s) = &mut u.state {
-            s.at_boot = Some(bootgraph::at_boot(
-                &mut persistent,
-                || BootGraph::load(&src.host, false, cmdline.clone()),
-                &name,
-            ));
+            if s.load_state == crate::systemd::types::LoadState::Loaded {
+                s.at_boot = Some(boot.at_boot(&name));
+            }
         }
     }
+}
+
+/// What sets modules and sysctls again by itself, or makes them unneeded
+/// ([`crate::readiness::platform`]): the CNI config the runtime uses (the
+/// first file of /etc/cni/net.d by name), dockerd, ufw.
+fn platform(src: &Sources, boot: &mut BootFiles) -> crate::readiness::platform::Platform {
+    use crate::readiness::platform::{self, Cni, Platform};
+    let host = &src.host;
+    let mut p = Platform::default();
+    let dir = "/etc/cni/net.d";
+    if let Ok(rd) = std::fs::read_dir(host.resolve(dir).unwrap_or_else(|_| host.path(dir))) {
+        let mut names: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".conf") || n.ends_with(".conflist") || n.ends_with(".json"))
+            .collect();
+        names.sort();
+        p.cni = names.into_iter().find_map(|n| {
+            let file = format!("{dir}/{n}");
+            let text = read_optional(host, &file).ok().flatten()?;
+            platform::cni_types(&text).map(|types| Cni { file, types })
+        });
+    }
+    if boot.starts("docker.service") {
+        let daemon = read_optional(host, "/etc/docker/daemon.json")
+            .ok()
+            .flatten();
+        p.docker_forwards = platform::docker_forwards(daemon.as_deref());
+    }
+    if boot.starts("ufw.service") {
+        let enabled = read_optional(host, "/etc/ufw/ufw.conf")
+            .ok()
+            .flatten()
+            .is_some_and(|t| {
+                t.lines()
+                    .any(|l| l.trim().replace('"', "") == "ENABLED=yes")
+            });
+        // /etc/default/ufw's IPT_SYSCTL names the file (this default).
+        let file = read_optional(host, "/etc/default/ufw")
+            .ok()
+            .flatten()
+            .and_then(|t| {
+                t.lines()
+                    .rev()
+                    .find_map(|l| l.trim().strip_prefix("IPT_SYSCTL="))
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+            .unwrap_or_else(|| "/etc/ufw/sysctl.conf".into());
+        if enabled
+            && read_optional(host, &file)
+                .ok()
+                .flatten()
+                .is_some_and(|t| platform::ufw_sets_forward(&t))
+        {
+            p.ufw_forwards = Some(file);
+        }
+    }
+    p
 }
 
 async fn observe_unit<S: UnitManager>(

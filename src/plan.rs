@@ -1019,6 +1019,7 @@ mod tests {
         };
         o.kernel = KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![
                 module("br_netfilter", ModuleNow::Loaded),

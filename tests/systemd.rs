@@ -4,6 +4,8 @@
 
 mod harness;
 
+use std::path::Path;
+
 use harness::{Kubelet, Node};
 use serde_json::Value;
 
@@ -1890,8 +1892,195 @@ fn starts_at_boot_prediction_matches_a_real_boot() {
     assert!(real.iter().any(|(_, up)| *up) && real.iter().any(|(_, up)| !*up));
 }
 
+/// The layouts of the platforms people run, modelled in nodes from their
+/// real unit files and configs, each judged as a person on that platform
+/// would expect — no false critical, no false warning — with a control
+/// beside each that shows the same check firing where it should:
+/// - EKS AL2023: kubelet.service and containerd.service not enabled,
+///   `nodeadm-run.service` (the AMI's unit) starts them at every boot: not
+///   `unit-disabled`, `--fix` enables nothing, and after a reboot both run;
+/// - a Cilium node: no `br_netfilter`, no bridge sysctls, `ip_forward` not
+///   persisted (Cilium's agent sets it): nothing; the control (the CNI
+///   config gone) warns;
+/// - a Docker node: dockerd sets `ip_forward` at every start: nothing; the
+///   control (`"ip-forward": false`) warns;
+/// - a ufw host whose `sysctl.conf` sets `ip_forward`: nothing;
+/// - microk8s: kubelite's wrapper sets its modules and sysctls: nothing.
+///
+/// `ip_forward` is set in a network namespace of the check's own.
+fn platform_layouts_give_the_verdict_their_operators_expect() {
+    const SYSCTL_ONLY: &str = "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\nclock = false\n[readiness.sysctls]\n\"net.ipv4.ip_forward\" = \"1\"\n";
+    let forward = "echo 1 > /proc/sys/net/ipv4/ip_forward";
+    let check = |node: &Node, config: &str| -> (i32, Value) {
+        std::fs::write(&node.config, config).unwrap();
+        let (code, out, err) = node.tg_in_netns(forward, &["check", "--output", "json"]);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+        (code, v)
+    };
+    let not_persisted =
+        |v: &Value| has(v, "sysctl-not-persisted", "warning", "net.ipv4.ip_forward");
+    let enable = |root: &Path, unit: &str| {
+        let wants = root.join("etc/systemd/system/multi-user.target.wants");
+        std::fs::create_dir_all(&wants).unwrap();
+        let _ = std::fs::remove_file(wants.join(unit));
+        std::os::unix::fs::symlink(format!("/etc/systemd/system/{unit}"), wants.join(unit))
+            .unwrap();
+    };
+    let write = |root: &Path, rel: &str, text: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = root.join(rel.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+
+    // EKS AL2023 (awslabs/amazon-eks-ami templates/al2023/runtime/rootfs):
+    // the units as the AMI ships them, less kubelet's ExecStartPre
+    // (iptables is not in this image); nodeadm a stand-in that does what
+    // its run phase does to systemd: start containerd and kubelet.
+    let mut node = Node::boot("eks", Kubelet::Kubeadm, |root| {
+        let _ = std::fs::remove_file(
+            root.join("etc/systemd/system/multi-user.target.wants/containerd.service"),
+        );
+        let _ = std::fs::remove_file(root.join("etc/sysctl.d/k8s.conf"));
+        write(root, "/etc/systemd/system/kubelet.service", "[Unit]\nDescription=Kubernetes Kubelet\nAfter=containerd.service\nWants=containerd.service\n\n[Service]\nEnvironmentFile=/etc/eks/kubelet/environment\nExecStart=/usr/bin/kubelet $NODEADM_KUBELET_ARGS\n\nRestart=on-failure\nRestartSec=5\nKillMode=process\n\n[Install]\nWantedBy=multi-user.target\n", 0o644);
+        write(root, "/etc/eks/kubelet/environment", "NODEADM_KUBELET_ARGS=\"--node-ip=10.0.0.10 --hostname-override=ip-10-0-0-10 --config=/etc/kubernetes/kubelet/config.json --kubeconfig=/var/lib/kubelet/kubeconfig --container-runtime-endpoint=unix:///run/containerd/containerd.sock\"\n", 0o644);
+        write(root, "/etc/kubernetes/kubelet/config.json", "{\"apiVersion\":\"kubelet.config.k8s.io/v1beta1\",\"kind\":\"KubeletConfiguration\",\"cgroupDriver\":\"systemd\",\"failSwapOn\":true}\n", 0o644);
+        write(root, "/etc/systemd/system/nodeadm-config.service", "[Unit]\nDescription=EKS Nodeadm Config\nBefore=nodeadm-run.service\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/nodeadm init --skip run --config-source imds://user-data\n\n[Install]\nWantedBy=multi-user.target\n", 0o644);
+        write(root, "/etc/systemd/system/nodeadm-run.service", "[Unit]\nDescription=EKS Nodeadm Run\nAfter=nodeadm-config.service cloud-final.service\nRequires=nodeadm-config.service\n\n[Service]\nType=oneshot\nExecStart=/usr/bin/nodeadm --console init --skip config --config-source imds://user-data --config-source file:///etc/eks/nodeadm.d/ --config-cache /run/eks/nodeadm/config.json\n\n[Install]\nWantedBy=multi-user.target\n", 0o644);
+        write(root, "/usr/bin/nodeadm", "#!/bin/sh\n# stand-in: the run phase starts containerd and kubelet, unless skipped\ncase \" $* \" in *\" --skip run \"*) exit 0;; esac\nexec systemctl start --no-block containerd.service kubelet.service\n", 0o755);
+        enable(root, "nodeadm-config.service");
+        enable(root, "nodeadm-run.service");
+    });
+    node.wait_for("nodeadm started kubelet", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active"
+    });
+    assert_eq!(node.prop("kubelet.service", "UnitFileState"), "disabled");
+    assert_eq!(node.prop("containerd.service", "UnitFileState"), "disabled");
+    let (code, v) = check(
+        &node,
+        "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\nsysctls = {}\nclock = false\n",
+    );
+    assert_eq!((code, ids(&v)), (0, vec![]), "{v:#}");
+    assert_eq!(v["reboot_safe"], true);
+    let kubelet = v["observations"]["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "kubelet.service")
+        .unwrap();
+    assert_eq!(
+        kubelet["state"]["ok"]["at_boot"]["by"], "nodeadm-run.service",
+        "{v:#}"
+    );
+    let (_, out, _) = node.tg(&["check"]);
+    assert!(
+        out.contains("at boot: nodeadm-run.service runs `nodeadm init` (EKS)"),
+        "{out}"
+    );
+    let (code, v) = node.check_json(&["--fix"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(
+        node.prop("kubelet.service", "UnitFileState"),
+        "disabled",
+        "--fix enabled what nodeadm starts"
+    );
+    node.reboot();
+    node.wait_for("nodeadm started kubelet after the reboot", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active"
+            && n.prop("containerd.service", "ActiveState") == "active"
+    });
+    drop(node);
+
+    // Cilium (its CNI config as the agent writes it).
+    let node = Node::boot("cilium", Kubelet::Kubeadm, |root| {
+        let _ = std::fs::remove_file(root.join("etc/sysctl.d/k8s.conf"));
+        let _ = std::fs::remove_file(root.join("etc/modules-load.d/k8s.conf"));
+        write(root, "/etc/cni/net.d/05-cilium.conflist", "{\n  \"cniVersion\": \"0.3.1\",\n  \"name\": \"cilium\",\n  \"plugins\": [\n    {\n       \"type\": \"cilium-cni\",\n       \"enable-debug\": false,\n       \"log-file\": \"/var/run/cilium/cilium-cni.log\"\n    }\n  ]\n}\n", 0o644);
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    let cilium_config = "[fix]\nsettle_secs = 1\n[readiness]\nmodules = [\"br_netfilter\"]\nclock = false\n[readiness.sysctls]\n\"net.ipv4.ip_forward\" = \"1\"\n\"net.bridge.bridge-nf-call-iptables\" = \"1\"\n";
+    let (code, v) = check(&node, cilium_config);
+    assert_eq!((code, ids(&v)), (0, vec![]), "{v:#}");
+    assert!(v["after_reboot"].as_array().unwrap().is_empty(), "{v:#}");
+    std::fs::remove_file(node.root.join("etc/cni/net.d/05-cilium.conflist")).unwrap();
+    let (_, v) = check(&node, cilium_config);
+    assert!(not_persisted(&v), "control: {v:#}");
+    drop(node);
+
+    // Docker as the runtime (cri-dockerd's layout: docker.service enabled).
+    let node = Node::boot("docker", Kubelet::Kubeadm, |root| {
+        let _ = std::fs::remove_file(root.join("etc/sysctl.d/k8s.conf"));
+        write(root, "/etc/systemd/system/docker.service", "[Unit]\nDescription=Docker Application Container Engine (stand-in)\n[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n", 0o644);
+        write(root, "/etc/docker/daemon.json", "{\n  \"exec-opts\": [\"native.cgroupdriver=systemd\"],\n  \"log-driver\": \"json-file\"\n}\n", 0o644);
+        enable(root, "docker.service");
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    let (code, v) = check(&node, SYSCTL_ONLY);
+    assert_eq!((code, ids(&v)), (0, vec![]), "{v:#}");
+    node.write("/etc/docker/daemon.json", "{\"ip-forward\": false}\n");
+    let (_, v) = check(&node, SYSCTL_ONLY);
+    assert!(not_persisted(&v), "control: {v:#}");
+    drop(node);
+
+    // ufw (Ubuntu's files: ufw.conf, /etc/default/ufw, its sysctl.conf).
+    let node = Node::boot("ufw", Kubelet::Kubeadm, |root| {
+        let _ = std::fs::remove_file(root.join("etc/sysctl.d/k8s.conf"));
+        write(root, "/etc/systemd/system/ufw.service", "[Unit]\nDescription=Uncomplicated firewall (stand-in)\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n", 0o644);
+        write(
+            root,
+            "/etc/ufw/ufw.conf",
+            "# /etc/ufw/ufw.conf\nENABLED=yes\nLOGLEVEL=low\n",
+            0o644,
+        );
+        write(
+            root,
+            "/etc/default/ufw",
+            "IPV6=yes\nDEFAULT_FORWARD_POLICY=\"ACCEPT\"\nIPT_SYSCTL=/etc/ufw/sysctl.conf\n",
+            0o644,
+        );
+        write(root, "/etc/ufw/sysctl.conf", "# Uncomment this to allow this host to route packets between interfaces\nnet/ipv4/ip_forward=1\n#net/ipv6/conf/default/forwarding=1\n", 0o644);
+        enable(root, "ufw.service");
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    let (code, v) = check(&node, SYSCTL_ONLY);
+    assert_eq!((code, ids(&v)), (0, vec![]), "{v:#}");
+    node.write("/etc/ufw/ufw.conf", "ENABLED=no\n");
+    let (_, v) = check(&node, SYSCTL_ONLY);
+    assert!(not_persisted(&v), "control: {v:#}");
+    drop(node);
+
+    // microk8s (the snap's unit and args file).
+    let node = Node::boot("mk8s", Kubelet::None, |root| {
+        write(
+            root,
+            "/usr/bin/snap",
+            "#!/bin/sh\nexec sleep infinity\n",
+            0o755,
+        );
+        write(root, "/etc/systemd/system/snap.microk8s.daemon-kubelite.service", "[Unit]\nDescription=Service for snap application microk8s.daemon-kubelite\n[Service]\nExecStart=/usr/bin/snap run microk8s.daemon-kubelite\nRestart=always\n[Install]\nWantedBy=multi-user.target\n", 0o644);
+        write(root, "/var/snap/microk8s/current/args/kubelet", "--kubeconfig=${SNAP_DATA}/credentials/kubelet.config\n--root-dir=${SNAP_COMMON}/var/lib/kubelet\n--fail-swap-on=false\n", 0o644);
+        enable(root, "snap.microk8s.daemon-kubelite.service");
+    });
+    node.wait_for("kubelite active", |n| {
+        n.prop("snap.microk8s.daemon-kubelite.service", "ActiveState") == "active"
+    });
+    let (code, v) = check(&node, SYSCTL_ONLY);
+    assert_eq!((code, ids(&v)), (0, vec![]), "{v:#}");
+    assert!(
+        v["observations"]["kernel"]["skipped"]
+            .as_str()
+            .is_some_and(|s| s.contains("kubelite")),
+        "{v:#}"
+    );
+}
+
 fn main() -> std::process::ExitCode {
     harness::run(vec![
+        harness::trial(
+            "platform_layouts_give_the_verdict_their_operators_expect",
+            platform_layouts_give_the_verdict_their_operators_expect,
+        ),
         harness::trial(
             "starts_at_boot_prediction_matches_a_real_boot",
             starts_at_boot_prediction_matches_a_real_boot,

@@ -49,8 +49,12 @@ pub(super) fn findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) 
         _ => {}
     }
     let masked = obs.kernel.ours_masked;
+    let platform = &obs.kernel.platform;
+    // Not needed here at all (no CNI bridge): not checked.
     for m in &obs.kernel.modules {
-        module(m, cfg, masked.modules, out);
+        if platform.not_needed(&modules::canonical(&m.name)).is_none() {
+            module(m, cfg, masked.modules, out);
+        }
     }
     let bridge = obs
         .kernel
@@ -58,7 +62,17 @@ pub(super) fn findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) 
         .iter()
         .find(|m| modules::canonical(&m.name) == "br_netfilter");
     for s in &obs.kernel.sysctls {
-        sysctl_finding(s, bridge, cfg, masked.sysctls, out);
+        if platform.not_needed(&s.key).is_some() {
+            continue;
+        }
+        let mut found = Vec::new();
+        sysctl_finding(s, bridge, cfg, masked.sysctls, &mut found);
+        // Set again at every start by a component of the platform: not
+        // persisting it loses nothing.
+        if platform.reapplied_by(&s.key).is_some() {
+            found.retain(|f| !matches!(f.kind, FindingKind::SysctlNotPersisted { .. }));
+        }
+        out.extend(found);
     }
 }
 
@@ -688,6 +702,7 @@ mod tests {
     fn persisted_and_in_effect_is_clean() {
         let o = node(KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![
                 module("overlay", ModuleNow::Loaded, ModuleBoot::OnUse),
@@ -737,6 +752,7 @@ mod tests {
     fn in_effect_now_but_lost_at_reboot_is_said_apart_from_reboot_safe() {
         let o = node(KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![module(
                 "br_netfilter",
@@ -783,6 +799,7 @@ mod tests {
     fn wrong_now_missing_module_and_overridden_file() {
         let o = node(KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![module(
                 "br_netfilter",
@@ -817,6 +834,7 @@ mod tests {
         // A file after ours sets it back: no remedy that would not stick.
         let o = node(KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![],
             sysctls: vec![sysctl(
@@ -840,6 +858,7 @@ mod tests {
         // Unknown kernel default and no file: not claimed lost, not safe.
         let o = node(KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![],
             sysctls: vec![sysctl("vm.overcommit_memory", Some("1"), None, None)],
@@ -853,6 +872,7 @@ mod tests {
     fn unreadable_sources_are_unknown_once() {
         let o = node(KernelObservation {
             skipped: None,
+            platform: Default::default(),
             ours_masked: Default::default(),
             modules: vec![ModuleObservation {
                 name: "br_netfilter".into(),

@@ -14,6 +14,7 @@
 pub mod cert;
 pub mod cgroup_driver;
 pub mod modules;
+pub mod platform;
 pub mod sysctl;
 
 pub use modules::{ModuleBoot, ModuleNow};
