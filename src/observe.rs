@@ -239,6 +239,9 @@ pub async fn observe<S: UnitManager>(
     }
 }
 
+/// How long connecting to the runtime's socket may take.
+pub const RUNTIME_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The well-known runtime units, by the socket they serve.
 pub const RUNTIME_UNITS: [(&str, &str); 4] = [
     ("containerd.sock", "containerd.service"),
@@ -284,8 +287,19 @@ async fn observe_runtime<S: UnitManager>(
             .host
             .resolve(sock)
             .unwrap_or_else(|_| src.host.path(sock));
-        r.answers = Some(match std::os::unix::net::UnixStream::connect(&path) {
+        // Async, and bounded: a runtime whose listen backlog is full (hung,
+        // not accepting) blocks connect(2), and must not stall the check.
+        let connect = tokio::time::timeout(
+            RUNTIME_CONNECT_TIMEOUT,
+            tokio::net::UnixStream::connect(&path),
+        );
+        r.answers = Some(match connect.await.unwrap_or_else(|_| {
+            Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))
+        }) {
             Ok(_) => Probe::Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Probe::Failed(format!(
+                "{sock} did not accept a connection within {RUNTIME_CONNECT_TIMEOUT:?}: the runtime listens but does not accept (hung, or its backlog is full)"
+            )),
             Err(e)
                 if matches!(
                     e.raw_os_error(),
@@ -643,6 +657,7 @@ pub fn observe_kernel(src: &Sources, cfg: &Config, skip: Option<String>) -> Kern
         let builtin = node_file("modules.builtin");
         let dep = node_file("modules.dep");
         let files = conf_files(&src.host, &modules::MODULES_LOAD_DIRS);
+        let initrd = systemd_initrd(&src.host);
         let filesystems = optional(&proc.join("filesystems"));
         for name in &cfg.readiness.modules {
             let canon = modules::canonical(name);
@@ -690,7 +705,18 @@ pub fn observe_kernel(src: &Sources, cfg: &Config, skip: Option<String>) -> Kern
                 } else {
                     None
                 };
-                Ok(modules::boot(name, n, f, c, d.as_deref()))
+                let b = modules::boot(name, n, f, c, d.as_deref(), initrd == Some(true));
+                // Named only by rd.modules_load= and the initrd's kind not
+                // known: whether it loads is not known either.
+                if !b.loads()
+                    && initrd.is_none()
+                    && modules::cmdline_modules(c, true).contains(&canon)
+                {
+                    return Err(format!(
+                        "{name} is named by rd.modules_load= on the kernel command line, which only a systemd initrd reads; which initrd generator this node uses (dracut, initramfs-tools, mkinitcpio) is not known"
+                    ));
+                }
+                Ok(b)
             })();
             out.modules.push(ModuleObservation {
                 name: name.clone(),
@@ -791,6 +817,32 @@ fn exec_refused(spec: &kubelet::ServiceSpec, host: &HostRoot) -> Option<String> 
         )),
         Err(_) => None,
     }
+}
+
+/// Whether the node's initrd runs systemd (and so its
+/// systemd-modules-load reads `rd.modules_load=`): dracut builds one when
+/// systemd is installed, mkinitcpio with its `systemd` hook; Debian's and
+/// Ubuntu's initramfs-tools never. `None` when no generator is recognised.
+fn systemd_initrd(host: &HostRoot) -> Option<bool> {
+    let exists = |p: &str| host.resolve(p).is_ok_and(|p| p.exists());
+    if exists("/usr/lib/dracut/modules.d") || exists("/usr/bin/dracut") {
+        return Some(true);
+    }
+    if exists("/usr/sbin/mkinitramfs") || exists("/etc/initramfs-tools/initramfs.conf") {
+        return Some(false);
+    }
+    if let Ok(Some(conf)) = read_optional(host, "/etc/mkinitcpio.conf") {
+        return Some(
+            conf.lines()
+                .filter(|l| l.trim_start().starts_with("HOOKS="))
+                .last()
+                .is_some_and(|l| {
+                    l.split(|c: char| !c.is_alphanumeric() && c != '-')
+                        .any(|w| w == "systemd")
+                }),
+        );
+    }
+    None
 }
 
 /// The unit files that survive a reboot, loaded once per observation for
@@ -1160,4 +1212,116 @@ async fn swap_units<S: UnitManager>(sd: &S, host: &HostRoot) -> Result<Vec<SwapU
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observation::UnitState;
+    use crate::systemd::JobMode;
+    use std::time::Duration;
+
+    /// A systemd with no unit installed.
+    struct NoUnits;
+
+    impl UnitManager for NoUnits {
+        async fn unit_state(&self, _: &str) -> Result<UnitState> {
+            Ok(UnitState {
+                load_state: "not-found".into(),
+                ..Default::default()
+            })
+        }
+        async fn boot_swap_unit_files(&self) -> Result<Vec<(String, String)>> {
+            Ok(vec![])
+        }
+        async fn virtualization(&self) -> Result<String> {
+            Ok(String::new())
+        }
+        async fn enable(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn disable(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn mask(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn unmask(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn reload(&self) -> Result<()> {
+            Ok(())
+        }
+        async fn reset_failed(&self, _: &str) -> Result<()> {
+            Ok(())
+        }
+        async fn start(&self, _: &str, _: JobMode, _: Duration) -> Result<String> {
+            Ok("done".into())
+        }
+        async fn queue_start(&self, _: &str, _: JobMode) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A runtime that listens but never accepts, its backlog full: the
+    /// observation returns (unknown), never blocks the check. A blocking
+    /// connect(2) here waits until someone accepts.
+    #[test]
+    fn a_runtime_that_never_accepts_does_not_hang_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("run/hung.sock");
+        std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+        let c_path = std::ffi::CString::new(sock.to_str().unwrap()).unwrap();
+        // SAFETY: plain socket(2)/bind(2)/listen(2)/connect(2) on a
+        // sockaddr_un built here; the fds live until the process ends.
+        unsafe {
+            let mut addr: libc::sockaddr_un = std::mem::zeroed();
+            addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+            for (i, b) in c_path.as_bytes().iter().enumerate() {
+                addr.sun_path[i] = *b as libc::c_char;
+            }
+            let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+            let addr = &addr as *const _ as *const libc::sockaddr;
+            let fd = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0);
+            assert!(fd >= 0);
+            assert_eq!(libc::bind(fd, addr, len), 0);
+            assert_eq!(libc::listen(fd, 0), 0);
+            // Fill the backlog: non-blocking connects until one is refused
+            // for want of room.
+            let mut filled = false;
+            for _ in 0..64 {
+                let c = libc::socket(libc::AF_UNIX, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+                if libc::connect(c, addr, len) != 0 {
+                    filled = true;
+                    break;
+                }
+            }
+            assert!(filled, "the backlog never filled");
+        }
+        let src = Sources {
+            host: HostRoot::new(dir.path()),
+            proc_swaps: dir.path().join("proc/swaps"),
+            cgroup_root: dir.path().join("cgroup"),
+            assume_virtualization: None,
+        };
+        let endpoint = ("unix:///run/hung.sock".to_string(), "test".to_string());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (r, _) = rt
+            .block_on(async {
+                tokio::time::timeout(
+                    Duration::from_secs(30),
+                    observe_runtime(&NoUnits, &src, Some(&endpoint)),
+                )
+                .await
+            })
+            .expect("the runtime observation hung");
+        assert!(
+            matches!(r.answers, Some(Probe::Failed(_))),
+            "{:?}",
+            r.answers
+        );
+    }
 }

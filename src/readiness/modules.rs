@@ -93,16 +93,20 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Names from `modules_load=` and `rd.modules_load=` (either spelling of
-/// the separator) on the kernel command line.
-pub fn cmdline_modules(cmdline: &str) -> Vec<String> {
+/// Names from `modules_load=` (either spelling of the separator) on the
+/// kernel command line; with `rd`, from `rd.modules_load=` instead, which
+/// only a systemd initrd's systemd-modules-load reads (the real root's
+/// ignores `rd.` words, and an initramfs-tools initrd runs no systemd).
+pub fn cmdline_modules(cmdline: &str, rd: bool) -> Vec<String> {
+    let want = if rd {
+        "rd.modules_load"
+    } else {
+        "modules_load"
+    };
     cmdline
         .split_whitespace()
         .filter_map(|w| w.split_once('='))
-        .filter(|(k, _)| {
-            let k = k.replace('-', "_");
-            k == "modules_load" || k == "rd.modules_load"
-        })
+        .filter(|(k, _)| k.replace('-', "_") == want)
         .flat_map(|(_, v)| v.split(',').map(canonical).collect::<Vec<_>>())
         .filter(|n| !n.is_empty())
         .collect()
@@ -132,6 +136,7 @@ pub fn boot(
     files: &[super::sysctl::ConfFile],
     cmdline: &str,
     modules_dep: Option<&str>,
+    systemd_initrd: bool,
 ) -> ModuleBoot {
     let want = canonical(name);
     if now == ModuleNow::BuiltIn {
@@ -143,7 +148,9 @@ pub fn boot(
             return ModuleBoot::Listed { at };
         }
     }
-    if cmdline_modules(cmdline).contains(&want) {
+    if cmdline_modules(cmdline, false).contains(&want)
+        || (systemd_initrd && cmdline_modules(cmdline, true).contains(&want))
+    {
         return ModuleBoot::Cmdline;
     }
     if loaded_on_use(name) && modules_dep.is_some_and(|d| installed(d, name)) {
@@ -191,14 +198,14 @@ mod tests {
             },
         ]);
         assert_eq!(
-            boot("br_netfilter", ModuleNow::Loaded, &files, "", None),
+            boot("br_netfilter", ModuleNow::Loaded, &files, "", None, false),
             ModuleBoot::Listed {
                 at: "/etc/modules-load.d/k8s.conf:3".into()
             }
         );
         // /etc's k8s.conf hides /usr/lib's.
         assert_eq!(
-            boot("nf_conntrack", ModuleNow::Loaded, &files, "", None),
+            boot("nf_conntrack", ModuleNow::Loaded, &files, "", None, false),
             ModuleBoot::NotLoaded
         );
         assert_eq!(
@@ -207,21 +214,33 @@ mod tests {
                 ModuleNow::Loaded,
                 &[],
                 "ro modules-load=a,br_netfilter",
-                None
+                None,
+                false
             ),
+            ModuleBoot::Cmdline
+        );
+        // rd.modules_load= is read by a systemd initrd only: outside one
+        // (initramfs-tools) it loads nothing.
+        let rd = "ro rd.modules_load=br_netfilter";
+        assert_eq!(
+            boot("br_netfilter", ModuleNow::Loaded, &[], rd, None, false),
+            ModuleBoot::NotLoaded
+        );
+        assert_eq!(
+            boot("br_netfilter", ModuleNow::Loaded, &[], rd, None, true),
             ModuleBoot::Cmdline
         );
         let dep = "kernel/fs/overlayfs/overlay.ko.xz:\nkernel/net/bridge/br_netfilter.ko.xz: kernel/net/bridge/bridge.ko.xz\n";
         assert_eq!(
-            boot("overlay", ModuleNow::Loaded, &[], "", Some(dep)),
+            boot("overlay", ModuleNow::Loaded, &[], "", Some(dep), false),
             ModuleBoot::OnUse
         );
         assert_eq!(
-            boot("br_netfilter", ModuleNow::Loaded, &[], "", Some(dep)),
+            boot("br_netfilter", ModuleNow::Loaded, &[], "", Some(dep), false),
             ModuleBoot::NotLoaded
         );
         assert_eq!(
-            boot("br_netfilter", ModuleNow::BuiltIn, &[], "", None),
+            boot("br_netfilter", ModuleNow::BuiltIn, &[], "", None, false),
             ModuleBoot::BuiltIn
         );
         let masked = effective_files(vec![
@@ -235,7 +254,7 @@ mod tests {
             },
         ]);
         assert_eq!(
-            boot("br_netfilter", ModuleNow::Loaded, &masked, "", None),
+            boot("br_netfilter", ModuleNow::Loaded, &masked, "", None, false),
             ModuleBoot::NotLoaded
         );
     }
