@@ -834,8 +834,8 @@ fn systemd_initrd(host: &HostRoot) -> Option<bool> {
     if let Ok(Some(conf)) = read_optional(host, "/etc/mkinitcpio.conf") {
         return Some(
             conf.lines()
-                .filter(|l| l.trim_start().starts_with("HOOKS="))
-                .last()
+                .rev()
+                .find(|l| l.trim_start().starts_with("HOOKS="))
                 .is_some_and(|l| {
                     l.split(|c: char| !c.is_alphanumeric() && c != '-')
                         .any(|w| w == "systemd")
