@@ -20,7 +20,7 @@ use crate::remedy::Remedy;
 pub const KUBELET_UNIT: &str = "kubelet.service";
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 26] = [
+pub const FINDING_IDS: [&str; 27] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
@@ -46,6 +46,7 @@ pub const FINDING_IDS: [&str; 26] = [
     "kubelet-credentials-unreadable",
     "clock-unsynchronised",
     "runtime-unreachable",
+    "runtime-cri-disabled",
     "cgroup-driver-mismatch",
 ];
 
@@ -226,6 +227,11 @@ pub enum FindingKind {
     RuntimeUnreachable {
         endpoint: String,
     },
+    /// The runtime accepts connections but its config turns its CRI off
+    /// (containerd's `disabled_plugins`): not now, not after a reboot.
+    RuntimeCriDisabled {
+        endpoint: String,
+    },
     /// kubelet's cgroup driver differs from its runtime's (subject: the
     /// runtime's unit).
     CgroupDriverMismatch {
@@ -262,6 +268,7 @@ impl FindingKind {
             FindingKind::KubeletCredentialsUnreadable { .. } => "kubelet-credentials-unreadable",
             FindingKind::ClockUnsynchronised => "clock-unsynchronised",
             FindingKind::RuntimeUnreachable { .. } => "runtime-unreachable",
+            FindingKind::RuntimeCriDisabled { .. } => "runtime-cri-disabled",
             FindingKind::CgroupDriverMismatch { .. } => "cgroup-driver-mismatch",
         }
     }
@@ -295,6 +302,7 @@ impl FindingKind {
             FindingKind::KubeletCredentialsUnreadable { path } => path.clone(),
             FindingKind::ClockUnsynchronised => "clock".into(),
             FindingKind::RuntimeUnreachable { endpoint } => endpoint.clone(),
+            FindingKind::RuntimeCriDisabled { endpoint } => endpoint.clone(),
             FindingKind::CgroupDriverMismatch { unit } => unit.clone(),
         }
     }
@@ -329,6 +337,7 @@ impl FindingKind {
                 | FindingKind::KubeletConfigInvalid { .. }
                 | FindingKind::KubeletCertExpired { .. }
                 | FindingKind::KubeletCredentialsUnreadable { .. }
+                | FindingKind::RuntimeCriDisabled { .. }
         )
     }
 
@@ -409,6 +418,7 @@ impl FindingKind {
             "kubelet-cert-expiring" => FindingKind::KubeletCertExpiring { cert: unit() },
             "clock-unsynchronised" if subject == "clock" => FindingKind::ClockUnsynchronised,
             "runtime-unreachable" => FindingKind::RuntimeUnreachable { endpoint: unit() },
+            "runtime-cri-disabled" => FindingKind::RuntimeCriDisabled { endpoint: unit() },
             "cgroup-driver-mismatch" => FindingKind::CgroupDriverMismatch { unit: unit() },
             "kubelet-credentials-unreadable" => {
                 FindingKind::KubeletCredentialsUnreadable { path: unit() }
@@ -566,6 +576,9 @@ mod tests {
             },
             FindingKind::RuntimeUnreachable {
                 endpoint: "/run/crio/crio.sock".into(),
+            },
+            FindingKind::RuntimeCriDisabled {
+                endpoint: "/run/containerd/containerd.sock".into(),
             },
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Runtime("/run/containerd/containerd.sock".into()),

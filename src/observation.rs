@@ -277,6 +277,10 @@ pub struct RuntimeObservation {
     /// to try).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers: Option<Probe<bool>>,
+    /// The runtime accepts connections but its config turns its CRI off
+    /// (containerd's `disabled_plugins`): where that is said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cri_disabled: Option<String>,
 }
 
 /// kubelet's cgroup driver and its runtime's.

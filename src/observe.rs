@@ -136,27 +136,41 @@ pub async fn observe<S: UnitManager>(
     };
     let mut boot = BootFiles::load(src, virtualization.ok().and_then(Virtualization::container));
     at_boot(&mut units, &mut boot);
+    // containerd's config file: `--config PATH`, `--config=PATH`, `-c PATH`,
+    // `-c=PATH` of its ExecStart, else its default path; without its
+    // ExecStart the file is not known.
+    let containerd_config = units
+        .iter()
+        .find(|u| u.name == "containerd.service")
+        .and_then(|u| u.state.ok())
+        .and_then(|s| s.service.as_ref())
+        .map(|s| {
+            let a = &s.exec_start;
+            a.iter()
+                .enumerate()
+                .find_map(|(i, w)| match w.split_once('=') {
+                    Some(("--config" | "-c", v)) => Some(v.to_string()),
+                    _ if matches!(w.as_str(), "--config" | "-c") => a.get(i + 1).cloned(),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "/etc/containerd/config.toml".into())
+        });
+    // It accepts connections, and serves no CRI when its config turns the
+    // plugin off.
+    let mut runtime = runtime;
+    if let Some(r) = runtime
+        .as_mut()
+        .filter(|r| r.unit.as_deref() == Some("containerd.service"))
+    {
+        if let Some(p) = &containerd_config {
+            if let Ok(Some(text)) = read_optional(&src.host, p) {
+                r.cri_disabled = crate::readiness::cgroup_driver::containerd_cri_disabled(p, &text);
+            }
+        }
+    }
     let cgroup_driver = match (upstream.and_then(|p| p.cgroup_driver.as_ref()), &runtime) {
         (Some((driver, from)), Some(r)) if r.unit.as_deref() == Some("containerd.service") => {
-            // containerd's `--config`/`-c`, else its default path.
-            let spec = units
-                .iter()
-                .find(|u| u.name == "containerd.service")
-                .and_then(|u| u.state.ok())
-                .and_then(|s| s.service.as_ref());
-            // containerd's `--config PATH`, `--config=PATH`, `-c PATH`,
-            // `-c=PATH`; without its ExecStart the file is not known.
-            let path = spec.map(|s| {
-                let a = &s.exec_start;
-                a.iter()
-                    .enumerate()
-                    .find_map(|(i, w)| match w.split_once('=') {
-                        Some(("--config" | "-c", v)) => Some(v.to_string()),
-                        _ if matches!(w.as_str(), "--config" | "-c") => a.get(i + 1).cloned(),
-                        _ => None,
-                    })
-                    .unwrap_or_else(|| "/etc/containerd/config.toml".into())
-            });
+            let path = containerd_config.clone();
             let text = match &path {
                 Some(p) => read_optional(&src.host, p),
                 None => Err(anyhow::anyhow!(
@@ -277,6 +291,7 @@ async fn observe_runtime<S: UnitManager>(
         unit: None,
         unit_from: String::new(),
         answers: None,
+        cri_disabled: None,
     };
     if let Some(sock) = &socket {
         if let Some((pid, unit)) = socket_listener(proc, &src.host, sock) {

@@ -963,6 +963,7 @@ mod tests {
             unit: Some("containerd.service".into()),
             unit_from: "the process listening".into(),
             answers: Some(Probe::Ok(active == "active")),
+            cri_disabled: None,
         });
     }
 

@@ -2073,6 +2073,38 @@ fn platform_layouts_give_the_verdict_their_operators_expect() {
             .is_some_and(|s| s.contains("kubelite")),
         "{v:#}"
     );
+    drop(node);
+
+    // containerd with its CRI turned off accepts connections all the same:
+    // what its config says is what it serves.
+    let node = Node::boot("nocri", Kubelet::Kubeadm, |root| {
+        let c = std::fs::read_to_string(root.join("etc/containerd/config.toml")).unwrap();
+        write(
+            root,
+            "/etc/containerd/config.toml",
+            &format!("disabled_plugins = [\"cri\"]\n{c}"),
+            0o644,
+        );
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    let (code, v) = check(
+        &node,
+        "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\nsysctls = {}\nclock = false\n",
+    );
+    assert_eq!(v["observations"]["runtime"]["answers"]["ok"], true, "{v:#}");
+    assert_eq!(
+        (code, ids(&v)),
+        (
+            2,
+            vec![f(
+                "runtime-cri-disabled",
+                "critical",
+                "/var/run/containerd/containerd.sock"
+            )]
+        ),
+        "{v:#}"
+    );
+    assert_eq!(v["reboot_safe"], false);
 }
 
 fn main() -> std::process::ExitCode {

@@ -295,6 +295,22 @@ fn runtime(r: &crate::observation::RuntimeObservation, obs: &Observation, out: &
             }
         }
     }
+    if let (Some(why), Some(Probe::Ok(true))) = (&r.cri_disabled, &r.answers) {
+        out.push(finding(
+            FindingKind::RuntimeCriDisabled {
+                endpoint: endpoint.clone(),
+            },
+            Severity::Critical,
+            format!(
+                "{} accepts connections on {} but serves no CRI: its config turns the CRI plugin off ({why}); kubelet cannot run pods with it (remove the entry and restart the runtime)",
+                r.unit.as_deref().unwrap_or("the runtime"),
+                r.endpoint.as_deref().unwrap_or_default()
+            ),
+            None,
+            false,
+        ));
+        return;
+    }
     match (&r.answers, &r.unit) {
         // A known unit that is down: its own findings say so.
         (Some(Probe::Ok(false)), Some(_)) if active != Some(true) => {}
@@ -717,6 +733,35 @@ mod tests {
     /// The clock: a warning only past the first minutes after a boot and
     /// where an NTP service is known; before, or with none known (the
     /// hypervisor or PTP may keep it), said at info with what would tell.
+    /// containerd accepting connections with its CRI turned off in its
+    /// config: kubelet can run no pod, now or after a reboot.
+    #[test]
+    fn a_runtime_that_serves_no_cri_is_not_reboot_safe() {
+        let mut o = node(KernelObservation::default());
+        o.runtime = Some(crate::observation::RuntimeObservation {
+            endpoint: Some("/run/containerd/containerd.sock".into()),
+            endpoint_from: "flag".into(),
+            unit: None,
+            unit_from: String::new(),
+            answers: Some(Probe::Ok(true)),
+            cri_disabled: Some("disabled_plugins names \"cri\"".into()),
+        });
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&o),
+            vec![(
+                "runtime-cri-disabled",
+                "/run/containerd/containerd.sock".into(),
+                false
+            )]
+        );
+        assert_eq!((a.status, a.reboot_safe), (Status::Critical, Some(false)));
+        if let Some(r) = &mut o.runtime {
+            r.cri_disabled = None;
+        }
+        assert!(ids(&o).is_empty());
+    }
+
     #[test]
     fn clock_warns_only_when_it_should_be_synchronised() {
         use crate::systemd::types::ClockState;

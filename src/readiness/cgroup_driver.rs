@@ -32,6 +32,24 @@ pub enum RuntimeDriver {
     },
 }
 
+/// Whether containerd's config turns its CRI plugin off
+/// (`disabled_plugins`, containerd 1's `cri` / `io.containerd.grpc.v1.cri`,
+/// containerd 2's `io.containerd.cri.v1.*`): where it says so. containerd
+/// then accepts connections on its socket and answers no CRI call.
+pub fn containerd_cri_disabled(path: &str, text: &str) -> Option<String> {
+    let t: toml::Table = text.parse().ok()?;
+    let list = t.get("disabled_plugins")?.as_array()?;
+    let hit = list.iter().filter_map(|v| v.as_str()).find(|p| {
+        *p == "cri" || *p == "io.containerd.grpc.v1.cri" || p.starts_with("io.containerd.cri.v1.")
+    })?;
+    let line = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("disabled_plugins"))
+        .map(|n| format!("{path}:{}", n + 1))
+        .unwrap_or_else(|| path.to_string());
+    Some(format!("disabled_plugins names {hit:?} ({line})"))
+}
+
 /// containerd's driver from its config file `path` (`text`; `None`: the
 /// file does not exist).
 pub fn containerd(path: &str, text: Option<&str>) -> RuntimeDriver {
@@ -156,5 +174,38 @@ mod tests {
                 "{t:?}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod cri_tests {
+    use super::containerd_cri_disabled;
+
+    #[test]
+    fn cri_turned_off_in_containerd_config() {
+        let p = "/etc/containerd/config.toml";
+        assert_eq!(
+            containerd_cri_disabled(p, "version = 2\ndisabled_plugins = [\"cri\"]\n").as_deref(),
+            Some("disabled_plugins names \"cri\" (/etc/containerd/config.toml:2)")
+        );
+        assert!(
+            containerd_cri_disabled(p, "disabled_plugins = [\"io.containerd.grpc.v1.cri\"]")
+                .is_some()
+        );
+        assert!(containerd_cri_disabled(
+            p,
+            "version = 3\ndisabled_plugins = [\"io.containerd.cri.v1.runtime\"]"
+        )
+        .is_some());
+        // What `containerd config default` writes, and other plugins off.
+        assert!(
+            containerd_cri_disabled(p, "version = 2\ndisabled_plugins = []\nimports = []\n")
+                .is_none()
+        );
+        assert!(containerd_cri_disabled(
+            p,
+            "disabled_plugins = [\"io.containerd.snapshotter.v1.btrfs\"]"
+        )
+        .is_none());
     }
 }
