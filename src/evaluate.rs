@@ -149,9 +149,12 @@ pub fn assess(mut findings: Vec<Finding>, cfg: &Config) -> Assessment {
     // kubelet will not come back by itself. What is in effect now and lost
     // at the reboot, without stopping the Node from going Ready, is said
     // apart (`after_reboot`).
+    // A critical whose effect on the next boot is not known (an expired
+    // certificate kubelet may replace with its bootstrap kubeconfig)
+    // makes the boot unknown, not unsafe.
     let unsafe_ = findings
         .iter()
-        .any(|x| x.severity == Severity::Critical && x.kind.breaks_boot());
+        .any(|x| x.severity == Severity::Critical && x.kind.breaks_boot() && !x.reboot_unknown);
     let after_reboot = findings
         .iter()
         .filter(|x| x.severity >= Severity::Warning && x.kind.lost_at_reboot() && !x.reboot_unknown)
@@ -333,6 +336,21 @@ fn unit_findings(u: &UnitObservation, out: &mut Vec<Finding>) {
             false,
         ));
         return;
+    }
+    // ExecStart, Environment and the rest come from systemd as it loaded
+    // the unit; edited since, the next start uses the files on disk.
+    if s.need_daemon_reload {
+        out.push(finding(
+            FindingKind::ProbeFailed {
+                target: ProbeTarget::Unit(name.into()),
+            },
+            Severity::Unknown,
+            format!(
+                "{name}'s unit files changed on disk since systemd loaded them (NeedDaemonReload): its next start and the next boot use the files on disk, and taint-guard reads the unit as systemd loaded it; run `systemctl daemon-reload` so both agree"
+            ),
+            Some(Remedy::systemctl(&["daemon-reload"])),
+            false,
+        ));
     }
     if let Some(AtBoot::Unknown { reason }) = &s.at_boot {
         out.push(finding(

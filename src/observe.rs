@@ -868,6 +868,8 @@ struct BootFiles<'a> {
     src: &'a Sources,
     cmdline: (Option<String>, Vec<String>),
     persistent: crate::systemd::bootgraph::BootGraph,
+    /// With what lives only under /run too: what systemd loads now.
+    everything: Option<crate::systemd::bootgraph::BootGraph>,
 }
 
 impl<'a> BootFiles<'a> {
@@ -884,7 +886,18 @@ impl<'a> BootFiles<'a> {
             src,
             cmdline,
             persistent,
+            everything: None,
         }
+    }
+
+    /// The unit's drop-ins on disk now, as a daemon-reload would load them.
+    fn dropins(&mut self, unit: &str) -> Vec<String> {
+        let (host, cmdline) = (&self.src.host, self.cmdline.clone());
+        self.everything
+            .get_or_insert_with(|| {
+                crate::systemd::bootgraph::BootGraph::load(host, false, cmdline)
+            })
+            .dropin_paths(unit)
     }
 
     fn at_boot(&mut self, unit: &str) -> crate::systemd::types::AtBoot {
@@ -914,6 +927,17 @@ fn at_boot(units: &mut [UnitObservation], boot: &mut BootFiles) {
         if let Probe::Ok(s) = &mut u.state {
             if s.load_state == crate::systemd::types::LoadState::Loaded {
                 s.at_boot = Some(boot.at_boot(&name));
+                // systemd 252's NeedDaemonReload misses a drop-in folder
+                // made since the load: the drop-ins on disk decide too.
+                if let Some(spec) = &s.service {
+                    let mut loaded = spec.drop_in_paths.clone();
+                    let mut on_disk = boot.dropins(&name);
+                    loaded.sort();
+                    on_disk.sort();
+                    if loaded != on_disk {
+                        s.need_daemon_reload = true;
+                    }
+                }
             }
         }
     }

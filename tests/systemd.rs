@@ -112,6 +112,23 @@ fn check_healthy_node_is_ok() {
     let (code, out, _) = node.tg(&["check"]);
     assert_eq!(code, 0);
     assert!(out.contains("OK: no problems found; reboot-safe"), "{out}");
+    // kubelet's unit edited on disk and not reloaded: what systemd reports
+    // is not what the next start runs; unknown until daemon-reload.
+    node.write(
+        "/etc/systemd/system/kubelet.service.d/20-extra.conf",
+        "[Service]\nEnvironment=KUBELET_EXTRA_ARGS=--v=2\n",
+    );
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 3, "{v:#}");
+    assert_eq!(
+        ids(&v),
+        vec![f("probe-failed", "unknown", "kubelet.service")],
+        "{v:#}"
+    );
+    assert!(msg(&v, 0).contains("NeedDaemonReload"), "{}", msg(&v, 0));
+    node.exec("systemctl daemon-reload");
+    let (code, v) = node.check_json(&[]);
+    assert_eq!(code, 0, "{v:#}");
 }
 
 fn check_masked_kubelet() {

@@ -200,6 +200,15 @@ fn kubelet_cert(
             None,
             false,
         ));
+        // With a bootstrap kubeconfig on disk, kubelet's next start finds
+        // the client config no longer valid (isClientConfigStillValid) and
+        // asks for a new certificate with it: whether its token is still
+        // accepted is not known here, so neither is the boot.
+        if c.bootstrap_kubeconfig.is_some() {
+            if let Some(f) = out.last_mut() {
+                f.reboot_unknown = true;
+            }
+        }
         return;
     }
     let left = v.not_after.duration_since(now);
@@ -1001,6 +1010,28 @@ mod tests {
             checked_at: now.parse().unwrap(),
             denied: None,
         }
+    }
+
+    /// An expired client certificate: critical now; after the boot, kubelet
+    /// asks for a new one with its bootstrap kubeconfig when that file is
+    /// there (whether its token is still accepted is not known: unknown),
+    /// and cannot without it (not reboot-safe).
+    #[test]
+    fn expired_certificate_with_and_without_a_bootstrap_kubeconfig() {
+        let mut o = node(KernelObservation::default());
+        o.kubelet_cert = Some(cert_obs(
+            "2026-01-01T00:00:00Z",
+            "2026-02-01T00:00:00Z",
+            true,
+        ));
+        let a = evaluate(&o, &Config::default());
+        assert_eq!((a.status, a.reboot_safe), (Status::Critical, Some(false)));
+        if let Some(c) = &mut o.kubelet_cert {
+            c.bootstrap_kubeconfig = Some("/etc/kubernetes/bootstrap-kubelet.conf".into());
+        }
+        let a = evaluate(&o, &Config::default());
+        assert_eq!((a.status, a.reboot_safe), (Status::Critical, None));
+        assert!(a.findings[0].reboot_unknown);
     }
 
     /// A credentials file this process may not read (kubeadm's 0600, the

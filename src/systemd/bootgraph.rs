@@ -73,6 +73,8 @@ struct Loaded {
     triggers: Vec<String>,
     /// Units its commands start, with how.
     starts: Vec<(String, String)>,
+    /// Its drop-in files, as systemd would load them now.
+    dropins: Vec<String>,
 }
 
 /// The unit files of one node, loaded on demand.
@@ -332,6 +334,7 @@ impl BootGraph {
             .map(|(k, v)| (k.split('\0').next().unwrap_or_default().to_string(), v))
             .collect();
         ordered.sort_by(|a, b| a.0.cmp(&b.0));
+        l.dropins = ordered.iter().map(|(_, p)| p.clone()).collect();
         for (_, p) in ordered {
             match self.read(&p) {
                 Ok(t) => texts.push(t),
@@ -407,6 +410,12 @@ impl BootGraph {
         std::fs::read(&p)
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .map_err(|e| denied(node, &e))
+    }
+
+    /// The unit's drop-in files on disk now (node paths).
+    pub fn dropin_paths(&mut self, unit: &str) -> Vec<String> {
+        let c = self.canonical(unit).unwrap_or_else(|| unit.to_string());
+        self.load_unit(&c).dropins
     }
 
     /// Breadth first from the default target (and `systemd.wants=`).

@@ -404,6 +404,7 @@ impl UnitManager for Systemd {
             active_enter_timestamp: take(&mut u, "ActiveEnterTimestamp").unwrap_or(0),
             inactive_enter_timestamp: take(&mut u, "InactiveEnterTimestamp").unwrap_or(0),
             fragment_path: string(&mut u, "FragmentPath"),
+            need_daemon_reload: take(&mut u, "NeedDaemonReload").unwrap_or(false),
             ..Default::default()
         };
         st.triggered_by = take::<Vec<String>>(&mut u, "TriggeredBy").unwrap_or_default();

@@ -196,6 +196,11 @@ pub struct UnitState {
     /// Units that start it on demand (TriggeredBy: a .socket, .path…).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub triggered_by: Vec<String>,
+    /// The unit's files changed on disk since systemd loaded them
+    /// (`NeedDaemonReload`): the next start and the next boot use what is
+    /// on disk, not what systemd reports now.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub need_daemon_reload: bool,
     /// Whether and how it starts at the next boot, from the unit files
     /// that survive a reboot (observe fills it in; `None` where not read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
