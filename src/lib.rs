@@ -15,6 +15,7 @@ pub mod explain;
 pub mod files;
 pub mod finding;
 pub mod fstab;
+pub mod gobuild;
 pub mod hostroot;
 pub mod kubelet;
 pub mod observation;

@@ -183,7 +183,30 @@ pub async fn observe<S: UnitManager>(
                 kubelet_from: from.clone(),
                 runtime_unit: "containerd.service".into(),
                 runtime: match text {
-                    Ok(t) => crate::readiness::cgroup_driver::containerd(&path, t.as_deref()),
+                    Ok(t) => {
+                        // containerd 2 (its program's build information)
+                        // reports its driver over CRI.
+                        let program = units
+                            .iter()
+                            .find(|u| u.name == "containerd.service")
+                            .and_then(|u| u.state.ok())
+                            .and_then(|s| s.service.as_ref())
+                            .map(|s| s.exec_path.clone())
+                            .unwrap_or_default();
+                        let info = (!program.is_empty())
+                            .then(|| {
+                                crate::gobuild::modinfo(
+                                    &src.host
+                                        .resolve(&program)
+                                        .unwrap_or_else(|_| src.host.path(&program)),
+                                )
+                            })
+                            .flatten();
+                        crate::readiness::cgroup_driver::containerd2(&program, info.as_deref())
+                            .unwrap_or_else(|| {
+                                crate::readiness::cgroup_driver::containerd(&path, t.as_deref())
+                            })
+                    }
                     Err(e) => crate::readiness::cgroup_driver::RuntimeDriver::Unknown {
                         why: format!("{e:#}"),
                     },
@@ -894,9 +917,7 @@ impl<'a> BootFiles<'a> {
     fn dropins(&mut self, unit: &str) -> Vec<String> {
         let (host, cmdline) = (&self.src.host, self.cmdline.clone());
         self.everything
-            .get_or_insert_with(|| {
-                crate::systemd::bootgraph::BootGraph::load(host, false, cmdline)
-            })
+            .get_or_insert_with(|| crate::systemd::bootgraph::BootGraph::load(host, false, cmdline))
             .dropin_paths(unit)
     }
 

@@ -50,6 +50,22 @@ pub fn containerd_cri_disabled(path: &str, text: &str) -> Option<String> {
     Some(format!("disabled_plugins names {hit:?} ({line})"))
 }
 
+/// containerd 2's program (its Go build information names
+/// `github.com/containerd/containerd/v2`) reads even a `version = 2` file,
+/// migrating it, and reports its cgroup driver over CRI, which kubelet 1.31
+/// and later take instead of their own setting: the file's driver is then
+/// not what decides. `program`: the path of containerd's ExecStart, and
+/// its build information when it could be read.
+pub fn containerd2(program: &str, modinfo: Option<&str>) -> Option<RuntimeDriver> {
+    let main = modinfo.and_then(crate::gobuild::main_path)?;
+    main.starts_with("github.com/containerd/containerd/v2/")
+        .then(|| RuntimeDriver::Unknown {
+            why: format!(
+                "{program} is containerd 2 ({main}): it reads a version 2 file by migrating it and reports its cgroup driver over CRI, which kubelet 1.31 and later use instead of their own setting; not compared"
+            ),
+        })
+}
+
 /// containerd's driver from its config file `path` (`text`; `None`: the
 /// file does not exist).
 pub fn containerd(path: &str, text: Option<&str>) -> RuntimeDriver {
@@ -179,7 +195,21 @@ mod tests {
 
 #[cfg(test)]
 mod cri_tests {
-    use super::containerd_cri_disabled;
+    use super::{containerd2, containerd_cri_disabled, RuntimeDriver};
+
+    /// containerd 2 with a migrated version 2 file: not compared (before,
+    /// the file's SystemdCgroup was compared with kubelet's setting).
+    #[test]
+    fn containerd_2_is_not_compared() {
+        let two = "path\tgithub.com/containerd/containerd/v2/cmd/containerd\nmod\tgithub.com/containerd/containerd/v2\tv2.0.2\t\n";
+        assert!(matches!(
+            containerd2("/usr/bin/containerd", Some(two)),
+            Some(RuntimeDriver::Unknown { .. })
+        ));
+        let one = "path\tgithub.com/containerd/containerd/cmd/containerd\nmod\tgithub.com/containerd/containerd\tv1.7.22\t\n";
+        assert_eq!(containerd2("/usr/bin/containerd", Some(one)), None);
+        assert_eq!(containerd2("/usr/bin/containerd", None), None);
+    }
 
     #[test]
     fn cri_turned_off_in_containerd_config() {
