@@ -251,6 +251,7 @@ fn observation(up: bool, at_us: u64) -> Observation {
         clock: None,
         runtime: None,
         cgroup_driver: None,
+        resolv_conf: None,
     }
 }
 

@@ -724,6 +724,7 @@ mod tests {
             clock: None,
             runtime: None,
             cgroup_driver: None,
+            resolv_conf: None,
         }
     }
 

@@ -20,7 +20,7 @@ use crate::remedy::Remedy;
 pub const KUBELET_UNIT: &str = "kubelet.service";
 
 /// Every finding id, stable across releases (config keys refer to them).
-pub const FINDING_IDS: [&str; 27] = [
+pub const FINDING_IDS: [&str; 28] = [
     "unit-missing",
     "unit-masked",
     "unit-broken",
@@ -47,6 +47,7 @@ pub const FINDING_IDS: [&str; 27] = [
     "clock-unsynchronised",
     "runtime-unreachable",
     "runtime-cri-disabled",
+    "resolv-conf-not-at-boot",
     "cgroup-driver-mismatch",
 ];
 
@@ -232,6 +233,11 @@ pub enum FindingKind {
     RuntimeCriDisabled {
         endpoint: String,
     },
+    /// kubelet's resolvConf is written under /run by a service that does
+    /// not start at boot: after the next boot pods get no DNS config.
+    ResolvConfNotAtBoot {
+        path: String,
+    },
     /// kubelet's cgroup driver differs from its runtime's (subject: the
     /// runtime's unit).
     CgroupDriverMismatch {
@@ -269,6 +275,7 @@ impl FindingKind {
             FindingKind::ClockUnsynchronised => "clock-unsynchronised",
             FindingKind::RuntimeUnreachable { .. } => "runtime-unreachable",
             FindingKind::RuntimeCriDisabled { .. } => "runtime-cri-disabled",
+            FindingKind::ResolvConfNotAtBoot { .. } => "resolv-conf-not-at-boot",
             FindingKind::CgroupDriverMismatch { .. } => "cgroup-driver-mismatch",
         }
     }
@@ -303,6 +310,7 @@ impl FindingKind {
             FindingKind::ClockUnsynchronised => "clock".into(),
             FindingKind::RuntimeUnreachable { endpoint } => endpoint.clone(),
             FindingKind::RuntimeCriDisabled { endpoint } => endpoint.clone(),
+            FindingKind::ResolvConfNotAtBoot { path } => path.clone(),
             FindingKind::CgroupDriverMismatch { unit } => unit.clone(),
         }
     }
@@ -347,7 +355,9 @@ impl FindingKind {
     pub fn lost_at_reboot(&self) -> bool {
         matches!(
             self,
-            FindingKind::ModuleNotPersisted { .. } | FindingKind::SysctlNotPersisted { .. }
+            FindingKind::ModuleNotPersisted { .. }
+                | FindingKind::SysctlNotPersisted { .. }
+                | FindingKind::ResolvConfNotAtBoot { .. }
         )
     }
 
@@ -419,6 +429,7 @@ impl FindingKind {
             "clock-unsynchronised" if subject == "clock" => FindingKind::ClockUnsynchronised,
             "runtime-unreachable" => FindingKind::RuntimeUnreachable { endpoint: unit() },
             "runtime-cri-disabled" => FindingKind::RuntimeCriDisabled { endpoint: unit() },
+            "resolv-conf-not-at-boot" => FindingKind::ResolvConfNotAtBoot { path: unit() },
             "cgroup-driver-mismatch" => FindingKind::CgroupDriverMismatch { unit: unit() },
             "kubelet-credentials-unreadable" => {
                 FindingKind::KubeletCredentialsUnreadable { path: unit() }
@@ -579,6 +590,9 @@ mod tests {
             },
             FindingKind::RuntimeCriDisabled {
                 endpoint: "/run/containerd/containerd.sock".into(),
+            },
+            FindingKind::ResolvConfNotAtBoot {
+                path: "/run/systemd/resolve/resolv.conf".into(),
             },
             FindingKind::ProbeFailed {
                 target: ProbeTarget::Runtime("/run/containerd/containerd.sock".into()),

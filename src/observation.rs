@@ -163,6 +163,9 @@ pub struct Observation {
     /// kubelet's runtime).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_driver: Option<CgroupDriverObservation>,
+    /// kubelet's resolvConf, when a service writes it under /run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<ResolvConfObservation>,
 }
 
 fn bare_metal() -> Probe<crate::virt::Virtualization> {
@@ -291,4 +294,15 @@ pub struct CgroupDriverObservation {
     /// The runtime's unit (`containerd.service`).
     pub runtime_unit: String,
     pub runtime: crate::readiness::cgroup_driver::RuntimeDriver,
+}
+
+/// kubelet's resolvConf, when a service writes it under /run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvConfObservation {
+    pub path: String,
+    pub from: String,
+    /// The unit that writes it.
+    pub producer: String,
+    /// Whether that unit starts at the next boot (`None`: not known).
+    pub producer_at_boot: Option<bool>,
 }

@@ -215,6 +215,32 @@ pub async fn observe<S: UnitManager>(
         }
         _ => None,
     };
+    // kubelet's resolvConf written under /run by a service: whether that
+    // service starts at boot (pods' DNS config after the next boot).
+    let resolv_conf = upstream
+        .and_then(|p| p.resolv_conf.as_ref())
+        .and_then(|(path, from)| {
+            let producer = [
+                ("/run/systemd/resolve/", "systemd-resolved.service"),
+                ("/run/NetworkManager/", "NetworkManager.service"),
+                ("/run/resolvconf/", "resolvconf.service"),
+            ]
+            .iter()
+            .find(|(dir, _)| path.starts_with(dir))
+            .map(|(_, u)| u.to_string())?;
+            let producer_at_boot = match boot.at_boot(&producer) {
+                crate::systemd::types::AtBoot::Pulled { .. }
+                | crate::systemd::types::AtBoot::StartedBy { .. } => Some(true),
+                crate::systemd::types::AtBoot::NotStarted { .. } => Some(false),
+                crate::systemd::types::AtBoot::Unknown { .. } => None,
+            };
+            Some(crate::observation::ResolvConfObservation {
+                path: path.clone(),
+                from: from.clone(),
+                producer,
+                producer_at_boot,
+            })
+        });
     // k3s and rke2 load these modules and set these sysctls at every start
     // (their agent's system setup); in a container the kernel is the
     // host's, and the node's systemd-modules-load and systemd-sysctl are
@@ -273,6 +299,7 @@ pub async fn observe<S: UnitManager>(
         clock,
         runtime,
         cgroup_driver,
+        resolv_conf,
     }
 }
 

@@ -848,6 +848,7 @@ mod tests {
             clock: None,
             runtime: None,
             cgroup_driver: None,
+            resolv_conf: None,
         }
     }
 

@@ -2122,6 +2122,48 @@ fn platform_layouts_give_the_verdict_their_operators_expect() {
         "{v:#}"
     );
     assert_eq!(v["reboot_safe"], false);
+    drop(node);
+
+    // systemd-resolved's file as kubelet's resolvConf (kubeadm writes it
+    // where resolved runs): with resolved not started at boot, pods lose
+    // DNS after the next boot — listed in after_reboot, the Node still
+    // reboot-safe; with resolved enabled, nothing.
+    let node = Node::boot("resolved", Kubelet::Kubeadm, |root| {
+        let c = std::fs::read_to_string(root.join("var/lib/kubelet/config.yaml")).unwrap();
+        write(
+            root,
+            "/var/lib/kubelet/config.yaml",
+            &format!("{c}resolvConf: /run/systemd/resolve/resolv.conf\n"),
+            0o644,
+        );
+    });
+    node.exec("systemctl enable --now kubelet.service");
+    let none = "[fix]\nsettle_secs = 1\n[readiness]\nmodules = []\nsysctls = {}\nclock = false\n";
+    let (code, v) = check(&node, none);
+    assert_eq!(
+        (code, ids(&v)),
+        (
+            1,
+            vec![f(
+                "resolv-conf-not-at-boot",
+                "warning",
+                "/run/systemd/resolve/resolv.conf"
+            )]
+        ),
+        "{v:#}"
+    );
+    assert_eq!(v["reboot_safe"], true);
+    assert_eq!(
+        v["after_reboot"],
+        serde_json::json!(["resolv-conf-not-at-boot:/run/systemd/resolve/resolv.conf"])
+    );
+    node.write(
+        "/etc/systemd/system/systemd-resolved.service",
+        "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+    );
+    node.exec("systemctl daemon-reload && systemctl enable systemd-resolved.service 2>&1");
+    let (code, v) = check(&node, none);
+    assert_eq!((code, ids(&v)), (0, vec![]), "{v:#}");
 }
 
 fn main() -> std::process::ExitCode {

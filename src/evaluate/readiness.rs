@@ -48,6 +48,22 @@ pub(super) fn findings(obs: &Observation, cfg: &Config, out: &mut Vec<Finding>) 
         Some(Probe::Ok(c)) if !c.ntp_synchronized && !in_container(obs) => clock(c, out),
         _ => {}
     }
+    if let Some(r) = &obs.resolv_conf {
+        if r.producer_at_boot == Some(false) {
+            out.push(finding(
+                FindingKind::ResolvConfNotAtBoot {
+                    path: r.path.clone(),
+                },
+                Severity::Warning,
+                format!(
+                    "kubelet's resolvConf {} ({}) is written by {}, which does not start at boot: after the next boot the file is gone and pods get no DNS config (the Node still goes Ready); enable it, or point resolvConf at a file that survives",
+                    r.path, r.from, r.producer
+                ),
+                Some(Remedy::systemctl(&["enable", &r.producer])),
+                false,
+            ));
+        }
+    }
     let masked = obs.kernel.ours_masked;
     let platform = &obs.kernel.platform;
     // Not needed here at all (no CNI bridge): not checked.
@@ -685,6 +701,7 @@ mod tests {
             clock: None,
             runtime: None,
             cgroup_driver: None,
+            resolv_conf: None,
         }
     }
 
@@ -742,6 +759,40 @@ mod tests {
     /// The clock: a warning only past the first minutes after a boot and
     /// where an NTP service is known; before, or with none known (the
     /// hypervisor or PTP may keep it), said at info with what would tell.
+    /// resolvConf under /run written by a service that does not start at
+    /// boot: the Node comes back Ready, pods' DNS does not: after_reboot,
+    /// not reboot_safe.
+    #[test]
+    fn resolv_conf_whose_writer_does_not_start_at_boot() {
+        let mut o = node(KernelObservation::default());
+        o.resolv_conf = Some(crate::observation::ResolvConfObservation {
+            path: "/run/systemd/resolve/resolv.conf".into(),
+            from: "resolvConf in /var/lib/kubelet/config.yaml".into(),
+            producer: "systemd-resolved.service".into(),
+            producer_at_boot: Some(false),
+        });
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&o),
+            vec![(
+                "resolv-conf-not-at-boot",
+                "/run/systemd/resolve/resolv.conf".into(),
+                false
+            )]
+        );
+        assert_eq!(a.reboot_safe, Some(true));
+        assert_eq!(
+            a.after_reboot,
+            vec!["resolv-conf-not-at-boot:/run/systemd/resolve/resolv.conf".to_string()]
+        );
+        for at_boot in [Some(true), None] {
+            if let Some(r) = &mut o.resolv_conf {
+                r.producer_at_boot = at_boot;
+            }
+            assert!(ids(&o).is_empty());
+        }
+    }
+
     /// containerd accepting connections with its CRI turned off in its
     /// config: kubelet can run no pod, now or after a reboot.
     #[test]

@@ -22,6 +22,8 @@ pub struct ConfigFacts {
     /// `containerRuntimeEndpoint` (kubelet ≥ 1.27).
     pub container_runtime_endpoint: Option<String>,
     pub cgroup_driver: Option<String>,
+    /// `resolvConf`.
+    pub resolv_conf: Option<String>,
     /// What kubelet's own validation (`ValidateKubeletConfiguration`)
     /// refuses in this file, before flags override it.
     pub refusals: Vec<Refusal>,
@@ -281,6 +283,10 @@ pub fn parse(bytes: &[u8], path: &str, dropin: bool) -> Result<ConfigFacts, Pars
             .and_then(|v| v.as_str())
             .map(String::from),
         refusals: validate(&value),
+        resolv_conf: value
+            .get("resolvConf")
+            .and_then(|v| v.as_str())
+            .map(String::from),
         fail_swap_on: typed.fail_swap_on,
         swap_behavior: typed.memory_swap.and_then(|m| m.swap_behavior),
     })

@@ -26,6 +26,8 @@ pub struct KubeletFlags {
     /// `--cert-dir` and `--bootstrap-kubeconfig`.
     pub cert_dir: Option<String>,
     pub bootstrap_kubeconfig: Option<String>,
+    /// `--resolv-conf`.
+    pub resolv_conf: Option<String>,
     /// Every flag given (normalised names, without `--`).
     pub names: std::collections::BTreeSet<String>,
 }
@@ -83,6 +85,7 @@ const VALUE_FLAGS: &[&str] = &[
     "cgroup-driver",
     "cert-dir",
     "bootstrap-kubeconfig",
+    "resolv-conf",
 ];
 
 /// The flags whose position matters to us.
@@ -227,6 +230,7 @@ pub fn parse(args: &[String]) -> Result<KubeletFlags, String> {
             "kubeconfig" => f.kubeconfig = value,
             "container-runtime-endpoint" => f.container_runtime_endpoint = value,
             "cgroup-driver" => f.cgroup_driver = value,
+            "resolv-conf" => f.resolv_conf = value,
             "cert-dir" => f.cert_dir = value,
             "bootstrap-kubeconfig" => f.bootstrap_kubeconfig = value,
             "config" => f.config = value,

@@ -264,6 +264,7 @@ fn modern(cx: &mut Cx, program: &str, user: &[String], data_dir: &str) -> Result
         credentials: None,
         runtime_endpoint: None,
         cgroup_driver: None,
+        resolv_conf: None,
     })
 }
 

@@ -140,6 +140,10 @@ pub struct SwapPolicy {
     /// kubelet's cgroup driver and what set it (upstream kubelet only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_driver: Option<(String, String)>,
+    /// kubelet's `resolvConf` (`--resolv-conf`; default /etc/resolv.conf)
+    /// and where it was set: pods' DNS config is read from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<(String, String)>,
 }
 
 impl SwapPolicy {
@@ -159,6 +163,7 @@ impl SwapPolicy {
             credentials: None,
             runtime_endpoint: None,
             cgroup_driver: None,
+            resolv_conf: None,
         }
     }
 }
@@ -309,6 +314,7 @@ pub(crate) struct Verdict {
     pub credentials: Option<Credentials>,
     pub runtime_endpoint: Option<(String, String)>,
     pub cgroup_driver: Option<(String, String)>,
+    pub resolv_conf: Option<(String, String)>,
 }
 
 /// How kubelet talks to the API server: its `--kubeconfig`, and whether it
@@ -599,6 +605,7 @@ pub fn swap_policy(spec: &ServiceSpec, files: &dyn NodeFiles) -> KubeletPolicy {
             credentials: v.credentials,
             runtime_endpoint: v.runtime_endpoint,
             cgroup_driver: v.cgroup_driver,
+            resolv_conf: v.resolv_conf,
         }),
         Err(reason) => KubeletPolicy::Unknown(UnknownPolicy {
             reason,
@@ -620,12 +627,16 @@ pub(crate) struct Merge {
     pub cgroup_driver: Option<(String, String)>,
     /// What kubelet's validation refuses in the files, with the file.
     pub refusals: Vec<(config::Refusal, String)>,
+    pub resolv_conf: Option<(String, String)>,
 }
 
 impl Merge {
     pub fn apply(&mut self, c: config::ConfigFacts, from: &str) {
         self.refusals
             .extend(c.refusals.into_iter().map(|r| (r, from.to_string())));
+        if let Some(r) = c.resolv_conf {
+            self.resolv_conf = Some((r, format!("resolvConf in {from}")));
+        }
         if let Some(v) = c.fail_swap_on {
             self.fail_swap_on = Some((v, format!("failSwapOn: {v} in {from}")));
         }
@@ -700,6 +711,7 @@ pub(crate) fn kubelet(cx: &mut Cx, args: &[String]) -> Result<Verdict, String> {
         runtime_endpoint: None,
         cgroup_driver: None,
         refusals: Vec::new(),
+        resolv_conf: None,
     };
     if let Some(c) = &f.config {
         if let Err(e) = apply_config(cx, &mut m, "--config", c, false) {
@@ -773,6 +785,12 @@ pub(crate) fn kubelet(cx: &mut Cx, args: &[String]) -> Result<Verdict, String> {
                 .map(|d| (d, "flag --cgroup-driver".to_string()))
                 .or(m.cgroup_driver)
                 .unwrap_or(("cgroupfs".into(), "default (v1beta1)".into())),
+        ),
+        resolv_conf: Some(
+            f.resolv_conf
+                .map(|r| (r, "flag --resolv-conf".to_string()))
+                .or(m.resolv_conf)
+                .unwrap_or(("/etc/resolv.conf".into(), "default".into())),
         ),
     })
 }

@@ -73,6 +73,7 @@ fn node(st: UnitState) -> Observation {
         clock: None,
         runtime: None,
         cgroup_driver: None,
+        resolv_conf: None,
     }
 }
 
