@@ -69,19 +69,44 @@ fn unsupported() -> Option<String> {
 /// `/tmp/taint-guard-nspawn.lock`, with a turnstile
 /// (`/tmp/taint-guard-nspawn.turnstile`) that lets a waiting writer in
 /// before readers that come after it (flock alone would let a stream of
-/// readers starve it). Within one process, one node at a time, as before.
-/// (The real kubelet's ports are per node: harness/cluster.rs.)
+/// readers starve it). Within one process, nodes that share the machine
+/// share one hold of the lock: a process already holding it never waits at
+/// the turnstile again (a writer waiting there would wait for it in turn: a
+/// deadlock). (The real kubelet's ports are per node: harness/cluster.rs.)
 pub struct Exclusive {
     /// Held by a node taken alone only: nodes that share the machine may
     /// be up side by side in one process too (a matrix of workers).
     _guard: Option<MutexGuard<'static, ()>>,
-    _lock: fs::File,
+    _lock: Hold,
     /// Taken alone ([`host_global`]): this scenario may change what is
     /// global to the host's kernel.
     alone: bool,
 }
 
 static SERIAL: Mutex<()> = Mutex::new(());
+
+/// This process's shared hold of the machine lock: how many nodes use it,
+/// and the file that holds it.
+static SHARED: Mutex<(usize, Option<fs::File>)> = Mutex::new((0, None));
+
+/// A hold of the machine lock: exclusive, or one use of the process's
+/// shared hold (released with its last use).
+enum Hold {
+    Alone(#[allow(dead_code)] fs::File),
+    Shared,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        if let Hold::Shared = self {
+            let mut s = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+            s.0 -= 1;
+            if s.0 == 0 {
+                s.1 = None;
+            }
+        }
+    }
+}
 
 const MACHINE_LOCK: &str = "/tmp/taint-guard-nspawn.lock";
 const TURNSTILE: &str = "/tmp/taint-guard-nspawn.turnstile";
@@ -151,12 +176,16 @@ pub fn require() -> Exclusive {
         let turnstile = flock(TURNSTILE, libc::LOCK_EX);
         let lock = flock(MACHINE_LOCK, libc::LOCK_EX);
         drop(turnstile);
-        lock
+        Hold::Alone(lock)
     } else {
-        let turnstile = flock(TURNSTILE, libc::LOCK_SH);
-        let lock = flock(MACHINE_LOCK, libc::LOCK_SH);
-        drop(turnstile);
-        lock
+        let mut s = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 == 0 {
+            let turnstile = flock(TURNSTILE, libc::LOCK_SH);
+            s.1 = Some(flock(MACHINE_LOCK, libc::LOCK_SH));
+            drop(turnstile);
+        }
+        s.0 += 1;
+        Hold::Shared
     };
     ensure_prerequisites();
     swapoff_orphans();
