@@ -244,6 +244,7 @@ fn observation(up: bool, at_us: u64) -> Observation {
         swap_now: Probe::Ok(SwapNow::default()),
         fstab: Probe::Ok(FstabSwap::empty("/etc/fstab")),
         swap_units: Probe::Ok(vec![]),
+        swap_origins: Default::default(),
         kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
         virtualization: Probe::Ok(taint_guard::virt::Virtualization::None),
         kernel: Default::default(),

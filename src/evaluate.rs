@@ -580,7 +580,13 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                     ));
                     continue;
                 }
-                out.push(finding(
+                // Nothing read at boot (fstab, swap units) turns it on:
+                // whether it comes back is not known — a swap service may
+                // (dphys-swapfile, zramswap).
+                let unaccounted = refused
+                    && container.is_none()
+                    && obs.swap_origins.get(&d.device) == Some(&None);
+                let mut f = finding(
                     FindingKind::SwapActive {
                         device: d.device.clone(),
                     },
@@ -588,12 +594,20 @@ fn swap_findings_inner(obs: &Observation, out: &mut Vec<Finding>) {
                     // Sizes stay in the observations: a message that moved
                     // with swap usage would rewrite Node annotations each run.
                     format!(
-                        "swap {} {} is active; {judgement}{host_swap}",
-                        d.kind, d.device
+                        "swap {} {} is active; {judgement}{host_swap}{}",
+                        d.kind,
+                        d.device,
+                        if unaccounted {
+                            "; nothing taint-guard reads at boot (fstab, swap units) turns it on, so whether it is on again after the next boot is not known: a swap service (dphys-swapfile, zramswap, swapspace) may turn it on"
+                        } else {
+                            ""
+                        }
                     ),
                     Some(Remedy::cmd(&["swapoff", &d.device])),
                     fixable,
-                ));
+                );
+                f.reboot_unknown = unaccounted;
+                out.push(f);
             }
         }
         Probe::Failed(e) => out.push(finding(
@@ -717,6 +731,7 @@ mod tests {
             swap_now: Probe::Ok(SwapNow::default()),
             fstab: Probe::Ok(FstabSwap::empty("/etc/fstab")),
             swap_units: Probe::Ok(vec![]),
+            swap_origins: Default::default(),
             kubelet_policy: policy(true),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
             kernel: Default::default(),
@@ -1261,6 +1276,39 @@ mod tests {
         }
         o.units = vec![u];
         assert!(evaluate(&o, &Config::default()).findings.is_empty());
+    }
+
+    /// Active swap that nothing read at boot turns on (no fstab line, no
+    /// swap unit: a swap service's, say): its return is not known, so the
+    /// boot is not known either, where kubelet refuses swap; accounted
+    /// for (fstab line gone: off at boot), reboot-safe.
+    #[test]
+    fn active_swap_of_unknown_origin_makes_the_boot_unknown() {
+        let mut o = with_swap(healthy());
+        o.fstab = Probe::Ok(FstabSwap::empty("/etc/fstab"));
+        o.swap_origins = [("/swapfile".to_string(), None)].into_iter().collect();
+        let a = evaluate(&o, &Config::default());
+        assert_eq!(
+            ids(&a),
+            vec![("swap-active", Severity::Critical, "/swapfile")]
+        );
+        assert!(a.findings[0].reboot_unknown);
+        assert!(
+            a.findings[0].message.contains("dphys-swapfile"),
+            "{}",
+            a.findings[0].message
+        );
+        assert_eq!(a.reboot_safe, None);
+        o.swap_origins = [("/swapfile".to_string(), Some("/etc/fstab:3".to_string()))]
+            .into_iter()
+            .collect();
+        let a = evaluate(&o, &Config::default());
+        assert!(!a.findings[0].reboot_unknown);
+        assert_eq!(a.reboot_safe, Some(true));
+        // Tolerated swap: nothing to know about the boot.
+        o.swap_origins = [("/swapfile".to_string(), None)].into_iter().collect();
+        o.kubelet_policy = policy(false);
+        assert_eq!(evaluate(&o, &Config::default()).reboot_safe, Some(true));
     }
 
     /// The unit files that survive a reboot decide, not UnitFileState: a

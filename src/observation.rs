@@ -139,6 +139,12 @@ pub struct Observation {
     pub swap_now: Probe<SwapNow>,
     pub fstab: Probe<FstabSwap>,
     pub swap_units: Probe<Vec<SwapUnit>>,
+    /// Each active swap device or file, and what on disk turns it on at
+    /// boot (an fstab line, a swap unit), `None` when nothing read does:
+    /// its return at the next boot is then not known. Empty when fstab or
+    /// the swap units could not be read.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub swap_origins: std::collections::BTreeMap<String, Option<String>>,
     /// kubelet's swap policy; `None` when no kubelet unit was found.
     pub kubelet_policy: Option<KubeletPolicy>,
     /// What the node's systemd runs in: in a container it activates no

@@ -269,6 +269,8 @@ pub async fn observe<S: UnitManager>(
         .and_then(|c| observe_kubelet_cert(&src.host, c));
     let container = virtualization.ok().and_then(Virtualization::container);
     let swap_now = Probe::from_result(swap::observe_now(&src.proc_swaps));
+    let fstab = Probe::from_result(read_fstab(&src.host, &src.proc_cmdline(), container));
+    let swap_origins = swap_origins(&src.host, &swap_now, &fstab, &swap_units);
     let swap_in_use = swap_now
         .ok()
         .is_some_and(|n| n.devices.iter().any(|d| d.used_kib > 0));
@@ -284,7 +286,8 @@ pub async fn observe<S: UnitManager>(
         ),
         units,
         swap_now,
-        fstab: Probe::from_result(read_fstab(&src.host, &src.proc_cmdline(), container)),
+        fstab,
+        swap_origins,
         swap_units,
         kubelet_policy,
         virtualization,
@@ -882,6 +885,41 @@ fn exec_refused(spec: &kubelet::ServiceSpec, host: &HostRoot) -> Option<String> 
         )),
         Err(_) => None,
     }
+}
+
+/// What on disk turns each active swap on at boot: an fstab line or a
+/// swap unit naming the same device or file (paths resolved under the
+/// host root, so `UUID=…`, `/dev/mapper/…` and `/dev/dm-1` meet).
+fn swap_origins(
+    host: &HostRoot,
+    now: &Probe<swap::SwapNow>,
+    fstab: &Probe<FstabSwap>,
+    units: &Probe<Vec<SwapUnit>>,
+) -> std::collections::BTreeMap<String, Option<String>> {
+    let (Probe::Ok(now), Probe::Ok(fstab), Probe::Ok(units)) = (now, fstab, units) else {
+        return Default::default();
+    };
+    let real = |p: &str| host.resolve(p).ok();
+    let mut known: Vec<(std::path::PathBuf, String)> = Vec::new();
+    for e in fstab.entries.iter().chain(&fstab.not_at_boot) {
+        if let Some(r) = real(&e.device) {
+            known.push((r, format!("{}:{}", fstab.path, e.line)));
+        }
+    }
+    for u in units {
+        if let Some(r) = u.what.as_deref().and_then(real) {
+            known.push((r, u.name.clone()));
+        }
+    }
+    now.devices
+        .iter()
+        .filter(|d| !d.device.ends_with(" (deleted)"))
+        .map(|d| {
+            let origin = real(&d.device)
+                .and_then(|r| known.iter().find(|(k, _)| *k == r).map(|(_, o)| o.clone()));
+            (d.device.clone(), origin)
+        })
+        .collect()
 }
 
 /// Whether the node's initrd runs systemd (and so its

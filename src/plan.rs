@@ -841,6 +841,7 @@ mod tests {
                 entries,
             }),
             swap_units: Probe::Ok(vec![]),
+            swap_origins: Default::default(),
             kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
             kernel: Default::default(),

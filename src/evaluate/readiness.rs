@@ -694,6 +694,7 @@ mod tests {
             swap_now: Probe::Ok(SwapNow::default()),
             fstab: Probe::Ok(FstabSwap::empty("/etc/fstab")),
             swap_units: Probe::Ok(vec![]),
+            swap_origins: Default::default(),
             kubelet_policy: Some(KubeletPolicy::Known(SwapPolicy::builtin(true))),
             virtualization: Probe::Ok(crate::virt::Virtualization::None),
             kernel,
