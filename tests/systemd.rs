@@ -44,6 +44,15 @@ fn actions(v: &Value) -> Vec<(String, String, String)> {
 }
 
 /// An expected finding: (id, severity, subject).
+/// The stand-in containerd is active and has bound its socket (with
+/// Type=simple, active comes first).
+fn containerd_listening(n: &Node) -> bool {
+    n.prop("containerd.service", "ActiveState") == "active"
+        && n.try_exec("test -S /run/containerd/containerd.sock")
+            .status
+            .success()
+}
+
 fn f(id: &str, severity: &str, subject: &str) -> (String, String, String) {
     (id.into(), severity.into(), subject.into())
 }
@@ -1647,8 +1656,7 @@ fn runtime_unit_from_its_socket_only_enabled_and_cgroup_driver() {
     let node = Node::boot("runtime", Kubelet::Kubeadm, |_| {});
     node.exec("systemctl enable --now kubelet.service");
     node.wait_for("kubelet and containerd active", |n| {
-        n.prop("kubelet.service", "ActiveState") == "active"
-            && n.prop("containerd.service", "ActiveState") == "active"
+        n.prop("kubelet.service", "ActiveState") == "active" && containerd_listening(n)
     });
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 0, "{v:#}");
@@ -1712,9 +1720,8 @@ fn runtime_unit_from_its_socket_only_enabled_and_cgroup_driver() {
         .expect("a remedy")
         .to_string();
     node.exec(&remedy);
-    node.wait_for("containerd active", |n| {
-        n.prop("containerd.service", "ActiveState") == "active"
-    });
+    // Active (Type=simple) comes before the stand-in has bound its socket.
+    node.wait_for("containerd active and listening", containerd_listening);
     let (code, v) = node.check_json(&[]);
     assert_eq!(code, 0, "{v:#}");
 
@@ -1969,8 +1976,8 @@ fn platform_layouts_give_the_verdict_their_operators_expect() {
         enable(root, "nodeadm-config.service");
         enable(root, "nodeadm-run.service");
     });
-    node.wait_for("nodeadm started kubelet", |n| {
-        n.prop("kubelet.service", "ActiveState") == "active"
+    node.wait_for("nodeadm started kubelet and containerd", |n| {
+        n.prop("kubelet.service", "ActiveState") == "active" && containerd_listening(n)
     });
     assert_eq!(node.prop("kubelet.service", "UnitFileState"), "disabled");
     assert_eq!(node.prop("containerd.service", "UnitFileState"), "disabled");
