@@ -1014,13 +1014,16 @@ fn at_boot(units: &mut [UnitObservation], boot: &mut BootFiles) {
             if s.load_state == crate::systemd::types::LoadState::Loaded {
                 s.at_boot = Some(boot.at_boot(&name));
                 // systemd 252's NeedDaemonReload misses a drop-in folder
-                // made since the load: the drop-ins on disk decide too.
+                // made since the load: a drop-in on disk that systemd has
+                // not loaded says so too. (Only that way round: a path
+                // systemd lists and this reading does not is not taken as
+                // a change.)
                 if let Some(spec) = &s.service {
-                    let mut loaded = spec.drop_in_paths.clone();
-                    let mut on_disk = boot.dropins(&name);
-                    loaded.sort();
-                    on_disk.sort();
-                    if loaded != on_disk {
+                    if boot
+                        .dropins(&name)
+                        .iter()
+                        .any(|p| !spec.drop_in_paths.contains(p))
+                    {
                         s.need_daemon_reload = true;
                     }
                 }

@@ -1790,6 +1790,7 @@ fn starts_at_boot_prediction_matches_a_real_boot() {
         ("t-pathed.service", with_install("multi-user.target")),
         ("t-deadtarget.service", with_install("t-nothing.target")),
         ("t-tmpl@x.service", String::new()),
+        ("t-default.service", with_install("default.target")),
     ];
     let mut node = Node::boot("atboot", Kubelet::None, |root| {
         let sys = root.join("etc/systemd/system");
@@ -1826,7 +1827,7 @@ fn starts_at_boot_prediction_matches_a_real_boot() {
         .unwrap();
     });
     node.exec(
-        "systemctl enable t-enabled.service t-deadtarget.service t-hook.service t-pathed.path t-tmpl@x.service 2>&1; \
+        "systemctl enable t-enabled.service t-deadtarget.service t-hook.service t-pathed.path t-tmpl@x.service t-default.service 2>&1; \
          systemctl enable --runtime t-runtime.service 2>&1; \
          mkdir -p /run/systemd/system/multi-user.target.d && \
          printf '[Unit]\\nWants=t-rundropin.service\\n' > /run/systemd/system/multi-user.target.d/t-run.conf && \

@@ -36,15 +36,34 @@ pub struct Cni {
     pub types: Vec<String>,
 }
 
-/// CNI plugins that put pods on a Linux bridge.
-const BRIDGED: [&str; 4] = ["bridge", "flannel", "weave-net", "weave-plugin"];
+/// CNI plugins that route pods without a Linux bridge.
+const UNBRIDGED: [&str; 3] = ["cilium-cni", "calico", "aws-cni"];
+
+/// Chained plugins that put no pod anywhere (they adjust what the main
+/// plugin set up).
+const CHAINED: [&str; 7] = [
+    "portmap",
+    "bandwidth",
+    "tuning",
+    "firewall",
+    "sbr",
+    "loopback",
+    "egress-cni",
+];
 
 impl Platform {
     /// Why this module or sysctl need not be checked at all here.
     pub fn not_needed(&self, name: &str) -> Option<String> {
         let bridge_thing = name == "br_netfilter" || name.starts_with("net.bridge.bridge-nf-call-");
         let cni = self.cni.as_ref()?;
-        if !bridge_thing || cni.types.iter().any(|t| BRIDGED.contains(&t.as_str())) {
+        // Only a CNI known to route without a bridge, and nothing else in
+        // the chain that is not known (multus, say, delegates elsewhere).
+        let known = cni
+            .types
+            .iter()
+            .all(|t| UNBRIDGED.contains(&t.as_str()) || CHAINED.contains(&t.as_str()));
+        let routed = cni.types.iter().any(|t| UNBRIDGED.contains(&t.as_str()));
+        if !bridge_thing || !known || !routed {
             return None;
         }
         Some(format!(
@@ -160,6 +179,9 @@ mod tests {
             .is_none());
         assert!(with(&["bridge"]).not_needed("br_netfilter").is_none());
         assert!(with(&["cilium-cni"]).not_needed("overlay").is_none());
+        // A CNI not known to route without a bridge: as configured.
+        assert!(with(&["multus"]).not_needed("br_netfilter").is_none());
+        assert!(with(&["macvlan"]).not_needed("br_netfilter").is_none());
         // No CNI config known: as configured.
         assert!(Platform::default().not_needed("br_netfilter").is_none());
     }

@@ -310,7 +310,17 @@ impl BootGraph {
                 }
             }
         }
-        let names = Self::names(name);
+        // systemd reads the folders and drop-ins of every name of a unit:
+        // its aliases too (`default.target.wants/` is graphical.target's).
+        let mut names = Self::names(name);
+        let aliases: BTreeSet<String> = self
+            .dirs
+            .iter()
+            .flat_map(|d| d.entries.iter())
+            .filter(|(_, e)| matches!(e, Entry::Alias(t) if t == name))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.extend(aliases);
         // Drop-ins: X.d/*.conf over the path, a file name's first hit
         // wins, applied in file-name order; the type's and prefixes' first.
         let mut dropins: BTreeMap<String, String> = BTreeMap::new();
@@ -809,6 +819,23 @@ mod tests {
                     "multi-user.target".into(),
                     "kubelet.service".into()
                 ]
+            }
+        );
+    }
+
+    /// `WantedBy=default.target` links under `default.target.wants/`,
+    /// the folder of an alias of the default target: systemd reads it.
+    #[test]
+    fn wants_of_an_alias_count() {
+        let n = Node::new();
+        n.link(
+            "/etc/systemd/system/default.target.wants/kubelet.service",
+            "/usr/lib/systemd/system/kubelet.service",
+        );
+        assert_eq!(
+            n.judge("kubelet.service"),
+            AtBoot::Pulled {
+                chain: vec!["graphical.target".into(), "kubelet.service".into()]
             }
         );
     }
